@@ -1,0 +1,61 @@
+"""User-facing errors: a message key from the locales plus the values that fill it.
+
+Every mistake a user can make (config, dataset, command line) raises a `StudioError`. The CLI prints
+its message without a traceback; the studio shows the same message in the chosen language.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import yaml
+
+from engine.paths import resource_dir
+
+
+class StudioError(Exception):
+    """A mistake the user can fix; `key` names a message under `error.` in `locales/<lang>.yaml`."""
+
+    def __init__(self, key: str, **params: Any) -> None:
+        self.key = key
+        self.params = params
+        super().__init__(self.message())
+
+    def message(self, lang: str = "en") -> str:
+        """The message in `lang` (English when the language or the key is missing)."""
+        return format_message(f"error.{self.key}", lang, **self.params)
+
+
+class ConfigError(StudioError):
+    """A bad config file, key or value."""
+
+
+class DataError(StudioError):
+    """A bad dataset, registry entry or row."""
+
+
+class ModelError(StudioError):
+    """A model, tokenizer or adapter that cannot be loaded as asked."""
+
+
+@lru_cache(maxsize=None)
+def load_locale(lang: str) -> dict[str, str]:
+    """The flat key → text table of one UI language (empty when the language is unknown)."""
+    path = resource_dir("locales") / f"{lang}.yaml"
+    if not path.is_file():
+        return {}
+    with open(path, encoding="utf-8") as f:
+        return yaml.safe_load(f) or {}
+
+
+def format_message(key: str, lang: str = "en", **params: Any) -> str:
+    """Look up `key` in `lang` (falling back to English) and fill its `{placeholders}`."""
+    text = load_locale(lang).get(key) or load_locale("en").get(key)
+    if text is None:
+        detail = ", ".join(f"{k}={v}" for k, v in params.items())
+        return f"{key}: {detail}" if detail else key
+    try:
+        return text.format(**params)
+    except (KeyError, IndexError):
+        return text

@@ -1,0 +1,41 @@
+"""Where the studio keeps things: STUDIO_HOME, saves/, and the shipped data/ and locales/ folders."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_SOURCE_ROOT = Path(__file__).resolve().parent.parent
+_BUNDLED = Path(__file__).resolve().parent / "_bundled"
+
+
+def resource_dir(name: str) -> Path:
+    """A folder shipped with the project (`data`, `locales`, `examples`): the source tree's, else the bundled copy."""
+    for root in (_SOURCE_ROOT, _BUNDLED):
+        candidate = root / name
+        if candidate.is_dir():
+            return candidate
+    return _SOURCE_ROOT / name
+
+
+def studio_home() -> Path:
+    """The folder holding `saves/` (env STUDIO_HOME, default: the working directory)."""
+    return Path(os.environ.get("STUDIO_HOME") or os.getcwd()).resolve()
+
+
+def saves_dir() -> Path:
+    """Run outputs, the built demo model and the studio's small state."""
+    return studio_home() / "saves"
+
+
+def default_dataset_dir() -> Path:
+    """`data/` in the working directory when it has a registry, else the shipped one."""
+    local = Path.cwd() / "data"
+    if (local / "dataset_info.json").is_file():
+        return local
+    return resource_dir("data")
+
+
+def demo_model_dir() -> Path:
+    """Where `model_name_or_path: demo` is built."""
+    return saves_dir() / "models" / "demo"
