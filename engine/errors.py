@@ -17,7 +17,7 @@ from engine.paths import resource_dir
 class StudioError(Exception):
     """A mistake the user can fix; `key` names a message under `error.` in `locales/<lang>.yaml`."""
 
-    def __init__(self, key: str, **params: Any) -> None:
+    def __init__(self, key: str, /, **params: Any) -> None:
         self.key = key
         self.params = params
         super().__init__(self.message())
@@ -49,7 +49,7 @@ def load_locale(lang: str) -> dict[str, str]:
         return yaml.safe_load(f) or {}
 
 
-def format_message(key: str, lang: str = "en", **params: Any) -> str:
+def format_message(key: str, lang: str = "en", /, **params: Any) -> str:
     """Look up `key` in `lang` (falling back to English) and fill its `{placeholders}`."""
     text = load_locale(lang).get(key) or load_locale("en").get(key)
     if text is None:

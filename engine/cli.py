@@ -1,0 +1,155 @@
+"""The `studio` command line: train, demo-model, and the commands of the other tabs (chat, api, eval, export, launch).
+
+Config mistakes are found by the torch-free config code and answered in about a second, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from typing import Any
+
+from engine.errors import StudioError
+
+COMMANDS_LATER = {
+    "chat": "terminal chat",
+    "api": "OpenAI-compatible API server",
+    "eval": "evaluation and prediction",
+    "export": "export of merged weights, GGUF and Ollama",
+    "launch": "the web studio",
+}
+
+USAGE = """usage: studio <command> [options]
+
+commands:
+  train CONFIG.yaml [key=value ...]   train a model (pt, sft) into its run folder
+  demo-model [DIR] [--force]          build the offline demo model and print its folder
+  chat | api | eval | export | launch  (see `studio <command> --help`)
+  version                              print the version
+
+Add --debug to any command to see a Python traceback for errors."""
+
+
+def setup_logging() -> None:
+    """One line per message, on stderr (the studio's runner sends stderr to running_log.txt)."""
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="[%(asctime)s] %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("httpx", "urllib3", "filelock", "huggingface_hub"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def wants_torchrun() -> bool:
+    """Re-launch under torchrun when several devices are visible or FORCE_TORCHRUN=1 (not when already a rank)."""
+    if "LOCAL_RANK" in os.environ:
+        return False
+    if os.environ.get("FORCE_TORCHRUN", "0").lower() in ("1", "true"):
+        return True
+    import torch
+
+    return torch.cuda.is_available() and torch.cuda.device_count() > 1
+
+
+def torchrun_command(config_path: str | None, overrides: list[str]) -> list[str]:
+    """The torchrun argument list for this training command (NNODES, NODE_RANK, NPROC_PER_NODE, MASTER_* honoured)."""
+    import torch
+
+    nproc = os.environ.get("NPROC_PER_NODE") or str(max(torch.cuda.device_count(), 1))
+    runner = shutil.which("torchrun")
+    base = [runner] if runner else [sys.executable, "-m", "torch.distributed.run"]
+    return [*base, "--nnodes", os.environ.get("NNODES", "1"), "--node_rank", os.environ.get("NODE_RANK", "0"),
+            "--nproc_per_node", nproc, "--master_addr", os.environ.get("MASTER_ADDR", "127.0.0.1"),
+            "--master_port", os.environ.get("MASTER_PORT", "29500"),
+            "-m", "engine", "train", *([config_path] if config_path else []), *overrides]
+
+
+def command_train(args: argparse.Namespace) -> int:
+    """Validate the config, then train in this process or under torchrun."""
+    from engine.config import load_config, validate_config
+
+    config = validate_config(load_config(args.config, args.overrides), "train")
+    if wants_torchrun():
+        from engine.train.run import default_output_dir
+
+        # Every rank must write to the same folder: fix the timestamped default once, here.
+        output_dir = config.training.output_dir or default_output_dir(config)
+        command = torchrun_command(args.config, [*args.overrides, f"output_dir={output_dir}"])
+        logging.getLogger("engine").info("Launching %s", " ".join(command))
+        env = {**os.environ, "FORCE_TORCHRUN": "0"}
+        return subprocess.call(command, env=env)
+    from engine.train.run import run_training
+
+    return run_training(config)
+
+
+def command_demo_model(args: argparse.Namespace) -> int:
+    """Build (or find) the offline demo model and print its folder."""
+    from engine.model.demo import main as demo_main
+
+    return demo_main([*([args.dir] if args.dir else []), *(["--force"] if args.force else [])])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with one sub-command per task."""
+    parser = argparse.ArgumentParser(prog="studio", usage=USAGE, add_help=True)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command")
+    train = sub.add_parser("train", help="train a model", description="Train from a YAML config.")
+    train.add_argument("config", nargs="?", help="YAML config file (omit to give everything as key=value)")
+    train.add_argument("overrides", nargs="*", help="key=value settings that override the file")
+    train.add_argument("--debug", action="store_true", help="show tracebacks")
+    demo = sub.add_parser("demo-model", help="build the offline demo model")
+    demo.add_argument("dir", nargs="?", help="target folder (default: saves/models/demo)")
+    demo.add_argument("--force", action="store_true", help="rebuild even when an identical build exists")
+    demo.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub.add_parser("version", help="print the version")
+    for name, what in COMMANDS_LATER.items():
+        later = sub.add_parser(name, help=what)
+        later.add_argument("rest", nargs=argparse.REMAINDER)
+    return parser
+
+
+def _split_config_arg(args: argparse.Namespace) -> None:
+    # `studio train key=value ...` without a file: the first positional is an override, not a path.
+    if args.config and "=" in args.config and not args.config.endswith((".yaml", ".yml")):
+        args.overrides.insert(0, args.config)
+        args.config = None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `studio` and `python -m engine`."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not argv:
+        print(USAGE)
+        return 0
+    args, unknown = parser.parse_known_args(argv)
+    debug = getattr(args, "debug", False) or "--debug" in argv
+    if unknown:
+        if args.command == "train":
+            args.overrides += [u for u in unknown if u != "--debug"]
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    setup_logging()
+    handlers: dict[str, Any] = {"train": command_train, "demo-model": command_demo_model}
+    try:
+        if args.command == "version":
+            from engine import __version__
+
+            print(__version__)
+            return 0
+        if args.command in COMMANDS_LATER:
+            print(f"`studio {args.command}` ({COMMANDS_LATER[args.command]}) is not available in this version yet.",
+                  file=sys.stderr)
+            return 2
+        if args.command == "train":
+            _split_config_arg(args)
+        return handlers[args.command](args)
+    except StudioError as err:
+        if debug:
+            raise
+        print(f"error: {err.message(os.environ.get('STUDIO_LANG', 'en'))}", file=sys.stderr)
+        return 1

@@ -1,0 +1,38 @@
+"""Typed run configs: one flat YAML namespace (LLaMA-Factory's keys) parsed into groups; importable without torch."""
+
+from engine.config.data import DataArguments
+from engine.config.fields import field_hints, option
+from engine.config.finetuning import FinetuningArguments
+from engine.config.generation import GeneratingArguments
+from engine.config.loader import (
+    GROUPS,
+    RunConfig,
+    config_from_dict,
+    known_keys,
+    load_config,
+    parse_overrides,
+    read_yaml,
+    save_config,
+)
+from engine.config.model import ModelArguments
+from engine.config.training import TrainingArguments
+from engine.config.validate import validate_config
+
+__all__ = [
+    "GROUPS",
+    "DataArguments",
+    "FinetuningArguments",
+    "GeneratingArguments",
+    "ModelArguments",
+    "RunConfig",
+    "TrainingArguments",
+    "config_from_dict",
+    "field_hints",
+    "known_keys",
+    "load_config",
+    "option",
+    "parse_overrides",
+    "read_yaml",
+    "save_config",
+    "validate_config",
+]

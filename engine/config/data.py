@@ -1,0 +1,42 @@
+"""Which data to train on and how to turn it into token sequences."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.config.fields import option
+
+
+@dataclass
+class DataArguments:
+    """Datasets, cutoff, splitting and packing."""
+
+    dataset: str | None = option(None, "Comma-separated dataset names from dataset_info.json.")
+    eval_dataset: str | None = option(None, "Comma-separated dataset names to evaluate on.")
+    dataset_dir: str = option("data", "Folder holding dataset_info.json and the local dataset files.")
+    media_dir: str | None = option(None, "Folder holding images, videos and audio files (defaults to dataset_dir).")
+    cutoff_len: int = option(2048, "Longest token sequence; longer examples are truncated.", min=1, max=1_000_000,
+                             step=1)
+    max_samples: int | None = option(None, "Use at most this many rows of each dataset.", min=1)
+    val_size: float = option(0.0, "Held-out share (0–1) or number of rows for evaluation.", min=0.0)
+    packing: bool | None = option(None, "Pack several examples into each sequence (default: on for pt).")
+    neat_packing: bool = option(False, "Pack without attention across example boundaries.")
+    train_on_prompt: bool = option(False, "Also learn the prompt tokens, not only the replies.")
+    mask_history: bool = option(False, "Learn only the last reply of each conversation.")
+    mix_strategy: str = option("concat", "How several datasets are mixed.",
+                               choices=["concat", "interleave_under", "interleave_over"])
+    interleave_probs: str | None = option(None, "Comma-separated sampling probabilities for interleaving.")
+    streaming: bool = option(False, "Stream the dataset instead of loading it (not supported yet).")
+    buffer_size: int = option(16384, "Shuffle buffer size when streaming.", min=1)
+    preprocessing_num_workers: int | None = option(None, "Processes used to tokenize the data.", min=1)
+    preprocessing_batch_size: int = option(1000, "Rows tokenized per batch.", min=1)
+    overwrite_cache: bool = option(False, "Re-tokenize even when a cached result exists.")
+    tokenized_path: str | None = option(None, "Save the tokenized dataset here, or load it from here.")
+    ignore_pad_token_for_loss: bool = option(True, "Leave padding out of the loss.")
+    eval_on_each_dataset: bool = option(False, "Evaluate on each eval dataset separately.")
+    tool_format: str | None = option(None, "Override the template's tool-call format.")
+    default_system: str | None = option(None, "System prompt used when a row has none.")
+    enable_thinking: bool | None = option(True, "Thinking mode for reasoning templates (e.g. qwen3).")
+    identity_name: str = option("Studio Assistant", "Fills {{name}} in the identity dataset.")
+    identity_author: str = option("the Studio team", "Fills {{author}} in the identity dataset.")
+    data_shared_file_system: bool = option(False, "All nodes share one file system (multi-node).")

@@ -1,0 +1,79 @@
+"""The training stage and the finetuning method (full, freeze, LoRA family), RLHF, GaLore and BAdam settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.config.fields import option
+
+STAGE_CHOICES = ["pt", "sft", "rm", "ppo", "dpo", "kto", "grpo"]
+FINETUNING_TYPES = ["full", "freeze", "lora"]
+PREF_LOSSES = ["sigmoid", "hinge", "ipo", "kto_pair", "orpo", "simpo"]
+
+
+@dataclass
+class FinetuningArguments:
+    """What is trained and how."""
+
+    stage: str = option("sft", "Training stage.", choices=STAGE_CHOICES)
+    finetuning_type: str = option("lora", "Which weights are trained.", choices=FINETUNING_TYPES)
+    pure_bf16: bool = option(False, "Train in pure bfloat16, without float32 master weights.")
+    freeze_trainable_layers: int = option(2, "Freeze: train the last N layers (negative: the first N).",
+                                          min=-128, max=128)
+    freeze_trainable_modules: str = option("all", "Freeze: comma-separated module names to train in those layers.")
+    freeze_extra_modules: str | None = option(None, "Freeze: other modules to train as well (e.g. embed_tokens).")
+    lora_rank: int = option(8, "LoRA rank: size of the low-rank update.", min=1, max=1024)
+    lora_alpha: int | None = option(None, "LoRA scale numerator (default: twice the rank).", min=1, max=2048)
+    lora_dropout: float = option(0.0, "Dropout on the LoRA input.", min=0.0, max=1.0, step=0.01)
+    lora_target: str = option("all", "Comma-separated modules to adapt, or `all` for every linear layer.")
+    additional_target: str | None = option(None, "Modules trained fully beside the LoRA adapters (e.g. lm_head).")
+    loraplus_lr_ratio: float | None = option(None, "LoRA+: learning-rate ratio of B to A matrices.", min=0.0)
+    loraplus_lr_embedding: float = option(1e-6, "LoRA+: learning rate of embedding adapters.", min=0.0)
+    use_rslora: bool = option(False, "Rank-stabilised LoRA scaling (alpha / sqrt(rank)).")
+    use_dora: bool = option(False, "Weight-decomposed LoRA (DoRA).")
+    pissa_init: bool = option(False, "Initialise LoRA from the principal singular vectors (PiSSA).")
+    pissa_iter: int = option(16, "PiSSA: fast-SVD iterations (-1 for exact SVD).", min=-1)
+    pissa_convert: bool = option(False, "PiSSA: convert the adapter to a plain LoRA when saving.")
+    create_new_adapter: bool = option(False, "Add a fresh adapter on top of the loaded ones instead of continuing.")
+    neftune_noise_alpha: float | None = option(None, "NEFTune: noise scale added to embeddings.", min=0.0)
+    pref_beta: float = option(0.1, "Preference: beta (strength of the reference constraint).", min=0.0)
+    pref_ftx: float = option(0.0, "Preference: weight of the extra SFT loss.", min=0.0)
+    pref_loss: str = option("sigmoid", "Preference loss.", choices=PREF_LOSSES)
+    dpo_label_smoothing: float = option(0.0, "DPO: label smoothing (robust DPO).", min=0.0, max=0.5)
+    kto_chosen_weight: float = option(1.0, "KTO: weight of desirable examples.", min=0.0)
+    kto_rejected_weight: float = option(1.0, "KTO: weight of undesirable examples.", min=0.0)
+    simpo_gamma: float = option(0.5, "SimPO: target reward margin.", min=0.0)
+    ref_model: str | None = option(None, "Reference model for preference training (default: the base).")
+    ref_model_adapters: str | None = option(None, "Adapters of the reference model.")
+    ref_model_quantization_bit: int | None = option(None, "Quantize the reference model.", choices=[None, 8, 4])
+    reward_model: str | None = option(None, "Reward model (folder or run) for PPO / GRPO.")
+    reward_model_adapters: str | None = option(None, "Adapters of the reward model.")
+    reward_model_quantization_bit: int | None = option(None, "Quantize the reward model.", choices=[None, 8, 4])
+    reward_model_type: str = option("lora", "How the reward model was trained.", choices=["lora", "full", "api"])
+    reward_funcs: str | None = option(None, "Comma-separated rule rewards for PPO / GRPO.")
+    ppo_buffer_size: int = option(1, "PPO: mini-batches per optimisation epoch.", min=1)
+    ppo_epochs: int = option(4, "PPO: optimisation epochs per batch.", min=1)
+    ppo_score_norm: bool = option(False, "PPO: normalise scores.")
+    ppo_target: float = option(6.0, "PPO: target KL for the adaptive controller.", min=0.0)
+    ppo_whiten_rewards: bool = option(False, "PPO: whiten rewards before computing advantages.")
+    use_galore: bool = option(False, "GaLore: memory-efficient full training by gradient projection.")
+    galore_target: str = option("all", "GaLore: modules to project.")
+    galore_rank: int = option(16, "GaLore: projection rank.", min=1)
+    galore_update_interval: int = option(200, "GaLore: steps between projection updates.", min=1)
+    galore_scale: float = option(2.0, "GaLore: update scale.", min=0.0)
+    galore_proj_type: str = option("std", "GaLore: projection type.",
+                                   choices=["std", "reverse_std", "right", "left", "full"])
+    galore_layerwise: bool = option(False, "GaLore: update layer by layer to save memory.")
+    use_badam: bool = option(False, "BAdam: block-coordinate full training.")
+    badam_mode: str = option("layer", "BAdam: switch blocks by layer or by ratio.", choices=["layer", "ratio"])
+    badam_start_block: int | None = option(None, "BAdam: first block to update.", min=0)
+    badam_switch_mode: str = option("ascending", "BAdam: order of blocks.",
+                                    choices=["ascending", "descending", "random", "fixed"])
+    badam_switch_interval: int = option(50, "BAdam: steps between block switches.", min=1)
+    badam_update_ratio: float = option(0.05, "BAdam: share of parameters updated (ratio mode).", min=0.0, max=1.0)
+    badam_mask_mode: str = option("adjacent", "BAdam: mask mode (ratio mode).", choices=["adjacent", "scatter"])
+    badam_verbose: int = option(0, "BAdam: verbosity.", min=0, max=2)
+    plot_loss: bool = option(True, "Save a loss curve (loss.png) at the end.")
+    compute_accuracy: bool = option(False, "Compute token accuracy during evaluation.")
+    disable_shuffling: bool = option(False, "Keep the training data in order.")
+    include_effective_tokens_per_second: bool = option(False, "Report tokens per second over real tokens.")

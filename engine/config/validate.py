@@ -1,0 +1,116 @@
+"""Checks of values and combinations, run before anything loads (the same code for the CLI and the studio)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+from engine.config.loader import GROUPS, RunConfig
+from engine.errors import ConfigError
+
+
+def check_field_ranges(config: RunConfig) -> None:
+    """Every value against its field's choices and min/max hints."""
+    for group_name in GROUPS:
+        group = getattr(config, group_name)
+        for f in dataclasses.fields(group):
+            _check_one(f.name, getattr(group, f.name), f.metadata)
+
+
+def _check_one(key: str, value: Any, meta: Any) -> None:
+    if value is None or isinstance(value, bool):
+        return
+    choices = meta.get("choices")
+    if choices and value not in choices:
+        shown = ", ".join(str(c) for c in choices if c is not None)
+        raise ConfigError("bad_choice", key=key, value=value, choices=shown)
+    if not isinstance(value, (int, float)):
+        return
+    low, high = meta.get("min"), meta.get("max")
+    if low is not None and (value < low or (meta.get("exclusive_min") and value == low)):
+        relation = "greater than" if meta.get("exclusive_min") else "at least"
+        raise ConfigError("too_small", key=key, value=value, relation=relation, limit=low)
+    if high is not None and value > high:
+        raise ConfigError("too_large", key=key, value=value, limit=high)
+
+
+def looks_like_local_path(name: str) -> bool:
+    """Whether a model name is meant as a folder (hub ids are `org/name`)."""
+    return name.startswith((".", "/", "~")) or name.count("/") > 1 or os.sep == "\\" and "\\" in name
+
+
+def check_model(config: RunConfig) -> None:
+    """The model path exists when it is a local path; quantization fits the method."""
+    model = config.model
+    name = model.model_name_or_path
+    if not name or not name.strip():
+        raise ConfigError("no_model")
+    if name != "demo" and looks_like_local_path(name) and not Path(name).expanduser().exists():
+        raise ConfigError("model_path_missing", path=name)
+    if model.quantization_bit is not None and config.finetuning.finetuning_type != "lora":
+        raise ConfigError("quantization_needs_lora", method=config.finetuning.finetuning_type)
+    if model.template:
+        from engine.templates import get_template
+
+        get_template(model.template)
+
+
+def check_training(config: RunConfig) -> None:
+    """Combinations of training values that cannot work together."""
+    train, data, ft = config.training, config.data, config.finetuning
+    if train.max_steps == 0:
+        raise ConfigError("zero_steps")
+    if train.bf16 and train.fp16:
+        raise ConfigError("bf16_and_fp16")
+    if data.val_size >= 1 and not float(data.val_size).is_integer():
+        raise ConfigError("val_size_fraction", value=data.val_size)
+    has_eval_data = data.val_size > 0 or bool(data.eval_dataset)
+    if train.eval_strategy != "no" and not has_eval_data:
+        raise ConfigError("eval_without_data", strategy=train.eval_strategy)
+    if (train.load_best_model_at_end or train.early_stopping_patience) and train.eval_strategy == "no":
+        raise ConfigError("best_model_needs_eval")
+    if ft.use_galore and ft.use_badam:
+        raise ConfigError("galore_and_badam")
+    if (ft.use_galore or ft.use_badam) and ft.finetuning_type == "lora":
+        raise ConfigError("galore_badam_with_lora", method="GaLore" if ft.use_galore else "BAdam")
+    if train.deepspeed and not Path(train.deepspeed).is_file():
+        raise ConfigError("deepspeed_config_missing", path=train.deepspeed)
+    if train.output_dir and Path(train.output_dir).exists() and not Path(train.output_dir).is_dir():
+        raise ConfigError("output_dir_is_file", path=train.output_dir)
+
+
+def check_stage(config: RunConfig) -> None:
+    """The stage is one this engine can run."""
+    from engine.train import STAGES
+
+    if config.finetuning.stage not in STAGES:
+        raise ConfigError("stage_not_available", stage=config.finetuning.stage, available=", ".join(STAGES))
+
+
+def check_datasets(config: RunConfig) -> None:
+    """Dataset names are registered and fit the stage (no files are read)."""
+    from engine.data import dataset_kind, get_dataset_attrs
+
+    data, stage = config.data, config.finetuning.stage
+    if config.training.do_train and not data.dataset:
+        raise ConfigError("no_dataset")
+    for names in (data.dataset, data.eval_dataset):
+        if not names:
+            continue
+        for attr in get_dataset_attrs(names, data.dataset_dir):
+            kind = dataset_kind(attr)
+            if stage in ("sft", "pt") and kind == "ranking":
+                raise ConfigError("dataset_stage_mismatch", name=attr.name, kind=kind, stage=stage)
+
+
+def validate_config(config: RunConfig, command: str = "train") -> RunConfig:
+    """Run every check that needs no model and no dataset rows; raise the first problem found."""
+    check_field_ranges(config)
+    check_model(config)
+    if command == "train":
+        check_stage(config)
+        check_training(config)
+        check_datasets(config)
+    return config

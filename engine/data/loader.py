@@ -1,0 +1,181 @@
+"""The public entry for training data: load registered datasets (local or hub), convert, sample, mix and split.
+
+Only `load_hub_rows` imports `datasets`/`modelscope`, so everything else here works without them.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+from engine.data.converter import convert_rows, fill_placeholders
+from engine.data.files import read_rows
+from engine.data.registry import DatasetAttr, get_dataset_attrs
+from engine.errors import DataError
+
+MIX_STRATEGIES = ("concat", "interleave_under", "interleave_over")
+_HUB_NAMES = {"hf_hub": "the Hugging Face Hub", "ms_hub": "the ModelScope Hub"}
+
+
+def load_examples(
+    dataset: str | list[str],
+    dataset_dir: str | Path | None = None,
+    *,
+    require_response: bool = True,
+    max_samples: int | None = None,
+    seed: int = 42,
+    mix_strategy: str = "concat",
+    interleave_probs: list[float] | None = None,
+    placeholders: dict[str, str] | None = None,
+) -> list[dict]:
+    """Canonical examples of one or more registered datasets, sampled and mixed as asked."""
+    if mix_strategy not in MIX_STRATEGIES:
+        raise DataError("mix_strategy_unknown", value=mix_strategy, allowed=", ".join(MIX_STRATEGIES))
+    if max_samples is not None and (
+        isinstance(max_samples, bool) or not isinstance(max_samples, int) or max_samples < 1
+    ):
+        raise DataError("max_samples_invalid", value=max_samples)
+    attrs = get_dataset_attrs(dataset, dataset_dir)
+    groups = []
+    for attr in attrs:
+        rows = load_hub_rows(attr) if attr.load_from != "file" else read_rows(attr, dataset_dir)
+        examples = convert_rows(attr, rows, require_response=require_response)
+        if max_samples is not None:
+            examples = examples[:max_samples]
+        if attr.num_samples is not None:
+            examples = _sample(examples, attr.num_samples, seed)
+        if not examples:
+            raise DataError("empty_dataset", datasets=attr.name)
+        groups.append(examples)
+    mixed = _mix(groups, [a.name for a in attrs], mix_strategy, interleave_probs, seed)
+    if not mixed:
+        raise DataError("empty_dataset", datasets=", ".join(a.name for a in attrs))
+    return fill_placeholders(mixed, placeholders) if placeholders else mixed
+
+
+def _sample(examples: list[dict], count: int, seed: int) -> list[dict]:
+    """`count` examples: a seeded subset, or every example plus seeded repeats when more are asked for."""
+    if not examples:
+        return examples
+    rng = random.Random(seed)
+    if count <= len(examples):
+        indices = sorted(rng.sample(range(len(examples)), count))
+    else:
+        indices = list(range(len(examples))) + rng.choices(range(len(examples)), k=count - len(examples))
+    # Copies, so a later edit of one repeat does not change the others.
+    return [{**examples[i], "messages": [dict(m) for m in examples[i]["messages"]]} for i in indices]
+
+
+def _mix(
+    groups: list[list[dict]], names: list[str], strategy: str, probs: list[float] | None, seed: int
+) -> list[dict]:
+    """Concatenate or interleave per-dataset example lists."""
+    if probs is not None:
+        ok = len(probs) == len(groups) and all(isinstance(p, (int, float)) and p >= 0 for p in probs)
+        if not ok or sum(probs) <= 0:
+            raise DataError("interleave_probs_invalid", probs=probs, count=len(groups), datasets=", ".join(names))
+    if strategy == "concat" or len(groups) == 1:
+        return [example for group in groups for example in group]
+    return _interleave(groups, probs, seed, stop_at_first=strategy == "interleave_under")
+
+
+def _interleave(groups: list[list[dict]], probs: list[float] | None, seed: int, stop_at_first: bool) -> list[dict]:
+    """Take examples in turn (or at random by `probs`) until the first (or every) dataset is used up."""
+    rng = random.Random(seed)
+    # A dataset with probability 0 is never drawn, so it must not hold up "until every dataset is used up".
+    active = [i for i in range(len(groups)) if probs is None or probs[i] > 0]
+    weights = [probs[i] for i in active] if probs is not None else None
+    position = [0] * len(groups)
+    used_up: set[int] = set()
+    mixed, turn = [], 0
+    while True:
+        if weights is None:
+            index, turn = active[turn % len(active)], turn + 1
+        else:
+            index = rng.choices(active, weights=weights)[0]
+        if position[index] == len(groups[index]):
+            if stop_at_first:
+                return mixed
+            position[index] = 0  # cycle the datasets already used up
+        mixed.append(groups[index][position[index]])
+        position[index] += 1
+        if position[index] == len(groups[index]):
+            used_up.add(index)
+            if not stop_at_first and used_up.issuperset(active):
+                return mixed
+
+
+def split_examples(examples: list[dict], val_size: float | int, seed: int = 42) -> tuple[list[dict], list[dict]]:
+    """Hold out `val_size` examples (a fraction in [0, 1) or a whole count) for evaluation; returns (train, eval)."""
+    count = _val_count(val_size, len(examples))
+    if count == 0:
+        return list(examples), []
+    if count >= len(examples):
+        raise DataError("val_size_too_large", value=val_size, val=count, total=len(examples))
+    held_out = set(random.Random(seed).sample(range(len(examples)), count))
+    train = [e for i, e in enumerate(examples) if i not in held_out]
+    evaluation = [e for i, e in enumerate(examples) if i in held_out]
+    return train, evaluation
+
+
+def _val_count(val_size: Any, total: int) -> int:
+    """How many rows `val_size` means for `total` rows (a fraction rounds up, so 0.1 of 5 rows is 1)."""
+    if isinstance(val_size, bool) or not isinstance(val_size, (int, float)) or val_size < 0:
+        raise DataError("val_size_invalid", value=val_size)
+    if isinstance(val_size, float) and val_size < 1:
+        # Rounds up (0.1 of 5 rows is 1); the epsilon keeps 0.1 * 30 at 3 despite float error.
+        return math.ceil(val_size * total - 1e-9)
+    if isinstance(val_size, float) and not val_size.is_integer():
+        raise DataError("val_size_invalid", value=val_size)
+    return int(val_size)
+
+
+def load_hub_rows(attr: DatasetAttr) -> list[dict]:
+    """Raw rows of a dataset on the Hugging Face or ModelScope hub (the only place `datasets` is imported)."""
+    hub = _HUB_NAMES.get(attr.load_from)
+    if hub is None:
+        raise ValueError(f"load_hub_rows loads hub datasets; dataset '{attr.name}' loads from {attr.load_from}")
+    where = {"name": attr.name, "hub_id": attr.path_or_id, "hub": hub}
+    try:
+        if attr.load_from == "ms_hub":
+            try:
+                from modelscope import MsDataset
+            except ImportError:
+                raise DataError(
+                    "hub_package_missing", install='pip install "llm-studio[modelscope]"', **where
+                ) from None
+            dataset = MsDataset.load(attr.path_or_id, subset_name=attr.subset, split=attr.split, data_dir=attr.folder)
+            if hasattr(dataset, "to_hf_dataset"):
+                dataset = dataset.to_hf_dataset()
+        else:
+            import datasets
+
+            dataset = datasets.load_dataset(attr.path_or_id, name=attr.subset, split=attr.split, data_dir=attr.folder)
+    except DataError:
+        raise
+    except Exception as err:
+        raise _hub_error(err, where) from err
+    return dataset.to_list() if hasattr(dataset, "to_list") else [dict(row) for row in dataset]
+
+
+def _hub_error(err: Exception, where: dict) -> DataError:
+    """A DataError that says whether the hub was unreachable, the id unknown, or the load itself failed."""
+    reason = f"{type(err).__name__}: {err}"[:300]
+    names = {cls.__name__ for cls in type(err).__mro__}
+    modules = {cls.__module__.split(".")[0] for cls in type(err).__mro__}
+    if names & {"DatasetNotFoundError", "RepositoryNotFoundError", "GatedRepoError"}:
+        return DataError("hub_dataset_not_found", reason=reason, **where)
+    network = isinstance(err, (ConnectionError, TimeoutError)) or bool(modules & {"httpx", "requests", "urllib3"})
+    if network or (isinstance(err, OSError) and not isinstance(err, FileNotFoundError)):
+        offline = [
+            k
+            for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+            if os.environ.get(k, "").lower() in ("1", "true", "yes", "on")
+        ]
+        if offline:
+            return DataError("hub_offline", variables=", ".join(offline), reason=reason, **where)
+        return DataError("hub_unreachable", reason=reason, **where)
+    return DataError("hub_load_failed", reason=reason, **where)

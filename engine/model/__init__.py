@@ -1,0 +1,1 @@
+"""Loading models, tokenizers and adapters, and building the offline demo model."""

@@ -1,0 +1,182 @@
+"""What every stage shares: our config → transformers' TrainingArguments, callbacks, and the train/save epilogue."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from engine.config import RunConfig
+
+logger = logging.getLogger(__name__)
+
+
+def is_main_process() -> bool:
+    """Rank 0 (or a single process): the only one that writes the run folder."""
+    import os
+
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def training_kwargs(config: RunConfig) -> dict[str, Any]:
+    """Keyword arguments for transformers' TrainingArguments (or a TRL config), translated from our keys."""
+    import torch
+
+    t, ft = config.training, config.finetuning
+    on_cpu = t.use_cpu or not torch.cuda.is_available()
+    warmup: float = t.warmup_steps
+    if not warmup and t.warmup_ratio:  # transformers 5 reads a float below 1 as a ratio
+        warmup = min(t.warmup_ratio, 0.999999)
+    eval_on = t.eval_strategy != "no"
+    kwargs: dict[str, Any] = {
+        "output_dir": t.output_dir,
+        "do_train": t.do_train,
+        "do_eval": t.do_eval or eval_on,
+        "do_predict": t.do_predict,
+        "learning_rate": t.learning_rate,
+        "num_train_epochs": t.num_train_epochs,
+        "max_steps": t.max_steps,
+        "per_device_train_batch_size": t.per_device_train_batch_size,
+        "per_device_eval_batch_size": t.per_device_eval_batch_size,
+        "gradient_accumulation_steps": t.gradient_accumulation_steps,
+        "max_grad_norm": t.max_grad_norm,
+        "weight_decay": t.weight_decay,
+        "adam_beta1": t.adam_beta1,
+        "adam_beta2": t.adam_beta2,
+        "adam_epsilon": t.adam_epsilon,
+        "optim": t.optim,
+        "lr_scheduler_type": t.lr_scheduler_type,
+        "lr_scheduler_kwargs": t.lr_scheduler_kwargs or {},
+        "warmup_steps": warmup,
+        "logging_steps": t.logging_steps,
+        "logging_first_step": t.logging_first_step,
+        "save_strategy": t.save_strategy,
+        "save_steps": t.save_steps,
+        "save_total_limit": t.save_total_limit,
+        "save_only_model": t.save_only_model,
+        "eval_strategy": t.eval_strategy,
+        "eval_steps": t.eval_steps or (t.logging_steps if eval_on else None),
+        "load_best_model_at_end": t.load_best_model_at_end,
+        "metric_for_best_model": t.metric_for_best_model,
+        "greater_is_better": t.greater_is_better,
+        # TRL's configs default to bf16 and gradient checkpointing even on CPU: always say what we mean.
+        "bf16": t.bf16 and not ft.pure_bf16,  # pure_bf16 loads bf16 weights and needs no autocast
+        "fp16": t.fp16,
+        "tf32": t.tf32,
+        "gradient_checkpointing": t.gradient_checkpointing and not config.model.disable_gradient_checkpointing,
+        "seed": t.seed,
+        "data_seed": t.data_seed,
+        "report_to": [] if t.report_to == "none" else [t.report_to] if t.report_to != "all" else "all",
+        "run_name": t.run_name,
+        "dataloader_num_workers": t.dataloader_num_workers,
+        "dataloader_pin_memory": t.dataloader_pin_memory and not on_cpu,
+        "train_sampling_strategy": "group_by_length" if t.group_by_length else "random",
+        "remove_unused_columns": t.remove_unused_columns,
+        "use_cpu": on_cpu,  # also selects gloo for DDP on CPU
+        "torch_compile": t.torch_compile,
+        "label_smoothing_factor": t.label_smoothing_factor,
+        "ddp_timeout": t.ddp_timeout,
+        "ddp_find_unused_parameters": (t.ddp_find_unused_parameters if t.ddp_find_unused_parameters is not None
+                                       else False if ft.finetuning_type == "lora" else None),
+        "ddp_backend": t.ddp_backend,
+        "deepspeed": t.deepspeed,
+        "push_to_hub": t.push_to_hub,
+        "hub_model_id": t.hub_model_id,
+        "neftune_noise_alpha": ft.neftune_noise_alpha,
+        "include_num_input_tokens_seen": "non_padding" if t.include_num_input_tokens_seen else "no",
+        "disable_tqdm": False,
+    }
+    if t.fsdp:
+        kwargs["fsdp"] = t.fsdp
+    if t.fsdp_config:
+        kwargs["fsdp_config"] = t.fsdp_config
+    if ft.disable_shuffling:
+        kwargs["train_sampling_strategy"] = "sequential"
+    return kwargs
+
+
+def build_training_arguments(config: RunConfig, **overrides: Any) -> Any:
+    """transformers.TrainingArguments for the run."""
+    from transformers import TrainingArguments
+
+    return TrainingArguments(**{**training_kwargs(config), **overrides})
+
+
+def make_callbacks(config: RunConfig, run_dir: Path, abort: Any) -> list[Any]:
+    """The log writer, the abort handler, and early stopping when asked."""
+    from transformers import EarlyStoppingCallback
+
+    from engine.train.callbacks import LogCallback
+
+    callbacks = [LogCallback(run_dir), abort]
+    if config.training.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.training.early_stopping_patience))
+    return callbacks
+
+
+def train_and_save(trainer: Any, config: RunConfig, run_dir: Path, resume: str | None) -> dict[str, Any]:
+    """Train (resuming when asked), save the final weights, metrics and loss plot; evaluate when asked."""
+    results: dict[str, Any] = {}
+    if config.training.do_train:
+        output = trainer.train(resume_from_checkpoint=resume)
+        trainer.save_model()
+        trainer.save_state()
+        results.update(output.metrics)
+        trainer.log_metrics("train", output.metrics)
+    if trainer.eval_dataset is not None and (config.training.do_eval or config.training.eval_strategy != "no"):
+        metrics = trainer.evaluate()
+        results.update(metrics)
+        trainer.log_metrics("eval", metrics)
+    if is_main_process():
+        write_all_results(run_dir, results)
+        if config.finetuning.plot_loss:
+            from engine.plotting import plot_loss
+
+            plot_loss(run_dir)
+    return results
+
+
+def save_resolved_config(config: RunConfig, run_dir: Path) -> None:
+    """Rewrite config.yaml once the stage has resolved a default (e.g. the template)."""
+    from engine.config import save_config
+
+    if is_main_process():
+        save_config(config, Path(run_dir) / "config.yaml")
+
+
+def write_all_results(run_dir: Path, results: dict[str, Any]) -> None:
+    """all_results.json: the final train (and eval) metrics."""
+    path = Path(run_dir) / "all_results.json"
+    existing: dict[str, Any] = {}
+    if path.exists():
+        try:
+            existing = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError:
+            existing = {}
+    existing.update({k: v for k, v in results.items() if isinstance(v, (int, float, str, bool))})
+    path.write_text(json.dumps(existing, indent=2), encoding="utf-8")
+
+
+def build_trainer(config: RunConfig, model: Any, tokenizer: Any, train_set: Any, eval_set: Any, *,
+                  run_dir: Path, abort: Any, collator: Any = None, **extra: Any) -> Any:
+    """transformers' Trainer with our arguments, optimiser (LoRA+/GaLore/BAdam when asked), collator and callbacks."""
+    from transformers import Trainer
+
+    from engine.data.preprocess import SequenceCollator
+    from engine.model.optimizers import create_optimizer
+
+    args = build_training_arguments(config)
+    optimizer = create_optimizer(model, args.learning_rate, args.weight_decay, config.finetuning,
+                                 {"betas": (args.adam_beta1, args.adam_beta2), "eps": args.adam_epsilon})
+    return Trainer(
+        model=model,
+        args=args,
+        train_dataset=train_set,
+        eval_dataset=eval_set,
+        data_collator=collator or SequenceCollator(pad_token_id=tokenizer.pad_token_id),
+        processing_class=tokenizer,
+        callbacks=make_callbacks(config, run_dir, abort),
+        optimizers=(optimizer, None),
+        **extra,
+    )
