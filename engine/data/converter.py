@@ -104,7 +104,8 @@ def _check_columns(attr: DatasetAttr, rows: list[dict], require_response: bool) 
         if key in ("chosen", "rejected"):
             raise DataError("dataset_ranking_columns", field=key, column=column, **where)
         if attr.is_default_column(key):
-            suggest = next((c for c in _SYNONYMS.get(key, ()) if c in seen), seen[0] if seen else "<column>")
+            free = [c for c in seen if c not in attr.columns.values()]  # columns no other field reads
+            suggest = next((c for c in _SYNONYMS.get(key, ()) if c in free), free[0] if free else "<column>")
             raise DataError("dataset_missing_column", field=key, column=column, suggest=suggest, **where)
         raise DataError("dataset_column_absent", field=key, column=column, **where)
     for key, column in attr.columns.items():
@@ -334,7 +335,9 @@ def _tools(row: dict, attr: DatasetAttr) -> str | None:
     if isinstance(value, (list, dict)):
         return json.dumps(value, ensure_ascii=False)
     if not isinstance(value, str):
-        raise _Problem("row_wrong_type", field="tools", column=column, expected="JSON string", got=json_type(value))
+        raise _Problem(
+            "row_wrong_type", field="tools", column=column, expected="string, array or object", got=json_type(value)
+        )
     try:
         json.loads(value)
     except json.JSONDecodeError as err:
@@ -359,7 +362,7 @@ def _kto_tag(row: dict, attr: DatasetAttr) -> bool | None:
         return True
     if text in ("false", "0", "no"):
         return False
-    raise _Problem("row_wrong_type", field="kto_tag", column=column, expected="true/false", got=json.dumps(value))
+    raise _Problem("row_bad_kto_tag", column=column, value=json.dumps(value))
 
 
 def _media(row: dict, attr: DatasetAttr, key: str) -> list:

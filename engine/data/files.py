@@ -177,7 +177,8 @@ def _read_json(text: str, where: dict) -> tuple[list[dict], list[int] | None]:
 
 def _raise_json_error(err: json.JSONDecodeError, text: str, where: dict) -> None:
     """Turn a JSON syntax error into a DataError, telling a cut-off file from a typo."""
-    truncated = err.pos >= len(text.rstrip())
+    # An unterminated string can only end at the end of the file (raw newlines are a different error).
+    truncated = err.pos >= len(text.rstrip()) or err.msg.startswith("Unterminated string")
     raise DataError(
         "dataset_json_truncated" if truncated else "dataset_json_invalid",
         line=err.lineno,

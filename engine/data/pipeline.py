@@ -39,7 +39,7 @@ def _tokenize(config: RunConfig, examples: list[dict], template: Any, tokenizer:
                            packing=packing)
     rows = tokenize_sft(examples, template, tokenizer, cutoff_len=data.cutoff_len,
                         train_on_prompt=data.train_on_prompt, mask_history=data.mask_history,
-                        default_system=data.default_system)
+                        default_system=data.default_system, enable_thinking=data.enable_thinking)
     return pack_rows(rows, data.cutoff_len) if data.packing else rows
 
 

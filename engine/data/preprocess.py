@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.errors import DataError
+from engine.templates import IGNORE_INDEX
 
 logger = logging.getLogger(__name__)
-IGNORE_INDEX = -100
 
 
 class TokenizedDataset:
@@ -31,8 +31,8 @@ class TokenizedDataset:
 
 
 def tokenize_sft(examples: list[dict], template: Any, tokenizer: Any, *, cutoff_len: int,
-                 train_on_prompt: bool = False, mask_history: bool = False,
-                 default_system: str | None = None) -> list[dict[str, list[int]]]:
+                 train_on_prompt: bool = False, mask_history: bool = False, default_system: str | None = None,
+                 enable_thinking: bool | None = True) -> list[dict[str, list[int]]]:
     """Render each conversation with the chat template into input ids and loss labels."""
     from engine.templates import render_conversation
 
@@ -40,7 +40,8 @@ def tokenize_sft(examples: list[dict], template: Any, tokenizer: Any, *, cutoff_
     for example in examples:
         input_ids, labels = render_conversation(
             template, tokenizer, example["messages"], example.get("system") or default_system, example.get("tools"),
-            cutoff_len=cutoff_len, train_on_prompt=train_on_prompt, mask_history=mask_history)
+            cutoff_len=cutoff_len, train_on_prompt=train_on_prompt, mask_history=mask_history,
+            enable_thinking=enable_thinking)
         if all(label == IGNORE_INDEX for label in labels):
             dropped += 1  # truncation left no reply to learn from
             continue

@@ -176,7 +176,9 @@ def _check_entry(name: str, entry: Any, registry: str) -> None:
 def _check_value(entry: dict, key: str, expected: str, ok: Any, where: dict) -> None:
     """Refuse `entry[key]` when present and `ok(value)` is false."""
     if key in entry and not ok(entry[key]):
-        raise DataError("dataset_entry_bad_value", setting=key, expected=expected, value=json.dumps(entry[key]), **where)
+        raise DataError(
+            "dataset_entry_bad_value", setting=key, expected=expected, value=json.dumps(entry[key]), **where
+        )
 
 
 def _check_mapping(entry: dict, key: str, allowed: tuple[str, ...], formatting: str, where: dict) -> None:
@@ -185,7 +187,9 @@ def _check_mapping(entry: dict, key: str, allowed: tuple[str, ...], formatting: 
         return
     mapping = entry[key]
     if not isinstance(mapping, dict):
-        raise DataError("dataset_entry_bad_value", setting=key, expected="an object", value=json.dumps(mapping), **where)
+        raise DataError(
+            "dataset_entry_bad_value", setting=key, expected="an object", value=json.dumps(mapping), **where
+        )
     unknown = [name for name in mapping if name not in allowed]
     if unknown:
         raise DataError(

@@ -40,11 +40,11 @@ def check_messages(messages: Sequence[Mapping[str, Any]], *, training: bool) -> 
     for index, raw in enumerate(messages):
         role = raw.get("role") if isinstance(raw, Mapping) else None
         if role not in PROMPT_ROLES + RESPONSE_ROLES:
-            raise DataError("unknown_message_role", index=index, role=role)
+            raise DataError("unknown_message_role", number=index + 1, role=role)
         want_prompt = index % 2 == 0
         if (role in PROMPT_ROLES) != want_prompt:
             expected = "user or observation" if want_prompt else "assistant or function"
-            raise DataError("misordered_messages", index=index, role=role, expected=expected)
+            raise DataError("misordered_messages", number=index + 1, role=role, expected=expected)
         content = raw.get("content")
         if role == "function":
             calls = parse_tool_calls(content, index)
@@ -53,7 +53,7 @@ def check_messages(messages: Sequence[Mapping[str, Any]], *, training: bool) -> 
         if content is None:
             content = ""
         if not isinstance(content, str):
-            raise DataError("invalid_message_content", index=index, role=role, kind=type(content).__name__)
+            raise DataError("invalid_message_content", number=index + 1, role=role, kind=type(content).__name__)
         checked.append(Message(role, content))
     if training and checked[-1].is_prompt:
         raise DataError("conversation_ends_with_prompt", role=checked[-1].role)
@@ -71,7 +71,7 @@ def parse_tool_calls(content: Any, index: int = 0) -> tuple[dict, ...]:
             raise ValueError("the list of calls is empty")
         return tuple(_one_call(item) for item in items)
     except (ValueError, TypeError) as exc:
-        raise DataError("invalid_function_call", index=index, detail=str(exc)) from None
+        raise DataError("invalid_function_call", number=index + 1, detail=str(exc)) from None
 
 
 def _one_call(item: Any) -> dict:

@@ -66,16 +66,26 @@ def turn_texts(
     tool_list = parse_tools(tools)
     if template.from_tokenizer:
         return hf_chat.tokenizer_turns(
-            tokenizer, checked, system, tool_list, add_generation_prompt=add_generation_prompt,
+            tokenizer,
+            checked,
+            system,
+            tool_list,
+            add_generation_prompt=add_generation_prompt,
             enable_thinking=enable_thinking,
-        )  # fmt: skip
+        )
     bos, eos = DEFAULT_BOS, DEFAULT_EOS
     if tokenizer is not None:
         bos, eos = tokenizer.bos_token or "", tokenizer.eos_token or ""
     return build_turns(
-        template, checked, system, tool_list, bos=bos, eos=eos, add_generation_prompt=add_generation_prompt,
+        template,
+        checked,
+        system,
+        tool_list,
+        bos=bos,
+        eos=eos,
+        add_generation_prompt=add_generation_prompt,
         enable_thinking=enable_thinking,
-    )  # fmt: skip
+    )
 
 
 def _fill(slot: str, content: str, bos: str, eos: str) -> str:

@@ -77,6 +77,7 @@ def register_template(name: str, **fields: object) -> Template:
     """Add a template to `TEMPLATES`; a second registration under the same name is a programming error."""
     if name in TEMPLATES:
         raise ValueError(f"template {name!r} is already registered")
+    fields["stop_words"] = list(fields.get("stop_words", ()))  # type: ignore[call-overload]  # no shared lists
     template = Template(name=name, **fields)  # type: ignore[arg-type]
     if template.tool_format not in TOOL_FORMATS:
         raise ValueError(f"template {name!r}: unknown tool format {template.tool_format!r}")
@@ -86,6 +87,9 @@ def register_template(name: str, **fields: object) -> Template:
             raise ValueError(f"template {name!r}: slot {slot_name!r} has no {{content}} placeholder")
     if template.replace_eos and not template.stop_words:
         raise ValueError(f"template {name!r}: replace_eos needs a stop word to become the eos token")
+    if template.think_words and not template.assistant.startswith("{content}"):
+        # The empty thought block may sit at the end of the prompt or open the reply: both must read the same.
+        raise ValueError(f"template {name!r}: a reasoning template's assistant slot must start with {{content}}")
     TEMPLATES[name] = template
     return template
 

@@ -93,8 +93,14 @@ class AbortCallback(TrainerCallback):
                 raise KeyboardInterrupt
             self.requested = True
 
-        self._previous = signal.signal(signal.SIGTERM, handler)
-        signal.signal(signal.SIGINT, handler)
+        self._previous = (signal.signal(signal.SIGTERM, handler), signal.signal(signal.SIGINT, handler))
+
+    def uninstall(self) -> None:
+        """Give SIGTERM and SIGINT back to their previous handlers."""
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous[0])
+            signal.signal(signal.SIGINT, self._previous[1])
+            self._previous = None
 
     def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
         if self._any_rank_requested():

@@ -84,35 +84,55 @@ class _Tee:
         return getattr(self.stream, name)
 
 
-def _attach_running_log(run_dir: Path) -> None:
-    if os.environ.get("STUDIO_RUNNING_LOG") == str(run_dir / RUNNING_LOG):
-        return  # the runner already sends our stdout and stderr there
-    log_file = open(run_dir / RUNNING_LOG, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - lives with the run
-    sys.stdout = _Tee(sys.stdout, log_file)
-    sys.stderr = _Tee(sys.stderr, log_file)
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.StreamHandler):
-            handler.setStream(sys.stderr)
+def _attach_running_log(run_dir: Path) -> Any:
+    """Tee stdout/stderr into running_log.txt; returns a function that undoes it."""
+    if os.environ.get("STUDIO_RUNNING_LOG") == str((run_dir / RUNNING_LOG).resolve()):
+        return lambda: None  # the studio's runner already sends our output there
+    log_file = open(run_dir / RUNNING_LOG, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - closed by restore
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _Tee(saved[0], log_file), _Tee(saved[1], log_file)
+    handlers = [h for h in logging.getLogger().handlers if type(h) is logging.StreamHandler]
+    previous = [h.setStream(sys.stderr) for h in handlers]
+
+    def restore() -> None:
+        sys.stdout, sys.stderr = saved
+        for handler, stream in zip(handlers, previous):
+            handler.setStream(stream)
+        log_file.close()
+
+    return restore
 
 
 def run_training(config: RunConfig) -> int:
     """Run one training job into its run folder and leave a final status; returns the process exit code."""
-    from engine.train import get_stage_runner
     from engine.train.callbacks import AbortCallback
     from engine.train.trainer_setup import is_main_process
 
     main = is_main_process()
     run_dir, resume = prepare_run_dir(config, main)
     lock = RunLock(run_dir)
+    restore_output = lambda: None  # noqa: E731
     if main:
         lock.acquire()
         if has_results(run_dir) and resume is None and config.training.overwrite_output_dir:
             clear_results(run_dir)
-        _attach_running_log(run_dir)
+        restore_output = _attach_running_log(run_dir)
         save_config(config, run_dir / "config.yaml")
         mark_running(run_dir)
     abort = AbortCallback()
     abort.install()
+    logger.info("Rank %s of %s: %s training into %s", os.environ.get("RANK", "0"), os.environ.get("WORLD_SIZE", "1"),
+                config.finetuning.stage, run_dir)
+    try:
+        return _run_stage(config, run_dir, resume, abort, main, lock)
+    finally:
+        abort.uninstall()
+        restore_output()
+
+
+def _run_stage(config: RunConfig, run_dir: Path, resume: str | None, abort: Any, main: bool, lock: RunLock) -> int:
+    from engine.train import get_stage_runner
+
     try:
         get_stage_runner(config.finetuning.stage)(config, run_dir=run_dir, resume=resume, abort=abort)
     except StudioError as err:

@@ -1,0 +1,235 @@
+"""Optimizers the Trainer cannot build from its `optim` name: LoRA+, GaLore and BAdam.
+
+`create_optimizer(...)` returns None when none of them is asked for, so the Trainer builds its default. The
+Trainer takes the result as `Trainer(optimizers=(optimizer, None))` and still builds the LR schedule around it.
+GaLore and BAdam need their packages (`llm-studio[galore]`, `llm-studio[badam]`), imported only here.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import logging
+from typing import Any
+
+from engine.config.finetuning import FinetuningArguments
+from engine.errors import ModelError
+
+logger = logging.getLogger(__name__)
+
+ADAMW = ("adamw_torch", "adamw_torch_fused")
+ADAMW_8BIT = ("adamw_8bit", "adamw_bnb_8bit", "paged_adamw_8bit")
+
+
+def _base_optimizer_class(optim: str, method: str) -> Any:
+    """The optimizer class behind a Trainer `optim` name, for the names these methods support."""
+    import torch
+
+    if optim in ADAMW:
+        return torch.optim.AdamW
+    if optim in ADAMW_8BIT:
+        import bitsandbytes as bnb
+
+        return bnb.optim.PagedAdamW8bit if optim.startswith("paged") else bnb.optim.AdamW8bit
+    if optim == "sgd":
+        return torch.optim.SGD
+    if optim == "adagrad":
+        return torch.optim.Adagrad
+    if optim == "adafactor":
+        from transformers.optimization import Adafactor
+
+        return Adafactor
+    raise ModelError("optimizer_unsupported", optim=optim, method=method,
+                     supported=", ".join((*ADAMW, *ADAMW_8BIT, "sgd", "adagrad", "adafactor")))
+
+
+def _accepted_kwargs(cls: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The subset of `kwargs` that `cls` takes (SGD has no betas, Adafactor wants its own eps)."""
+    params = inspect.signature(cls.__init__).parameters
+    accepted = {key: value for key, value in kwargs.items() if key in params}
+    if "relative_step" in params:  # Adafactor: follow the Trainer's schedule instead of its own
+        accepted.pop("eps", None)
+        accepted.update(scale_parameter=False, relative_step=False)
+    return accepted
+
+
+def _wants_decay(name: str, param: Any) -> bool:
+    """Weight decay for matrices only: biases and norm scales are left alone."""
+    return param.ndim >= 2 and "bias" not in name and "norm" not in name.lower()
+
+
+def _decay_groups(named: list[tuple[str, Any]], weight_decay: float) -> list[dict[str, Any]]:
+    """[decayed, not decayed] parameter groups (BAdam reads the decay from the first group)."""
+    decay = [param for name, param in named if _wants_decay(name, param)]
+    no_decay = [param for name, param in named if not _wants_decay(name, param)]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _require(package: str, key: str) -> None:
+    if importlib.util.find_spec(package) is None:
+        raise ModelError(key)
+
+
+# ---------------------------------------------------------------- LoRA+
+
+
+def _create_loraplus_optimizer(model: Any, lr: float, weight_decay: float, finetuning_args: FinetuningArguments,
+                               kwargs: dict[str, Any], optim: str) -> Any:
+    """LoRA+: the B matrices learn `loraplus_lr_ratio` times faster than A; embedding adapters at their own rate."""
+    ratio = finetuning_args.loraplus_lr_ratio
+    trainable = [(name, param) for name, param in model.named_parameters() if param.requires_grad]
+    if not any("lora_B" in name or "lora_embedding_B" in name for name, _ in trainable):
+        raise ModelError("loraplus_needs_lora", method=finetuning_args.finetuning_type)
+    embedding = [p for n, p in trainable if "lora_embedding_" in n]
+    lora_b = [(n, p) for n, p in trainable if "lora_B" in n]
+    rest = [(n, p) for n, p in trainable if "lora_embedding_" not in n and "lora_B" not in n]
+    groups = _decay_groups(rest, weight_decay)
+    groups += [{**group, "lr": lr * ratio} for group in _decay_groups(lora_b, weight_decay)]
+    groups.append({"params": embedding, "weight_decay": weight_decay, "lr": finetuning_args.loraplus_lr_embedding})
+    groups = [group for group in groups if group["params"]]
+    cls = _base_optimizer_class(optim, "LoRA+")
+    logger.info("LoRA+: B matrices at lr %g (ratio %g).", lr * ratio, ratio)
+    return cls(groups, lr=lr, **_accepted_kwargs(cls, kwargs))
+
+
+# ---------------------------------------------------------------- GaLore
+
+
+def _galore_weights(model: Any, galore_target: str) -> list[Any]:
+    """The trainable weight matrices GaLore projects: the linear layers named by `galore_target` (`all`)."""
+    from engine.model.adapters import find_linear_modules
+
+    linear = find_linear_modules(model)
+    names = [name.strip() for name in galore_target.split(",") if name.strip()]
+    if not names or names == ["all"]:
+        names = list(linear)
+    for name in names:
+        if name not in linear:
+            raise ModelError("galore_target_not_found", name=name, available=", ".join(sorted(linear)))
+    modules = dict(model.named_modules())
+    weights = [modules[full].weight for name in names for full in linear[name]]
+    return [weight for weight in weights if weight.requires_grad]
+
+
+def _galore_class(optim: str) -> Any:
+    import galore_torch
+
+    if optim in ADAMW:
+        return galore_torch.GaLoreAdamW
+    if optim in ADAMW_8BIT:
+        return galore_torch.GaLoreAdamW8bit
+    if optim == "adafactor":
+        return galore_torch.GaLoreAdafactor
+    raise ModelError("optimizer_unsupported", optim=optim, method="GaLore",
+                     supported=", ".join((*ADAMW, *ADAMW_8BIT, "adafactor")))
+
+
+def _create_galore_optimizer(model: Any, lr: float, weight_decay: float, finetuning_args: FinetuningArguments,
+                             kwargs: dict[str, Any], optim: str) -> Any:
+    """GaLore: Adam states live in a low-rank projection of each targeted weight's gradient."""
+    _require("galore_torch", "galore_missing")
+    ft = finetuning_args
+    cls = _galore_class(optim)
+    kwargs = _accepted_kwargs(cls, {**kwargs, "no_deprecation_warning": True})
+    projected = _galore_weights(model, ft.galore_target)
+    projected_ids = {id(param) for param in projected}
+    others = [(n, p) for n, p in model.named_parameters() if p.requires_grad and id(p) not in projected_ids]
+    galore = {"rank": ft.galore_rank, "update_proj_gap": ft.galore_update_interval, "scale": ft.galore_scale,
+              "proj_type": ft.galore_proj_type}
+    if ft.galore_layerwise:
+        return _layerwise_galore(cls, projected, others, lr, weight_decay, galore, kwargs)
+    groups = [g for g in _decay_groups(others, weight_decay) if g["params"]]
+    groups.append({"params": projected, "weight_decay": weight_decay, **galore})
+    logger.info("GaLore on %d weight matrices (rank %d).", len(projected), ft.galore_rank)
+    return cls(groups, lr=lr, **kwargs)
+
+
+class LayerwiseOptimizer:
+    """Stand-in for layer-wise GaLore: each weight steps in its own backward hook, so `step` does nothing.
+
+    It is a real `torch.optim.Optimizer` (built by `_layerwise_galore`) so the Trainer's LR schedule can drive
+    its one parameter group; the hooks copy that learning rate to the per-weight optimizers before each step.
+    """
+
+
+def _layerwise_galore(cls: Any, projected: list[Any], others: list[tuple[str, Any]], lr: float,
+                      weight_decay: float, galore: dict[str, Any], kwargs: dict[str, Any]) -> Any:
+    """One optimizer per weight, stepped as soon as its gradient is ready, so no gradient outlives its layer."""
+    import torch
+
+    class _Layerwise(torch.optim.Optimizer, LayerwiseOptimizer):
+        def __init__(self) -> None:
+            super().__init__([torch.zeros(1)], {"lr": lr})  # one dummy group: the schedule's handle
+
+        @torch.no_grad()
+        def step(self, closure: Any = None) -> Any:
+            return closure() if closure is not None else None
+
+        def zero_grad(self, set_to_none: bool = True) -> None:
+            return None
+
+    per_param: dict[int, Any] = {}
+    for param in projected:
+        per_param[id(param)] = cls([{"params": [param], "weight_decay": weight_decay, **galore}], lr=lr, **kwargs)
+    for name, param in others:
+        decay = weight_decay if _wants_decay(name, param) else 0.0
+        per_param[id(param)] = cls([{"params": [param], "weight_decay": decay}], lr=lr, **kwargs)
+    wrapper = _Layerwise()
+
+    def step_now(param: Any) -> None:
+        if param.grad is None:
+            return
+        optimizer = per_param[id(param)]
+        for group in optimizer.param_groups:
+            group["lr"] = wrapper.param_groups[0]["lr"]
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    for param in [*projected, *(p for _, p in others)]:
+        param.register_post_accumulate_grad_hook(step_now)
+    wrapper.per_param = per_param
+    logger.info("Layer-wise GaLore on %d weight matrices: gradient accumulation must be 1.", len(projected))
+    return wrapper
+
+
+# ---------------------------------------------------------------- BAdam
+
+
+def _create_badam_optimizer(model: Any, lr: float, weight_decay: float, finetuning_args: FinetuningArguments,
+                            kwargs: dict[str, Any], optim: str) -> Any:
+    """BAdam: full training one block of layers at a time (`layer` mode) or a sparse share of each (`ratio`)."""
+    _require("badam", "badam_missing")
+    ft = finetuning_args
+    named = list(model.named_parameters())
+    groups = _decay_groups(named, weight_decay)
+    if ft.badam_mode == "layer":
+        from badam import BlockOptimizer
+
+        cls = _base_optimizer_class(optim, "BAdam")
+        base = cls(groups, lr=lr, **_accepted_kwargs(cls, kwargs))
+        return BlockOptimizer(base_optimizer=base, named_parameters_list=named, block_prefix_list=None,
+                              switch_block_every=ft.badam_switch_interval, start_block=ft.badam_start_block,
+                              switch_mode=ft.badam_switch_mode, verbose=ft.badam_verbose)
+    from badam import BlockOptimizerRatio
+
+    adam = {key: kwargs[key] for key in ("betas", "eps") if key in kwargs}
+    return BlockOptimizerRatio(param_groups=groups, named_parameters_list=named, update_ratio=ft.badam_update_ratio,
+                               mask_mode=ft.badam_mask_mode, verbose=ft.badam_verbose, include_embedding=False,
+                               lr=lr, **adam)
+
+
+def create_optimizer(model: Any, learning_rate: float, weight_decay: float, finetuning_args: FinetuningArguments,
+                     adam_kwargs: dict[str, Any], *, optim: str = "adamw_torch") -> Any | None:
+    """The optimizer for GaLore, BAdam or LoRA+ (in that order of precedence), or None for the Trainer's own.
+
+    `adam_kwargs` are passed to the optimizer class (e.g. {"betas": (0.9, 0.999), "eps": 1e-8}); `optim` is the
+    Trainer's optimizer name, which picks the base class (AdamW, 8-bit AdamW, SGD, Adagrad, Adafactor).
+    """
+    ft = finetuning_args
+    if ft.use_galore:
+        return _create_galore_optimizer(model, learning_rate, weight_decay, ft, adam_kwargs, optim)
+    if ft.use_badam:
+        return _create_badam_optimizer(model, learning_rate, weight_decay, ft, adam_kwargs, optim)
+    if ft.loraplus_lr_ratio is not None:
+        return _create_loraplus_optimizer(model, learning_rate, weight_decay, ft, adam_kwargs, optim)
+    return None
