@@ -38,8 +38,10 @@ def setup_logging() -> None:
     """One line per message, on stderr (the studio's runner sends stderr to running_log.txt)."""
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="[%(asctime)s] %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    for noisy in ("httpx", "urllib3", "filelock", "huggingface_hub"):
+    for noisy in ("httpx", "urllib3", "filelock", "huggingface_hub", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # bitsandbytes warns at import about an optional GPU-kernel package even when nothing is quantized.
+    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
 
 def wants_torchrun() -> bool:

@@ -176,6 +176,9 @@ def lora_kwargs(model: Any, model_args: ModelArguments, finetuning_args: Finetun
     _check_names(modules_to_save, _module_name_parts(model), "additional_target_not_found")
     if model_args.resize_vocab:  # the new token rows start as the mean: train them fully
         modules_to_save += [name for name in _embedding_module_names(model) if name not in modules_to_save]
+    # Tied input/output embeddings must stay one tensor when both are trained fully.
+    tied = bool(getattr(model.config, "tie_word_embeddings", False))
+    embeddings = set(_embedding_module_names(model))
     init: bool | str = True
     if ft.pissa_init:
         init = "pissa" if ft.pissa_iter == -1 else f"pissa_niter_{ft.pissa_iter}"
@@ -188,6 +191,7 @@ def lora_kwargs(model: Any, model_args: ModelArguments, finetuning_args: Finetun
         "use_rslora": ft.use_rslora,
         "use_dora": ft.use_dora,
         "init_lora_weights": init,
+        "ensure_weight_tying": tied and bool(embeddings & set(modules_to_save)),
     }
 
 

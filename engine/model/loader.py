@@ -367,6 +367,18 @@ def _prepare_model(model: Any, model_args: ModelArguments, finetuning_args: Fine
     return model
 
 
+def check_model_options(model_args: ModelArguments, finetuning_args: FinetuningArguments, is_trainable: bool) -> None:
+    """Reject option combinations that cannot work, before any weights are read."""
+    method = finetuning_args.finetuning_type
+    quantized = model_args.quantization_bit is not None
+    if is_trainable and quantized and method != "lora":  # a quantized model can still be used for inference
+        raise ModelError("quantization_needs_lora", method=method)
+    if is_trainable and quantized and finetuning_args.pissa_init:
+        raise ModelError("pissa_quantized")
+    if model_args.adapter_name_or_path and method != "lora":
+        raise ModelError("adapter_needs_lora", method=method)
+
+
 def load_model(tokenizer: Any, model_args: ModelArguments, finetuning_args: FinetuningArguments, *,
                is_trainable: bool, compute_dtype: Any = None, max_seq_length: int | None = None) -> Any:
     """The model, ready to train (`is_trainable`) or to generate, with its finetuning method set up.
@@ -378,6 +390,7 @@ def load_model(tokenizer: Any, model_args: ModelArguments, finetuning_args: Fine
     from engine.model.adapters import count_parameters, setup_finetuning
     from engine.model.boosters import apply_liger_kernel, load_unsloth_model, resolve_attn_implementation
 
+    check_model_options(model_args, finetuning_args, is_trainable)
     path = resolve_model_folder(model_args)
     folder = path if os.path.isdir(path) else None
     config = load_config(model_args, path)

@@ -144,22 +144,21 @@ def _create_galore_optimizer(model: Any, lr: float, weight_decay: float, finetun
     return cls(groups, lr=lr, **kwargs)
 
 
-class LayerwiseOptimizer:
-    """Stand-in for layer-wise GaLore: each weight steps in its own backward hook, so `step` does nothing.
-
-    It is a real `torch.optim.Optimizer` (built by `_layerwise_galore`) so the Trainer's LR schedule can drive
-    its one parameter group; the hooks copy that learning rate to the per-weight optimizers before each step.
-    """
-
-
 def _layerwise_galore(cls: Any, projected: list[Any], others: list[tuple[str, Any]], lr: float,
                       weight_decay: float, galore: dict[str, Any], kwargs: dict[str, Any]) -> Any:
-    """One optimizer per weight, stepped as soon as its gradient is ready, so no gradient outlives its layer."""
+    """One optimizer per weight, stepped in a backward hook as soon as its gradient is ready.
+
+    No gradient outlives its layer, which is the memory saving. The returned stand-in's `step` and `zero_grad`
+    do nothing; it is a real `torch.optim.Optimizer` with one parameter group so the Trainer's LR schedule can
+    drive it, and each hook copies that learning rate to its weight's optimizer. It has `layerwise = True`.
+    """
     import torch
 
-    class _Layerwise(torch.optim.Optimizer, LayerwiseOptimizer):
+    class LayerwiseOptimizer(torch.optim.Optimizer):
+        layerwise = True
+
         def __init__(self) -> None:
-            super().__init__([torch.zeros(1)], {"lr": lr})  # one dummy group: the schedule's handle
+            super().__init__([torch.zeros(1)], {"lr": lr})
 
         @torch.no_grad()
         def step(self, closure: Any = None) -> Any:
@@ -174,11 +173,9 @@ def _layerwise_galore(cls: Any, projected: list[Any], others: list[tuple[str, An
     for name, param in others:
         decay = weight_decay if _wants_decay(name, param) else 0.0
         per_param[id(param)] = cls([{"params": [param], "weight_decay": decay}], lr=lr, **kwargs)
-    wrapper = _Layerwise()
+    wrapper = LayerwiseOptimizer()
 
     def step_now(param: Any) -> None:
-        if param.grad is None:
-            return
         optimizer = per_param[id(param)]
         for group in optimizer.param_groups:
             group["lr"] = wrapper.param_groups[0]["lr"]
@@ -213,9 +210,12 @@ def _create_badam_optimizer(model: Any, lr: float, weight_decay: float, finetuni
     from badam import BlockOptimizerRatio
 
     adam = {key: kwargs[key] for key in ("betas", "eps") if key in kwargs}
+    # BAdam freezes the parameter named lm_head; a head tied to the embeddings has no such name (and is frozen
+    # with the embeddings anyway), so it must not look for one.
+    separate_head = any("lm_head" in name for name, _ in named)
     return BlockOptimizerRatio(param_groups=groups, named_parameters_list=named, update_ratio=ft.badam_update_ratio,
                                mask_mode=ft.badam_mask_mode, verbose=ft.badam_verbose, include_embedding=False,
-                               lr=lr, **adam)
+                               include_lm_head=not separate_head, lr=lr, **adam)
 
 
 def create_optimizer(model: Any, learning_rate: float, weight_decay: float, finetuning_args: FinetuningArguments,

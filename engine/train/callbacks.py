@@ -14,7 +14,7 @@ from engine.runfolder import TrainerLogWriter
 
 # Trainer log keys copied into trainer_log.jsonl under the same name (stage metrics keep theirs).
 _SKIP_KEYS = {"loss", "learning_rate", "epoch", "grad_norm", "total_flos", "num_input_tokens_seen",
-              "train_tokens_per_second"}
+              "train_tokens_per_second", "train_runtime", "train_samples_per_second", "train_steps_per_second"}
 
 
 def format_duration(seconds: float) -> str:
@@ -48,7 +48,7 @@ class LogCallback(TrainerCallback):
             self.writer.truncate_after(state.global_step)
 
     def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001, ANN201
-        if not state.is_world_process_zero or not logs or "train_runtime" in logs:
+        if not state.is_world_process_zero or not logs or "train_loss" in logs:
             return  # the end-of-training summary goes to all_results.json instead
         elapsed = time.monotonic() - self.start_time
         done = state.global_step - self.start_step

@@ -64,7 +64,7 @@ def training_kwargs(config: RunConfig) -> dict[str, Any]:
         "bf16": t.bf16 and not ft.pure_bf16,  # pure_bf16 loads bf16 weights and needs no autocast
         "fp16": t.fp16,
         "tf32": t.tf32,
-        "gradient_checkpointing": t.gradient_checkpointing and not config.model.disable_gradient_checkpointing,
+        "activation_checkpointing": t.gradient_checkpointing and not config.model.disable_gradient_checkpointing,
         "seed": t.seed,
         "data_seed": t.data_seed,
         "report_to": [] if t.report_to == "none" else [t.report_to] if t.report_to != "all" else "all",
