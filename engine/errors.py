@@ -6,7 +6,7 @@ its message without a traceback; the studio shows the same message in the chosen
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import yaml
@@ -39,7 +39,7 @@ class ModelError(StudioError):
     """A model, tokenizer or adapter that cannot be loaded as asked."""
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_locale(lang: str) -> dict[str, str]:
     """The flat key → text table of one UI language (empty when the language is unknown)."""
     path = resource_dir("locales") / f"{lang}.yaml"

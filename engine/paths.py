@@ -36,6 +36,13 @@ def default_dataset_dir() -> Path:
     return resource_dir("data")
 
 
+def resolve_dataset_dir(value: str | Path | None) -> Path:
+    """The dataset folder a config means: `data` (the default) falls back to the shipped one when cwd has none."""
+    if value is None or str(value) in ("data", "./data"):
+        return default_dataset_dir()
+    return Path(value)
+
+
 def demo_model_dir() -> Path:
     """Where `model_name_or_path: demo` is built."""
     return saves_dir() / "models" / "demo"

@@ -18,7 +18,7 @@ from typing import Any
 
 from engine.data.registry import DatasetAttr, json_type, registry_path
 from engine.errors import DataError
-from engine.paths import default_dataset_dir
+from engine.paths import resolve_dataset_dir
 
 SUPPORTED_EXTENSIONS = (".json", ".jsonl", ".csv", ".parquet", ".txt")
 
@@ -58,7 +58,7 @@ def read_rows(attr: DatasetAttr, dataset_dir: str | Path | None = None) -> Rows:
     """Raw rows (dicts) of a dataset stored as a local file or a folder of files under `dataset_dir`."""
     if attr.load_from != "file":
         raise ValueError(f"read_rows reads local files; dataset '{attr.name}' loads from {attr.load_from}")
-    base = Path(os.path.abspath(dataset_dir if dataset_dir is not None else default_dataset_dir()))
+    base = Path(os.path.abspath(resolve_dataset_dir(dataset_dir)))
     path = _resolve(attr, base)
     files = _folder_files(attr, path, base) if path.is_dir() else [path]
     rows, spans = Rows(), []

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import DataError
-from engine.paths import default_dataset_dir
+from engine.paths import resolve_dataset_dir
 
 REGISTRY_FILE = "dataset_info.json"
 FORMATTINGS = ("alpaca", "sharegpt", "openai")
@@ -93,7 +93,7 @@ class DatasetAttr:
 
 def registry_path(dataset_dir: str | Path | None) -> Path:
     """The `dataset_info.json` of a dataset folder (the default folder when None)."""
-    return Path(dataset_dir if dataset_dir is not None else default_dataset_dir()) / REGISTRY_FILE
+    return resolve_dataset_dir(dataset_dir) / REGISTRY_FILE
 
 
 def json_type(value: Any) -> str:

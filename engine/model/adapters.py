@@ -220,8 +220,10 @@ def _load_adapter(model: Any, location: str, model_args: ModelArguments, is_trai
     except ModelError as exc:
         cause = str(exc.__cause__ or "")
         if "size mismatch" in cause or "not found in the base model" in cause:
+            lines = [line.strip() for line in cause.splitlines() if line.strip()]
+            detail = next((line for line in lines if "size mismatch" in line or "not found" in line), lines[0])
             raise ModelError("adapter_mismatch", path=location, name=model_args.model_name_or_path,
-                             error=cause.strip().splitlines()[0]) from exc.__cause__
+                             error=detail.rstrip(".")) from exc.__cause__
         raise
 
 

@@ -52,7 +52,7 @@ __all__ = [
 DEMO_MODEL_NAME = "demo"
 """The reserved `model_name_or_path` that resolves to the locally built demo model."""
 
-BUILD_VERSION = 1
+BUILD_VERSION = 2
 """Bump when the build recipe changes, so existing builds are rebuilt."""
 
 DEMO_TEMPLATE = "chatml"
@@ -302,6 +302,9 @@ def _build_into(folder: Path, params: dict[str, int], texts: list[str], info: di
         max_position_embeddings=params["max_position_embeddings"],
         rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
         tie_word_embeddings=True,
+        # 1/sqrt(hidden) instead of transformers' 0.02: with tied embeddings the logits are bounded by the
+        # embedding norm, and at 0.02 a LoRA (which cannot touch embeddings or norms) could never fit the data.
+        initializer_range=params["hidden_size"] ** -0.5,
         bos_token_id=None,
         eos_token_id=im_end_id,
         pad_token_id=eos_id,

@@ -82,13 +82,24 @@ def _is_weight_file_error(chain: list[BaseException]) -> bool:
     )
 
 
+def _cached_snapshot(name: str, model_args: ModelArguments) -> str | None:
+    """The download cache folder of a Hub model, to name its damaged file (None when not cached)."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return snapshot_download(name, revision=model_args.model_revision, cache_dir=model_args.cache_dir,
+                                 local_files_only=True)
+    except Exception:  # any failure only means the message names the model instead of the file
+        return None
+
+
 def translate_load_error(exc: BaseException, name: str, model_args: ModelArguments,
                          folder: str | None = None) -> ModelError:
     """The ModelError a user should see for `exc`, raised while loading `name` (files in `folder` when local)."""
     chain = list(_exception_chain(exc))
     text = " ".join(str(item) for item in chain)
     if _is_weight_file_error(chain):
-        bad = find_corrupt_weights(folder) if folder else None
+        bad = find_corrupt_weights(folder or _cached_snapshot(name, model_args))
         file, problem = bad if bad else (name, str(exc))
         return ModelError("model_weights_corrupt", file=file, problem=problem)
     if "trust_remote_code" in text:
@@ -221,7 +232,7 @@ def load_tokenizer(model_args: ModelArguments) -> Any:
     if tokenizer.pad_token is None:
         if tokenizer.eos_token is None:
             raise ModelError("tokenizer_no_pad", name=model_args.model_name_or_path)
-        tokenizer.pad_token = tokenizer.eos_token  # the loss masks padding, so reusing eos is harmless
+        tokenizer.pad_token = tokenizer.eos_token  # collators mask padded labels by position, so eos is still learnt
     tokenizer.padding_side = "right"  # training pads on the right; generation code switches to left itself
     return tokenizer
 
@@ -235,6 +246,16 @@ def load_config(model_args: ModelArguments, path: str | None = None) -> Any:
 
     path = path or resolve_model_folder(model_args)
     folder = path if os.path.isdir(path) else None
+    if folder and not os.path.isfile(os.path.join(folder, "config.json")):
+        adapter_config = os.path.join(folder, "adapter_config.json")
+        if os.path.isfile(adapter_config):  # a LoRA run's output given as the model: say how to load it
+            try:
+                with open(adapter_config, encoding="utf-8") as f:
+                    base = json.load(f).get("base_model_name_or_path") or "?"
+            except (OSError, ValueError, AttributeError):
+                base = "?"
+            raise ModelError("model_path_is_adapter", path=folder, base=base)
+        raise ModelError("model_config_missing", path=folder)
     with translated_errors(model_args.model_name_or_path, model_args, folder):
         return AutoConfig.from_pretrained(path, **_hub_kwargs(model_args))
 
@@ -342,8 +363,7 @@ def _resize_embeddings(model: Any, tokenizer: Any, model_args: ModelArguments) -
         logger.info("Resized the embeddings from %d to %d rows.", rows, model.get_input_embeddings().weight.shape[0])
 
 
-def _prepare_model(model: Any, model_args: ModelArguments, finetuning_args: FinetuningArguments,
-                   is_trainable: bool) -> Any:
+def _prepare_model(model: Any, model_args: ModelArguments, is_trainable: bool) -> Any:
     """Cache, k-bit preparation and upcasts that must happen before the adapters are added."""
     import torch
 
@@ -407,7 +427,7 @@ def load_model(tokenizer: Any, model_args: ModelArguments, finetuning_args: Fine
         else:
             model = _load_weights(path, config, model_args, finetuning_args, dtype, attn)
     _resize_embeddings(model, tokenizer, model_args)
-    model = _prepare_model(model, model_args, finetuning_args, is_trainable)
+    model = _prepare_model(model, model_args, is_trainable)
     model = setup_finetuning(model, model_args, finetuning_args, is_trainable)
     if is_trainable:
         model.train()

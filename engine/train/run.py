@@ -96,7 +96,7 @@ def _attach_running_log(run_dir: Path) -> Any:
 
     def restore() -> None:
         sys.stdout, sys.stderr = saved
-        for handler, stream in zip(handlers, previous):
+        for handler, stream in zip(handlers, previous, strict=True):
             handler.setStream(stream)
         log_file.close()
 

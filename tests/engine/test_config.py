@@ -9,14 +9,14 @@ import pytest
 from engine.config import field_hints, load_config, save_config, validate_config
 from engine.config.finetuning import FinetuningArguments
 from engine.config.loader import read_yaml
-from engine.errors import ConfigError
+from engine.errors import ConfigError, StudioError
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "configs"
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
-def error_of(overrides: list[str] | dict, path: str | None = None) -> ConfigError:
-    with pytest.raises(ConfigError) as info:
+def error_of(overrides: list[str] | dict, path: str | None = None) -> StudioError:
+    with pytest.raises(StudioError) as info:
         validate_config(load_config(path, overrides))
     return info.value
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -148,7 +150,7 @@ def test_lora_bad_target_lists_linear_modules(tiny_model_dir: Path, tokenizer: A
 ])
 def test_lora_variants_configure_and_train(tiny_model_dir: Path, tokenizer: Any, overrides: dict[str, Any],
                                            attribute: str, expected: Any) -> None:
-    model = load(tiny_model_dir, tokenizer, lora_rank=4, **overrides)
+    model = load(tiny_model_dir, tokenizer, lora_rank=4, lora_target="q_proj,down_proj", **overrides)
     assert getattr(model.peft_config["default"], attribute) == expected
     backward(model)
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
@@ -275,11 +277,29 @@ def test_galore_trains(tiny_model_dir: Path, tokenizer: Any, layerwise: bool) ->
                    galore_update_interval=1, galore_target="q_proj,up_proj", galore_layerwise=layerwise)[1]
     before = model.model.layers[0].self_attn.q_proj.weight.detach().clone()
     optimizer = create_optimizer(model, 1e-3, 0.0, ft, adam())
-    if not layerwise:
+    if layerwise:  # the weights step inside backward, at the learning rate the Trainer's schedule sets
+        optimizer.param_groups[0]["lr"] = 0.0
+        train_steps(model, optimizer, steps=1)
+        assert torch.equal(before, model.model.layers[0].self_attn.q_proj.weight)
+        optimizer.param_groups[0]["lr"] = 1e-3
+    else:
         projected = [g for g in optimizer.param_groups if "rank" in g]
         assert len(projected) == 1 and len(projected[0]["params"]) == 4  # q_proj and up_proj of 2 layers
     train_steps(model, optimizer)
     assert not torch.equal(before, model.model.layers[0].self_attn.q_proj.weight)
+
+
+def test_badam_ratio_mode_trains(tiny_model_dir: Path, tokenizer: Any) -> None:
+    pytest.importorskip("badam")
+    model = load(tiny_model_dir, tokenizer, finetuning_type="full")
+    ft = make_args(tiny_model_dir, finetuning_type="full", use_badam=True, badam_mode="ratio",
+                   badam_update_ratio=0.1)[1]
+    before = model.model.layers[1].mlp.up_proj.weight.detach().clone()
+    optimizer = create_optimizer(model, 1e-3, 0.0, ft, adam())
+    assert type(optimizer).__name__ == "BlockOptimizerRatio"
+    train_steps(model, optimizer, steps=1)
+    changed = before != model.model.layers[1].mlp.up_proj.weight
+    assert 0 < changed.float().mean() < 0.5  # a sparse share of the entries moved
 
 
 def test_badam_trains_one_block(tiny_model_dir: Path, tokenizer: Any) -> None:
@@ -336,6 +356,13 @@ def test_truncated_safetensors_names_the_file(tiny_model_dir: Path, tokenizer: A
     assert error_key(lambda: load(broken, tokenizer)).key == "model_weights_missing"
 
 
+def test_folder_without_config_or_an_adapter_as_model(tokenizer: Any, tmp_path: Path) -> None:
+    assert error_key(lambda: load(tmp_path, tokenizer)).key == "model_config_missing"
+    (tmp_path / "adapter_config.json").write_text('{"base_model_name_or_path": "org/base"}', encoding="utf-8")
+    err = error_key(lambda: load(tmp_path, tokenizer))
+    assert err.key == "model_path_is_adapter" and "org/base" in str(err)
+
+
 def test_remote_code_needs_trust(tiny_model_dir: Path, tokenizer: Any, tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text(
         '{"model_type": "custom_x", "auto_map": {"AutoConfig": "configuration_x.XConfig"}}', encoding="utf-8")
@@ -386,3 +413,17 @@ def test_boosters_need_package_and_gpu(monkeypatch: pytest.MonkeyPatch, tiny_mod
 def test_linear_modules_exclude_the_head(tiny_model_dir: Path, tokenizer: Any) -> None:
     model = load(tiny_model_dir, tokenizer, is_trainable=False, finetuning_type="full")
     assert set(find_linear_modules(model)) == LINEAR
+
+
+def test_reward_model_gets_a_trainable_score_head(tiny_model_dir: Path, tokenizer: Any) -> None:
+    model = load(tiny_model_dir, tokenizer, stage="rm", lora_rank=2)
+    ids = torch.randint(10, 500, (2, 8))
+    assert model(input_ids=ids).logits.shape == (2, 1)
+    assert any("score" in name for name in trainable_names(model))
+
+
+def test_modules_import_without_torch() -> None:
+    code = ("import sys, engine.model, engine.model.loader, engine.model.adapters, engine.model.optimizers, "
+            "engine.model.boosters, engine.model.quantization; "
+            "sys.exit(int(any(m in sys.modules for m in ('torch', 'transformers', 'peft'))))")
+    assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2]).returncode == 0
