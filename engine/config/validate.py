@@ -75,6 +75,8 @@ def check_training(config: RunConfig) -> None:
         raise ConfigError("galore_and_badam")
     if (ft.use_galore or ft.use_badam) and ft.finetuning_type == "lora":
         raise ConfigError("galore_badam_with_lora", method="GaLore" if ft.use_galore else "BAdam")
+    if ft.use_galore and ft.galore_layerwise and train.gradient_accumulation_steps != 1:
+        raise ConfigError("galore_layerwise_accumulation", steps=train.gradient_accumulation_steps)
     if train.deepspeed and not Path(train.deepspeed).is_file():
         raise ConfigError("deepspeed_config_missing", path=train.deepspeed)
     if train.output_dir and Path(train.output_dir).exists() and not Path(train.output_dir).is_dir():

@@ -12,10 +12,11 @@ def run(config: RunConfig, *, run_dir: Path, resume: str | None, abort: Any) -> 
     """Train next-token prediction on plain text, packed into cutoff_len blocks; returns the final metrics."""
     from engine.data.pipeline import prepare_datasets
     from engine.model.loader import load_model, load_tokenizer
-    from engine.train.trainer_setup import build_trainer, train_and_save
+    from engine.train.trainer_setup import build_trainer, compute_dtype, train_and_save
 
     tokenizer = load_tokenizer(config.model)
     train_set, eval_set = prepare_datasets(config, None, tokenizer)
-    model = load_model(tokenizer, config.model, config.finetuning, is_trainable=config.training.do_train)
+    model = load_model(tokenizer, config.model, config.finetuning, is_trainable=config.training.do_train,
+                       compute_dtype=compute_dtype(config), max_seq_length=config.data.cutoff_len)
     trainer = build_trainer(config, model, tokenizer, train_set, eval_set, run_dir=run_dir, abort=abort)
     return train_and_save(trainer, config, run_dir, resume)

@@ -96,6 +96,17 @@ def training_kwargs(config: RunConfig) -> dict[str, Any]:
     return kwargs
 
 
+def compute_dtype(config: RunConfig) -> Any:
+    """The dtype frozen weights load in: bf16/fp16 on a GPU when mixed precision is on, else None (float32)."""
+    import torch
+
+    if not torch.cuda.is_available() or config.training.use_cpu:
+        return None
+    if config.training.bf16 or config.finetuning.pure_bf16:
+        return torch.bfloat16
+    return torch.float16 if config.training.fp16 else None
+
+
 def build_training_arguments(config: RunConfig, **overrides: Any) -> Any:
     """transformers.TrainingArguments for the run."""
     from transformers import TrainingArguments
@@ -166,10 +177,14 @@ def build_trainer(config: RunConfig, model: Any, tokenizer: Any, train_set: Any,
     from engine.data.preprocess import SequenceCollator
     from engine.model.optimizers import create_optimizer
 
-    args = build_training_arguments(config)
-    optimizer = create_optimizer(model, args.learning_rate, args.weight_decay, config.finetuning,
-                                 {"betas": (args.adam_beta1, args.adam_beta2), "eps": args.adam_epsilon})
-    return Trainer(
+    ft = config.finetuning
+    # Layer-wise GaLore steps inside the backward pass: no accumulation, no global clipping.
+    layerwise = ft.use_galore and ft.galore_layerwise
+    args = build_training_arguments(config, **({"max_grad_norm": 0.0} if layerwise else {}))
+    optimizer = create_optimizer(model, args.learning_rate, args.weight_decay, ft,
+                                 {"betas": (args.adam_beta1, args.adam_beta2), "eps": args.adam_epsilon},
+                                 optim=config.training.optim)
+    trainer = Trainer(
         model=model,
         args=args,
         train_dataset=train_set,
@@ -180,3 +195,17 @@ def build_trainer(config: RunConfig, model: Any, tokenizer: Any, train_set: Any,
         optimizers=(optimizer, None),
         **extra,
     )
+    if ft.use_badam:
+        _attach_badam(trainer, ft.badam_mode)
+    return trainer
+
+
+def _attach_badam(trainer: Any, mode: str) -> None:
+    """BAdam switches blocks from a callback; its ratio mode needs its own gradient clipping."""
+    from types import MethodType
+
+    import badam
+
+    trainer.add_callback(badam.BAdamCallback)
+    if mode == "ratio":
+        trainer.accelerator.clip_grad_norm_ = MethodType(badam.clip_grad_norm_old_version, trainer.accelerator)
