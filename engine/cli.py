@@ -20,7 +20,6 @@ COMMANDS_LATER = {
     "api": "OpenAI-compatible API server",
     "eval": "evaluation and prediction",
     "export": "export of merged weights, GGUF and Ollama",
-    "launch": "the web studio",
 }
 
 USAGE = """usage: studio <command> [options]
@@ -28,7 +27,8 @@ USAGE = """usage: studio <command> [options]
 commands:
   train CONFIG.yaml [key=value ...]   train a model (pt, sft) into its run folder
   demo-model [DIR] [--force]          build the offline demo model and print its folder
-  chat | api | eval | export | launch  (see `studio <command> --help`)
+  launch [--host] [--port] [--auth]    open the web studio (see `studio launch --help`)
+  chat | api | eval | export           (coming in a later version)
   version                              print the version
 
 Add --debug to any command to see a Python traceback for errors."""

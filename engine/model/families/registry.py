@@ -1,0 +1,114 @@
+"""The registry of well-known models: display name → hub ids, chat template, family and recommended settings.
+
+Torch-free: the studio fills its model dropdown from here, and the engine picks a template for a hub id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.templates import list_templates
+
+CUSTOM = "Custom"
+DEMO = "Demo (offline)"
+DEMO_PATH = "demo"
+HUBS = ("huggingface", "modelscope")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One well-known model: where to download it and how to chat with it."""
+
+    name: str
+    hf: str | None  # Hugging Face id; None for the locally built demo
+    ms: str | None  # ModelScope id, when the model is mirrored there
+    template: str
+    family: str
+    recommended: dict[str, Any] = field(default_factory=dict)  # config values the studio fills in on selection
+    notes: str = ""
+
+
+MODELS: dict[str, ModelInfo] = {}
+
+
+def register_model(name: str, *, hf: str | None, ms: str | None = None, template: str, family: str,
+                   recommended: dict[str, Any] | None = None, notes: str = "") -> ModelInfo:
+    """Add a model to `MODELS` (display order is registration order); a second registration of a name raises."""
+    if name in MODELS:
+        raise ValueError(f"model {name!r} is already registered")
+    if name == CUSTOM:
+        raise ValueError(f"{CUSTOM!r} is reserved for the studio's own-path choice")
+    if template not in list_templates():
+        raise ValueError(f"model {name!r}: unknown template {template!r}; known: {', '.join(list_templates())}")
+    info = ModelInfo(name=name, hf=hf, ms=ms, template=template, family=family,
+                     recommended=dict(recommended or {}), notes=notes)
+    MODELS[name] = info
+    return info
+
+
+def list_models() -> list[str]:
+    """Display names in dropdown order, the offline demo first."""
+    return list(MODELS)
+
+
+def get_model(name: str) -> ModelInfo:
+    """The registered model called `name`."""
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise KeyError(f"unknown model {name!r}; pick one of list_models() or {CUSTOM!r} with a path") from None
+
+
+def model_path(name: str, hub: str = "huggingface") -> str:
+    """A registered model's `model_name_or_path`: `demo`, its ModelScope id on that hub when known, else its HF id."""
+    info = get_model(name)
+    if info.hf is None:
+        return DEMO_PATH
+    if hub == "modelscope" and info.ms:
+        return info.ms
+    return info.hf
+
+
+def find_model(name_or_path: str | None) -> ModelInfo | None:
+    """The registered model a display name, `demo` or hub id (either hub, any case) stands for, else None."""
+    if not name_or_path:
+        return None
+    if name_or_path in MODELS:
+        return MODELS[name_or_path]
+    wanted = name_or_path.strip().rstrip("/").lower()
+    if wanted == DEMO_PATH:
+        return next(info for info in MODELS.values() if info.hf is None)
+    for info in MODELS.values():  # hub ids are case-insensitive on both hubs
+        if wanted in ((info.hf or "").lower(), (info.ms or "").lower()):
+            return info
+    return None
+
+
+def template_for(name_or_path: str | None) -> str | None:
+    """The chat template of a registered model, by display name or hub id; None for anything else."""
+    info = find_model(name_or_path)
+    return info.template if info else None
+
+
+register_model(
+    DEMO,
+    hf=None,
+    template="chatml",
+    family="demo",
+    # Measured on the demo model: with these values it learns the identity dataset.
+    recommended={
+        "finetuning_type": "lora",
+        "dataset": "identity",
+        "learning_rate": 5e-3,
+        "num_train_epochs": 30,
+        "lora_rank": 16,
+        "lora_target": "all",
+        "cutoff_len": 256,
+        "per_device_train_batch_size": 8,
+        "lr_scheduler_type": "cosine",
+        "warmup_ratio": 0.05,
+        "logging_steps": 5,
+    },
+    notes="A tiny model built on this computer from the shipped demo data: no download, no GPU needed.",
+)

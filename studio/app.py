@@ -1,0 +1,74 @@
+"""The studio's Gradio app: build every tab first, then wire every event (so events can cross tabs)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from studio.context import Context
+from studio.i18n import DEFAULT_LANG, browser_language, t
+
+CSS = """
+.studio-progress {position: relative; height: 28px; border-radius: 6px; background: var(--block-background-fill);
+  border: 1px solid var(--border-color-primary); overflow: hidden;}
+.studio-progress-bar {position: absolute; inset: 0 auto 0 0; background: var(--color-accent-soft);
+  transition: width 0.4s;}
+.studio-progress-text {position: relative; padding-left: 10px; line-height: 28px; font-size: 0.9em;}
+"""
+
+
+def create_app(lang: str = DEFAULT_LANG) -> Any:
+    """The whole studio as a gr.Blocks (nothing heavy is imported: training runs in subprocesses)."""
+    import gradio as gr
+
+    from studio.tabs import chat, evaluate, export, monitor, top, train, train_data, train_runs
+
+    from engine.model.families import get_model, list_models
+
+    recommended = dict(get_model(list_models()[0]).recommended or {})
+    if isinstance(recommended.get("dataset"), str):
+        recommended["dataset"] = [d.strip() for d in recommended["dataset"].split(",")]
+    ctx = Context(lang=lang, initial=recommended)
+    with gr.Blocks(title=t("app.title.label", lang)) as demo:
+        ctx.add("title", gr.Markdown(t("app.heading.label", lang), elem_id="title"), key="app.heading",
+                kind="markdown")
+        ctx.add("subtitle", gr.Markdown(t("app.subtitle.label", lang), elem_id="subtitle"), key="app.subtitle",
+                kind="markdown")
+        top.build(ctx)
+        with gr.Tabs(elem_id="tabs"):
+            for name, modules in (("train", (train, monitor, train_runs, train_data)), ("evaluate", (evaluate,)),
+                                  ("chat", (chat,)), ("export", (export,))):
+                with gr.Tab(t(f"tab.{name}.label", lang), elem_id=f"tab_{name}") as tab:
+                    ctx.add(f"tab_{name}", tab, key=f"tab.{name}", kind="tab")
+                    for module in modules:
+                        module.build(ctx)
+        saved_lang = gr.BrowserState(None, storage_key="studio_lang")
+        top.wire(ctx)
+        monitor.wire(ctx, demo)
+        train_runs.wire(ctx)
+        train_data.wire(ctx)
+        wire_language(ctx, demo, saved_lang)
+    demo.studio_context = ctx  # handlers and tests reach the components through it
+    return demo
+
+
+def wire_language(ctx: Context, demo: Any, saved_lang: Any) -> None:
+    """Relabel everything when the language changes; remember the choice in the browser; start in it on load."""
+    import gradio as gr
+
+    labelled = ctx.labelled_components()
+
+    def relabel(lang: str) -> list[Any]:
+        """Language code → updates for every labelled component, and the code to remember."""
+        return [*ctx.relabel(lang), lang]
+
+    def initial_language(saved: str | None, request: gr.Request) -> str:
+        """The remembered language, else the browser's first supported one, else English."""
+        from studio.i18n import LANGUAGES
+
+        if saved in LANGUAGES:
+            return saved
+        header = request.headers.get("accept-language") if request is not None else None
+        return browser_language(header)
+
+    ctx["lang"].change(relabel, ctx["lang"], [*labelled, saved_lang], api_visibility="private")
+    demo.load(initial_language, saved_lang, ctx["lang"], api_visibility="private")

@@ -1,0 +1,71 @@
+"""The Train form's values → a flat engine config and its run folder (pure: no Gradio, testable on its own)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from engine.errors import StudioError
+from engine.paths import resource_dir
+
+# Form widgets that are not config keys: composites mapped below, or UI-only.
+UI_ONLY = {"model_name", "model_path", "hub", "checkpoint", "quantization_bit", "booster", "compute_type",
+           "extra_args", "ds_stage", "ds_offload", "run_name", "template", "rope_scaling", "dataset"}
+
+
+def parse_extra_args(text: str | None) -> dict[str, Any]:
+    """The 'extra settings' JSON object (empty text → {})."""
+    if not text or not text.strip():
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise StudioError("extra_args_invalid", line=err.lineno, column=err.colno, problem=err.msg) from None
+    if not isinstance(value, dict):
+        raise StudioError("extra_args_not_object")
+    return value
+
+
+def _none_if_blank(value: Any) -> Any:
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
+        return None
+    return value
+
+
+def deepspeed_config(stage: str, offload: bool) -> str | None:
+    """The shipped DeepSpeed config file for a ZeRO stage (None when off)."""
+    if stage in (None, "", "none"):
+        return None
+    return str(resource_dir("examples") / "deepspeed" / f"ds_z{stage}{'_offload' if offload else ''}_config.json")
+
+
+def build_train_config(form: dict[str, Any], *, run_name: str | None = None) -> tuple[dict[str, Any], Path]:
+    """A flat config dict for `engine` and the run folder it goes into, from the form's values by name."""
+    from studio.runs import default_run_name, run_folder
+    from studio.tabs.top import run_model_key
+    from studio.widgets import booster_to_config, checkpoint_to_config, compute_type_to_config
+
+    method = form["finetuning_type"]
+    model_key = run_model_key(form.get("model_name"), form.get("model_path"))
+    config: dict[str, Any] = {k: v for k, v in form.items() if k not in UI_ONLY}
+    config["model_name_or_path"] = (form.get("model_path") or "").strip()
+    config.update(checkpoint_to_config(form.get("checkpoint") or [], model_key, method))
+    bits = form.get("quantization_bit")
+    config["quantization_bit"] = None if bits in (None, "", "none") else int(bits)
+    config["template"] = _none_if_blank(form.get("template"))
+    config["rope_scaling"] = _none_if_blank(form.get("rope_scaling"))
+    config.update(booster_to_config(form.get("booster") or "auto"))
+    config.update(compute_type_to_config(form.get("compute_type") or "fp32"))
+    datasets = form.get("dataset") or []
+    config["dataset"] = ",".join(datasets) if isinstance(datasets, list) else datasets
+    config["deepspeed"] = deepspeed_config(form.get("ds_stage"), bool(form.get("ds_offload")))
+    for key in ("reward_model", "lora_alpha", "loraplus_lr_ratio", "neftune_noise_alpha", "max_samples",
+                "freeze_extra_modules", "additional_target"):
+        if key in config:
+            config[key] = _none_if_blank(config[key])
+    config.update(parse_extra_args(form.get("extra_args")))
+    name = run_name or (form.get("run_name") or "").strip() or default_run_name()
+    run_dir = run_folder(model_key, method, name)
+    config["output_dir"] = str(run_dir)
+    return config, run_dir

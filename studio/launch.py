@@ -1,0 +1,76 @@
+"""`studio launch`: serve the studio on 127.0.0.1 (port 7860 or the next free one), with optional login."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+from pathlib import Path
+
+from studio.i18n import LANGUAGES
+
+
+def find_free_port(host: str, start: int = 7860, tries: int = 100) -> int:
+    """The first port from `start` on which nothing listens."""
+    for port in range(start, start + tries):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise SystemExit(f"error: no free port between {start} and {start + tries - 1}; pass --port.")
+
+
+def read_auth(auth: str | None, auth_file: str | None) -> list[tuple[str, str]] | None:
+    """`user:password` pairs from --auth or from the lines of --auth-file."""
+    lines: list[str] = []
+    if auth:
+        lines.append(auth)
+    if auth_file:
+        path = Path(auth_file)
+        if not path.is_file():
+            raise SystemExit(f"error: auth file '{auth_file}' does not exist.")
+        lines += [line.strip() for line in path.read_text(encoding="utf-8").splitlines()
+                  if line.strip() and not line.strip().startswith("#")]
+    pairs = []
+    for line in lines:
+        user, sep, password = line.partition(":")
+        if not sep or not user or not password:
+            raise SystemExit("error: each login must be written as user:password (both parts non-empty).")
+        pairs.append((user, password))
+    return pairs or None
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The launch options (environment variables fill what is not given)."""
+    parser = argparse.ArgumentParser(prog="studio launch", description="Open the fine-tuning studio in a browser.")
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ["GRADIO_SERVER_PORT"])
+                        if os.environ.get("GRADIO_SERVER_PORT") else None)
+    parser.add_argument("--share", action="store_true",
+                        default=os.environ.get("GRADIO_SHARE", "").lower() in ("1", "true", "yes"))
+    parser.add_argument("--auth", help="user:password")
+    parser.add_argument("--auth-file", help="a file of user:password lines")
+    parser.add_argument("--root-path", default=os.environ.get("GRADIO_ROOT_PATH") or None)
+    parser.add_argument("--lang", choices=list(LANGUAGES), default=None,
+                        help="first language (default: the browser's, else English)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build the app and serve it until interrupted."""
+    args = parse_args(list(sys.argv[1:] if argv is None else argv))
+    auth = read_auth(args.auth, args.auth_file)
+    if args.share and not auth:
+        print("warning: --share makes the studio reachable from the internet without a login. "
+              "Add --auth user:password.", file=sys.stderr)
+    port = args.port or find_free_port(args.host)
+    from studio.app import CSS, create_app
+
+    demo = create_app(args.lang or "en")
+    demo.queue(default_concurrency_limit=4).launch(
+        server_name=args.host, server_port=port, share=args.share, auth=auth, root_path=args.root_path,
+        css=CSS, show_error=False, footer_links=[], quiet=False)
+    return 0

@@ -1,0 +1,174 @@
+"""The Train tab's live monitor and actions: start, abort, preview, save/load settings, reattach after a reload."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from engine.errors import StudioError
+from studio.context import Context
+from studio.i18n import t
+from studio.tabs.train import FORM_FIELDS
+
+TIMER_SECONDS = 1.0
+
+
+def build(ctx: Context) -> None:
+    """Status line, progress bar, loss and metric charts, and the log tail."""
+    import gradio as gr
+
+    lang = ctx.lang
+    ctx.add("status", gr.Markdown(t("train.msg.no_run", lang), elem_id="status"))
+    ctx.add("progress", gr.HTML(progress_html(None, lang), elem_id="progress"))
+    with gr.Row():
+        ctx.add("loss_plot", gr.LinePlot(x="step", y="value", color="series", label=t("train.loss_plot.label", lang),
+                                         elem_id="loss_plot", height=300), key="train.loss_plot", kind="plot")
+        ctx.add("metrics_plot", gr.LinePlot(x="step", y="value", color="series", elem_id="metrics_plot", height=300,
+                                            label=t("train.metrics_plot.label", lang)),
+                key="train.metrics_plot", kind="plot")
+    with gr.Row():
+        ctx.add("log", gr.Textbox(label=t("train.log.label", lang), lines=8, max_lines=12, elem_id="log",
+                                  interactive=False, autoscroll=True), key="train.log", kind="plot")
+        ctx.add("command", gr.Code(label=t("train.command.label", lang), language="yaml", elem_id="command",
+                                   interactive=False, visible=False), key="train.command", kind="plot")
+    ctx.add("run_dir", gr.State(""))
+    ctx.add("timer", gr.Timer(TIMER_SECONDS, active=False))
+
+
+def progress_html(view: Any, lang: str) -> str:
+    """A progress bar with step/total, elapsed and remaining time."""
+    if view is None or not view.total_steps:
+        percent, text = 0.0, t("train.msg.progress_idle", lang)
+    else:
+        percent = float(view.percentage or 0.0)
+        text = t("train.msg.progress", lang, current=view.current_steps, total=view.total_steps,
+                 percent=f"{percent:.0f}", elapsed=view.elapsed or "0:00:00", remaining=view.remaining or "0:00:00")
+    return (f'<div class="studio-progress"><div class="studio-progress-bar" style="width:{percent:.1f}%"></div>'
+            f'<span class="studio-progress-text">{html.escape(text)}</span></div>')
+
+
+def _form(values: tuple[Any, ...]) -> dict[str, Any]:
+    return dict(zip(FORM_FIELDS, values, strict=True))
+
+
+def preview_command(lang: str, *values: Any) -> Any:
+    """Form → the YAML config and the command that would run it (shown, nothing started)."""
+    import gradio as gr
+
+    from studio.config_builder import build_train_config
+
+    try:
+        config, run_dir = build_train_config(_form(values))
+    except StudioError as err:
+        gr.Warning(err.message(lang))
+        return gr.update()
+    text = f"# studio train {run_dir / 'config.yaml'}\n" + yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
+    return gr.update(value=text, visible=True)
+
+
+def start_training(lang: str, *values: Any) -> tuple[Any, ...]:
+    """Form → validate (same checks as the CLI) → write config.yaml → launch the engine; start polling."""
+    import gradio as gr
+
+    from studio.config_builder import build_train_config
+    from studio.runner import start_run
+
+    try:
+        config, run_dir = build_train_config(_form(values))
+        start_run(config, run_dir, lang=lang)
+    except StudioError as err:
+        message = err.message(lang)
+        gr.Warning(message)
+        return f"❌ {message}", gr.update(), gr.Timer(active=False)
+    return t("train.msg.starting", lang), str(run_dir), gr.Timer(active=True)
+
+
+def abort_training(run_dir: str, lang: str) -> str:
+    """Ask the running engine to save a checkpoint and stop."""
+    from studio.runner import abort_run
+
+    if run_dir and abort_run(Path(run_dir)):
+        return t("train.msg.aborting", lang)
+    return t("train.msg.nothing_to_abort", lang)
+
+
+def poll(run_dir: str, lang: str, monitor: Any) -> tuple[Any, ...]:
+    """Timer tick: read the run folder and refresh status, progress, charts and log; stop polling at the end."""
+    import gradio as gr
+
+    from studio.monitor import RunMonitor, status_markdown
+
+    if not run_dir:
+        return gr.update(), gr.update(), gr.update(), gr.update(), gr.update(), gr.Timer(active=False), monitor
+    monitor = monitor or RunMonitor()
+    view = monitor.poll(Path(run_dir))
+    live = view.state in ("running", "new")
+    return (status_markdown(view, lang), progress_html(view, lang), view.loss, view.metrics, view.log_tail,
+            gr.Timer(active=live), monitor)
+
+
+def reattach(lang: str) -> tuple[str, Any]:
+    """After a page load: the live run if there is one (else the newest run), and whether to poll."""
+    import gradio as gr
+
+    from studio.runner import find_live_runs
+    from studio.runs import list_runs
+
+    live = find_live_runs()
+    if live:
+        return str(live[0]), gr.Timer(active=True)
+    runs = list_runs()
+    return (str(runs[0]["path"]), gr.Timer(active=True)) if runs else ("", gr.Timer(active=False))
+
+
+def settings_path(name: str) -> Path:
+    """Where the form's settings are saved under a name."""
+    from engine.paths import saves_dir
+
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in (name or "").strip()) or "default"
+    return saves_dir() / ".studio" / "settings" / f"{safe}.yaml"
+
+
+def save_settings(name: str, lang: str, *values: Any) -> None:
+    """Keep the whole form under a name (a YAML of widget values)."""
+    import gradio as gr
+
+    path = settings_path(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(_form(values), sort_keys=False, allow_unicode=True), encoding="utf-8")
+    gr.Info(t("train.msg.settings_saved", lang, path=str(path)))
+
+
+def load_settings(name: str, lang: str) -> list[Any]:
+    """Fill the form from settings saved under a name (fields missing there are left as they are)."""
+    import gradio as gr
+
+    path = settings_path(name)
+    if not path.is_file():
+        gr.Warning(t("train.msg.settings_missing", lang, path=str(path)))
+        return [gr.update() for _ in FORM_FIELDS]
+    saved = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return [gr.update(value=saved[name]) if name in saved else gr.update() for name in FORM_FIELDS]
+
+
+def wire(ctx: Context, demo: Any) -> None:
+    """Connect the action buttons, the timer and the page-load reattach."""
+    import gradio as gr
+
+    form = [ctx[name] for name in FORM_FIELDS]
+    lang = ctx["lang"]
+    monitor = gr.State(None)
+    outputs = [ctx["status"], ctx["progress"], ctx["loss_plot"], ctx["metrics_plot"], ctx["log"], ctx["timer"],
+               monitor]
+    private = {"api_visibility": "private"}
+    ctx["preview_button"].click(preview_command, [lang, *form], ctx["command"], **private)
+    ctx["start_button"].click(start_training, [lang, *form], [ctx["status"], ctx["run_dir"], ctx["timer"]],
+                              **private)
+    ctx["abort_button"].click(abort_training, [ctx["run_dir"], lang], ctx["status"], **private)
+    ctx["save_button"].click(save_settings, [ctx["config_path"], lang, *form], None, **private)
+    ctx["load_button"].click(load_settings, [ctx["config_path"], lang], form, **private)
+    ctx["timer"].tick(poll, [ctx["run_dir"], lang, monitor], outputs, **private)
+    demo.load(reattach, [lang], [ctx["run_dir"], ctx["timer"]], **private)

@@ -1,0 +1,145 @@
+"""The top bar: language, model, method, checkpoints, quantization, chat template, rope scaling and booster."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from studio.context import Context
+from studio.i18n import LANGUAGES, t
+
+HUBS = ["huggingface", "modelscope"]
+BOOSTERS = ["auto", "sdpa", "flashattn2", "unsloth", "liger_kernel"]
+QUANT_BITS = ["none", "8", "4"]
+
+
+def build(ctx: Context) -> None:
+    """Create the general-settings widgets shared by every tab."""
+    import gradio as gr
+
+    from engine.model.families import CUSTOM, list_models, model_path
+    from engine.templates import list_templates
+    from studio.components import config_widget
+
+    lang = ctx.lang
+    first = list_models()[0]
+    with gr.Row():
+        ctx.add("lang", gr.Dropdown(choices=[(name, code) for code, name in LANGUAGES.items()], value=lang,
+                                    label=t("top.lang.label", lang), elem_id="lang", interactive=True, scale=1),
+                key="top.lang")
+        ctx.add("model_name", gr.Dropdown(choices=[*list_models(), CUSTOM], value=first, elem_id="model_name",
+                                          label=t("top.model_name.label", lang), info=t("top.model_name.info", lang),
+                                          interactive=True, scale=2), key="top.model_name")
+        ctx.add("model_path", gr.Textbox(value=model_path(first), label=t("top.model_path.label", lang),
+                                         info=t("top.model_path.info", lang), elem_id="model_path", scale=3),
+                key="top.model_path")
+        ctx.add("hub", gr.Radio(choices=[(t(f"top.hub.choices.{h}", lang), h) for h in HUBS], value=HUBS[0],
+                                label=t("top.hub.label", lang), info=t("top.hub.info", lang), elem_id="hub",
+                                scale=1), key="top.hub", choices=HUBS)
+    with gr.Row():
+        config_widget(ctx, "finetuning_type", scale=1)
+        ctx.add("checkpoint", gr.Dropdown(choices=[], value=[], multiselect=True, allow_custom_value=True,
+                                          label=t("top.checkpoint.label", lang), info=t("top.checkpoint.info", lang),
+                                          elem_id="checkpoint", interactive=True, scale=3), key="top.checkpoint")
+        ctx.add("quantization_bit", gr.Dropdown(choices=quant_choices(lang), value="none", elem_id="quantization_bit",
+                                                label=t("top.quantization_bit.label", lang),
+                                                info=t("top.quantization_bit.info", lang), interactive=True, scale=1),
+                key="top.quantization_bit", choices=QUANT_BITS)
+        config_widget(ctx, "quantization_method", choices=["bnb", "gptq", "awq", "hqq", "eetq"], scale=1)
+        config_widget(ctx, "template", value="chatml", choices=list_templates(), scale=1)
+        config_widget(ctx, "rope_scaling", value="none", choices=["none", "linear", "dynamic", "yarn", "llama3"], scale=1)
+        ctx.add("booster", gr.Dropdown(choices=booster_choices(lang), value="auto", elem_id="booster",
+                                       label=t("top.booster.label", lang), info=t("top.booster.info", lang),
+                                       interactive=True, scale=1), key="top.booster", choices=BOOSTERS)
+
+
+def quant_choices(lang: str) -> list[tuple[str, str]]:
+    """Quantization choices, each saying why when this machine cannot run it."""
+    from studio.capabilities import quantization_availability
+
+    ok, reason = quantization_availability()
+    labels = []
+    for bit in QUANT_BITS:
+        label = t(f"top.quantization_bit.choices.{bit}", lang)
+        if bit != "none" and not ok:
+            label += f" — {t(reason, lang)}"
+        labels.append((label, bit))
+    return labels
+
+
+def booster_choices(lang: str) -> list[tuple[str, str]]:
+    """Booster choices, each saying why when this machine cannot run it."""
+    from studio.capabilities import booster_availability
+
+    available = booster_availability()
+    labels = []
+    for booster in BOOSTERS:
+        label = t(f"top.booster.choices.{booster}", lang)
+        ok, reason = available.get(booster, (True, None))
+        if not ok and reason:
+            label += f" — {t(reason, lang)}"
+        labels.append((label, booster))
+    return labels
+
+
+def on_model_change(name: str, hub: str) -> tuple[Any, ...]:
+    """Model picked → (model path, template) and the model's recommended training values (dict)."""
+    from engine.model.families import CUSTOM, get_model, model_path
+
+    if name == CUSTOM:
+        return None, None, {}
+    info = get_model(name)
+    return model_path(name, hub), info.template, dict(info.recommended or {})
+
+
+def checkpoint_choices(model_name: str, model_path_value: str, finetuning_type: str) -> list[str]:
+    """Earlier runs of this model and method that hold weights."""
+    from studio.runs import list_adapters
+
+    return list_adapters(run_model_key(model_name, model_path_value), finetuning_type)
+
+
+def run_model_key(model_name: str, model_path_value: str) -> str:
+    """The folder name under saves/ for a model: its display name, or the last part of a custom path."""
+    from engine.model.families import CUSTOM
+
+    if model_name and model_name != CUSTOM:
+        return model_name
+    return (model_path_value or "custom").rstrip("/").split("/")[-1] or "custom"
+
+
+def wire(ctx: Context) -> None:
+    """Model → path, template and recommended values; model/method → checkpoint choices; language-free."""
+    import gradio as gr
+
+    from studio.tabs.train import FORM_FIELDS
+
+    recommended_targets = [name for name in FORM_FIELDS if name in ctx.components and name not in
+                           ("model_name", "model_path", "hub", "template")]
+
+    def apply_model(name: str, hub: str) -> list[Any]:
+        """Model picked → its path, template and recommended training values (others left as they are)."""
+        path, template, recommended = on_model_change(name, hub)
+        updates = [gr.update(value=path) if path else gr.update(), gr.update(value=template) if template else
+                   gr.update()]
+        for target in recommended_targets:
+            if target in recommended:
+                value = recommended[target]
+                if target == "dataset" and isinstance(value, str):
+                    value = [v.strip() for v in value.split(",") if v.strip()]
+                updates.append(gr.update(value=value))
+            else:
+                updates.append(gr.update())
+        return updates
+
+    def refresh_checkpoints(name: str, path: str, method: str) -> Any:
+        """Model or method changed → the runs that can be continued."""
+        return gr.update(choices=checkpoint_choices(name, path, method), value=[])
+
+    targets = [ctx["model_path"], ctx["template"], *[ctx[n] for n in recommended_targets]]
+    private = {"api_visibility": "private"}
+    ctx["model_name"].change(apply_model, [ctx["model_name"], ctx["hub"]], targets, **private)
+    ctx["hub"].change(lambda name, hub: on_model_change(name, hub)[0] or gr.update(),
+                      [ctx["model_name"], ctx["hub"]], ctx["model_path"], **private)
+    for trigger in ("model_name", "model_path", "finetuning_type"):
+        ctx[trigger].change(refresh_checkpoints, [ctx["model_name"], ctx["model_path"], ctx["finetuning_type"]],
+                            ctx["checkpoint"], **private)

@@ -1,0 +1,147 @@
+"""The Train tab's form: stage, data, hyperparameters, method groups, run name and the action buttons."""
+
+from __future__ import annotations
+
+from studio.context import Context
+from studio.i18n import t
+
+COMPUTE_TYPES = ["fp32", "bf16", "fp16", "pure_bf16"]
+DS_STAGES = ["none", "2", "3"]
+
+
+def _group(ctx: Context, name: str, open_: bool = False):  # noqa: ANN202 - a gradio context manager
+    import gradio as gr
+
+    accordion = gr.Accordion(t(f"train.{name}.label", ctx.lang), open=open_, elem_id=f"group_{name}")
+    ctx.add(f"group_{name}", accordion, key=f"train.{name}", kind="accordion")
+    return accordion
+
+
+def _labelled(ctx: Context, name: str, component_cls, key: str, **kwargs):  # noqa: ANN001, ANN202
+    info = t(f"{key}.info", ctx.lang) if kwargs.pop("with_info", True) else None
+    component = component_cls(label=t(f"{key}.label", ctx.lang), info=info, elem_id=name, **kwargs)
+    return ctx.add(name, component, key=key)
+
+
+def build(ctx: Context) -> None:
+    """Create the training form (widgets named after config keys; defaults and ranges from the engine)."""
+    import gradio as gr
+
+    from studio.components import config_widget
+
+    lang = ctx.lang
+    with gr.Row():
+        config_widget(ctx, "stage", value="sft", scale=2)
+        config_widget(ctx, "dataset_dir", value="data", scale=2)
+        config_widget(ctx, "dataset", choices=initial_datasets(ctx), scale=4, multiselect=True,
+                      allow_custom_value=True, value=ctx.initial.get("dataset", []))
+    with gr.Row():
+        config_widget(ctx, "learning_rate", widget="number")
+        config_widget(ctx, "num_train_epochs", widget="number")
+        config_widget(ctx, "max_grad_norm", widget="number")
+        config_widget(ctx, "max_samples", widget="number")
+        _labelled(ctx, "compute_type", gr.Dropdown, "train.compute_type", value="fp32", interactive=True,
+                  choices=[(t(f"train.compute_type.choices.{c}", lang), c) for c in COMPUTE_TYPES])
+        ctx.labels["compute_type"].choices = COMPUTE_TYPES
+    with gr.Row():
+        config_widget(ctx, "cutoff_len", widget="number")
+        config_widget(ctx, "per_device_train_batch_size", widget="number")
+        config_widget(ctx, "gradient_accumulation_steps", widget="number")
+        config_widget(ctx, "val_size", widget="slider", maximum=0.5, step=0.01)
+        config_widget(ctx, "lr_scheduler_type")
+    with _group(ctx, "more"):
+        with gr.Row():
+            config_widget(ctx, "logging_steps", widget="number")
+            config_widget(ctx, "save_steps", widget="number")
+            config_widget(ctx, "warmup_steps", widget="number")
+            config_widget(ctx, "neftune_noise_alpha", widget="number")
+            config_widget(ctx, "report_to")
+        with gr.Row():
+            config_widget(ctx, "packing", value=False)
+            config_widget(ctx, "train_on_prompt")
+            config_widget(ctx, "mask_history")
+            config_widget(ctx, "resize_vocab")
+        _labelled(ctx, "extra_args", gr.Textbox, "train.extra_args", value="{}", lines=2, interactive=True)
+    with _group(ctx, "lora"):
+        with gr.Row():
+            config_widget(ctx, "lora_rank", widget="number")
+            config_widget(ctx, "lora_alpha", widget="number")
+            config_widget(ctx, "lora_dropout", widget="number")
+            config_widget(ctx, "loraplus_lr_ratio", widget="number")
+        with gr.Row():
+            config_widget(ctx, "create_new_adapter")
+            config_widget(ctx, "use_rslora")
+            config_widget(ctx, "use_dora")
+            config_widget(ctx, "pissa_init")
+        with gr.Row():
+            config_widget(ctx, "lora_target")
+            config_widget(ctx, "additional_target")
+    with _group(ctx, "freeze"), gr.Row():
+        config_widget(ctx, "freeze_trainable_layers", widget="number")
+        config_widget(ctx, "freeze_trainable_modules")
+        config_widget(ctx, "freeze_extra_modules")
+    with _group(ctx, "rlhf"), gr.Row():
+        config_widget(ctx, "pref_beta", widget="number")
+        config_widget(ctx, "pref_ftx", widget="number")
+        config_widget(ctx, "pref_loss")
+        config_widget(ctx, "reward_model", choices=[], allow_custom_value=True)
+    with _group(ctx, "galore"), gr.Row():
+        config_widget(ctx, "use_galore")
+        config_widget(ctx, "galore_rank", widget="number")
+        config_widget(ctx, "galore_update_interval", widget="number")
+        config_widget(ctx, "galore_scale", widget="number")
+        config_widget(ctx, "galore_target")
+    with _group(ctx, "badam"), gr.Row():
+        config_widget(ctx, "use_badam")
+        config_widget(ctx, "badam_mode")
+        config_widget(ctx, "badam_switch_mode")
+        config_widget(ctx, "badam_switch_interval", widget="number")
+        config_widget(ctx, "badam_update_ratio", widget="number")
+    with _group(ctx, "identity"), gr.Row():
+        config_widget(ctx, "identity_name")
+        config_widget(ctx, "identity_author")
+    with _group(ctx, "distributed"), gr.Row():
+        from studio.capabilities import device_count
+
+        _labelled(ctx, "device_count", gr.Textbox, "train.device_count", value=str(device_count()),
+                  interactive=False, with_info=False)
+        _labelled(ctx, "ds_stage", gr.Dropdown, "train.ds_stage", value="none", interactive=True,
+                  choices=[(t(f"train.ds_stage.choices.{s}", lang) if s == "none" else s, s) for s in DS_STAGES])
+        ctx.labels["ds_stage"].choices = None
+        _labelled(ctx, "ds_offload", gr.Checkbox, "train.ds_offload", value=False, interactive=True)
+    with gr.Row():
+        _labelled(ctx, "run_name", gr.Textbox, "train.run_name", value="", interactive=True, scale=3)
+        _labelled(ctx, "config_path", gr.Textbox, "train.config_path", value="", interactive=True, scale=3)
+    with gr.Row():
+        for name, variant in (("preview_button", "secondary"), ("save_button", "secondary"),
+                              ("load_button", "secondary"), ("start_button", "primary"), ("abort_button", "stop")):
+            ctx.add(name, gr.Button(t(f"train.{name}.label", lang), variant=variant, elem_id=name),
+                    key=f"train.{name}", kind="button")
+
+
+def initial_datasets(ctx: Context) -> list[str]:
+    """Datasets for the first render (a broken registry shows up when the user changes the stage)."""
+    from studio.datasets import list_datasets
+
+    try:
+        return list_datasets(ctx.initial.get("dataset_dir", "data"), ctx.initial.get("stage", "sft"))
+    except Exception:  # noqa: BLE001 - the page must render; the registry error is shown on the next change
+        return []
+
+
+# The form's inputs, in the order handlers receive them: config keys plus the few composite widgets.
+FORM_FIELDS = [
+    "model_name", "model_path", "hub", "finetuning_type", "checkpoint", "quantization_bit", "quantization_method",
+    "template", "rope_scaling", "booster",
+    "stage", "dataset_dir", "dataset", "learning_rate", "num_train_epochs", "max_grad_norm", "max_samples",
+    "compute_type", "cutoff_len", "per_device_train_batch_size", "gradient_accumulation_steps", "val_size",
+    "lr_scheduler_type", "logging_steps", "save_steps", "warmup_steps", "neftune_noise_alpha", "report_to",
+    "packing", "train_on_prompt", "mask_history", "resize_vocab", "extra_args",
+    "lora_rank", "lora_alpha", "lora_dropout", "loraplus_lr_ratio", "create_new_adapter", "use_rslora", "use_dora",
+    "pissa_init", "lora_target", "additional_target",
+    "freeze_trainable_layers", "freeze_trainable_modules", "freeze_extra_modules",
+    "pref_beta", "pref_ftx", "pref_loss", "reward_model",
+    "use_galore", "galore_rank", "galore_update_interval", "galore_scale", "galore_target",
+    "use_badam", "badam_mode", "badam_switch_mode", "badam_switch_interval", "badam_update_ratio",
+    "identity_name", "identity_author", "ds_stage", "ds_offload", "run_name",
+]
