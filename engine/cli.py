@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import warnings
 from typing import Any
 
 from engine.errors import StudioError
@@ -40,6 +41,8 @@ def setup_logging() -> None:
                         format="[%(asctime)s] %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     for noisy in ("httpx", "urllib3", "filelock", "huggingface_hub", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Deprecation notices from inside transformers/peft say nothing a user can act on.
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|peft|torch)\.")
     # bitsandbytes warns at import about an optional GPU-kernel package even when nothing is quantized.
     logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 

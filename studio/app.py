@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import gradio as gr
+
 from studio.context import Context
 from studio.i18n import DEFAULT_LANG, browser_language, t
 
@@ -18,11 +20,8 @@ CSS = """
 
 def create_app(lang: str = DEFAULT_LANG) -> Any:
     """The whole studio as a gr.Blocks (nothing heavy is imported: training runs in subprocesses)."""
-    import gradio as gr
-
-    from studio.tabs import chat, evaluate, export, monitor, top, train, train_data, train_runs
-
     from engine.model.families import get_model, list_models
+    from studio.tabs import chat, evaluate, export, monitor, top, train, train_data, train_runs
 
     recommended = dict(get_model(list_models()[0]).recommended or {})
     if isinstance(recommended.get("dataset"), str):
@@ -53,8 +52,6 @@ def create_app(lang: str = DEFAULT_LANG) -> Any:
 
 def wire_language(ctx: Context, demo: Any, saved_lang: Any) -> None:
     """Relabel everything when the language changes; remember the choice in the browser; start in it on load."""
-    import gradio as gr
-
     labelled = ctx.labelled_components()
 
     def relabel(lang: str) -> list[Any]:

@@ -42,7 +42,8 @@ BOOSTER_PACKAGES: dict[str, str | None] = {
     "auto": None, "sdpa": None, "flashattn2": "flash_attn", "unsloth": "unsloth", "liger_kernel": "liger_kernel",
 }
 REPORT_TO_PACKAGES: dict[str, str | None] = {
-    "none": None, "all": None, "tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow", "swanlab": "swanlab",
+    "none": None, "all": None,
+    "tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow", "swanlab": "swanlab",
 }
 INFER_BACKEND_PACKAGES: dict[str, str | None] = {"huggingface": None, "hf": None, "vllm": "vllm"}
 

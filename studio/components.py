@@ -46,11 +46,15 @@ def config_widget(ctx: Context, key_name: str, *, name: str | None = None, value
         component = gr.Checkbox(value=bool(default), **common)
     elif widget == "slider" or (base in (int, float) and hints.get("max") is not None and hints.get("min") is not None
                                 and widget != "number"):
-        step = hints.get("step") or (1 if base is int else 0.01)
-        component = gr.Slider(minimum=hints["min"], maximum=hints["max"], step=step, value=default, **common)
+        limits = {"minimum": hints.get("min") or 0, "maximum": hints.get("max") or 1,
+                  "step": hints.get("step") or (1 if base is int else 0.01)}
+        limits.update({k: common.pop(k) for k in ("minimum", "maximum", "step") if k in common})
+        component = gr.Slider(value=default, **limits, **common)
     elif base in (int, float):
-        component = gr.Number(value=default, minimum=hints.get("min"), maximum=hints.get("max"),
-                              precision=0 if base is int else None, **common)
+        # Optional numbers (None = off / all) show 0 for "off": the config builder maps 0 back to None.
+        nullable = type(None) in typing.get_args(tp)
+        component = gr.Number(value=0 if default is None else default, minimum=0 if nullable else hints.get("min"),
+                              maximum=hints.get("max"), precision=0 if base is int else None, **common)
     else:
         component = gr.Textbox(value="" if default is None else str(default), **common)
     return ctx.add(name, component, key=key, choices=values if values else None)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import typing
 from pathlib import Path
 from typing import Any
 
+from engine.config.loader import KEYS
 from engine.errors import StudioError
 from engine.paths import resource_dir
 
@@ -60,10 +62,10 @@ def build_train_config(form: dict[str, Any], *, run_name: str | None = None) -> 
     datasets = form.get("dataset") or []
     config["dataset"] = ",".join(datasets) if isinstance(datasets, list) else datasets
     config["deepspeed"] = deepspeed_config(form.get("ds_stage"), bool(form.get("ds_offload")))
-    for key in ("reward_model", "lora_alpha", "loraplus_lr_ratio", "neftune_noise_alpha", "max_samples",
-                "freeze_extra_modules", "additional_target"):
-        if key in config:
-            config[key] = _none_if_blank(config[key])
+    for key in list(config):
+        if key in KEYS and type(None) in typing.get_args(KEYS[key][2]):
+            value = _none_if_blank(config[key])
+            config[key] = None if value == 0 and not isinstance(value, bool) else value  # 0 means "off" there
     config.update(parse_extra_args(form.get("extra_args")))
     name = run_name or (form.get("run_name") or "").strip() or default_run_name()
     run_dir = run_folder(model_key, method, name)

@@ -246,7 +246,7 @@ def status_markdown(view: RunView, lang: str = "en") -> str:
     """The run's state in a few Markdown lines: state, what it means, progress, and final results."""
     state = format_message(f"monitor.state.{view.state}", lang)
     lines = [f"**{state}**: {format_message(view.message_key, lang, **view.message_params)}"]
-    if view.total_steps and view.state in ("running", "aborted", "failed"):
+    if view.total_steps and view.state in ("aborted", "failed"):  # a running run has the progress bar
         lines.append(progress_text(view, lang))
     loss = view.results.get("train_loss")
     if view.state == "finished" and _is_number(loss):

@@ -125,8 +125,27 @@ def _live_processes(status: dict[str, Any]) -> list[int]:
     found = []
     for pid_key, start_key in (("pid", "pid_start_time"), ("launcher_pid", "launcher_start_time")):
         pid, start = status.get(pid_key), status.get(start_key)
-        if pid and start and pid not in found and is_process_alive(pid, start):
+        # An empty start time means the platform has no /proc; None means the status never recorded one.
+        if pid and start is not None and pid not in found and is_process_alive(pid, start):
             found.append(pid)
+    return found
+
+
+def _descendants(pids: list[int]) -> list[int]:
+    """Every process below `pids` (torchrun's ranks run in sessions of their own), found through /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[-1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], list(pids)
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.append(child)
+                todo.append(child)
     return found
 
 
@@ -162,7 +181,9 @@ def _finish_abort(run_dir: Path, status: dict[str, Any], grace: float) -> None:
     """Wait for the run to stop, kill it after `grace`, and make sure its status ends as `aborted`."""
     killed = False
     if not _wait_gone(status, grace):
-        for pid in _live_processes(status):
+        live = _live_processes(status)
+        # Collect the whole tree first: once the launcher dies its children are re-parented and lost from view.
+        for pid in [*reversed(live), *_descendants(live)]:
             _signal_group(pid, signal.SIGKILL)
         killed = True
         _wait_gone(status, 10.0)

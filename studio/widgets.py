@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.model.families import CUSTOM, HUBS, MODELS, model_path
-from engine.paths import saves_dir, studio_home
+from engine.paths import studio_home
 
 BOOSTERS = ("auto", "sdpa", "flashattn2", "unsloth", "liger_kernel")
 COMPUTE_TYPES = ("bf16", "fp16", "fp32", "pure_bf16")
@@ -115,12 +115,14 @@ def quantization_from_config(config: Mapping[str, Any]) -> str:
 
 
 def runs_dir(model: str, method: str) -> Path:
-    """saves/<model>/<method>: the studio's runs of `model` (its folder name under saves/) with one method."""
-    return saves_dir() / model / method
+    """saves/<model>/<method>: the folder of a model's runs with one method, named as `studio.runs` names it."""
+    from studio.runs import run_folder  # pandas comes with it: only load it when runs are asked for
+
+    return run_folder(model, method, "run").parent
 
 
 def _resolve(path: str) -> Path:
-    """A path as written in a config, made absolute the way the engine reads it (relative to STUDIO_HOME)."""
+    """A path as written in a config, made absolute; relative paths start at STUDIO_HOME, which holds saves/."""
     candidate = Path(path).expanduser()
     return (candidate if candidate.is_absolute() else studio_home() / candidate).resolve()
 
@@ -135,7 +137,9 @@ def _run_path(run: str, model: str, method: str) -> str:
     """A run name → its folder; an entry that already is a path (custom folder) stays as it is."""
     if "/" in run or "\\" in run:
         return run
-    return str(runs_dir(model, method) / run)
+    from studio.runs import run_folder
+
+    return str(run_folder(model, method, run))
 
 
 def checkpoint_to_config(runs: str | Iterable[str] | None, model: str, method: str) -> dict[str, Any]:

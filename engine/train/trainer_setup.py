@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,6 @@ logger = logging.getLogger(__name__)
 
 def is_main_process() -> bool:
     """Rank 0 (or a single process): the only one that writes the run folder."""
-    import os
-
     return int(os.environ.get("RANK", "0")) == 0
 
 
@@ -85,7 +84,8 @@ def training_kwargs(config: RunConfig) -> dict[str, Any]:
         "hub_model_id": t.hub_model_id,
         "neftune_noise_alpha": ft.neftune_noise_alpha,
         "include_num_input_tokens_seen": "non_padding" if t.include_num_input_tokens_seen else "no",
-        "disable_tqdm": False,
+        # Under the studio the live chart is the progress bar: keep tqdm's redraws out of running_log.txt.
+        "disable_tqdm": bool(os.environ.get("STUDIO_RUNNING_LOG")),
     }
     if t.fsdp:
         kwargs["fsdp"] = t.fsdp

@@ -26,9 +26,12 @@ def build(ctx: Context) -> None:
     with gr.Row():
         ctx.add("loss_plot", gr.LinePlot(x="step", y="value", color="series", label=t("train.loss_plot.label", lang),
                                          elem_id="loss_plot", height=300), key="train.loss_plot", kind="plot")
-        ctx.add("metrics_plot", gr.LinePlot(x="step", y="value", color="series", elem_id="metrics_plot", height=300,
-                                            label=t("train.metrics_plot.label", lang)),
-                key="train.metrics_plot", kind="plot")
+        with gr.Column():
+            ctx.add("metric_pick", gr.Dropdown(choices=["lr"], value="lr", elem_id="metric_pick", interactive=True,
+                                               label=t("train.metric_pick.label", lang)), key="train.metric_pick")
+            ctx.add("metrics_plot", gr.LinePlot(x="step", y="value", color="series", elem_id="metrics_plot",
+                                                height=240, label=t("train.metrics_plot.label", lang)),
+                    key="train.metrics_plot", kind="plot")
     with gr.Row():
         ctx.add("log", gr.Textbox(label=t("train.log.label", lang), lines=8, max_lines=12, elem_id="log",
                                   interactive=False, autoscroll=True), key="train.log", kind="plot")
@@ -95,19 +98,27 @@ def abort_training(run_dir: str, lang: str) -> str:
     return t("train.msg.nothing_to_abort", lang)
 
 
-def poll(run_dir: str, lang: str, monitor: Any) -> tuple[Any, ...]:
-    """Timer tick: read the run folder and refresh status, progress, charts and log; stop polling at the end."""
+def poll(run_dir: str, lang: str, metric: str, monitor: Any) -> tuple[Any, ...]:
+    """Timer tick: read the run folder and refresh status, progress, charts and log; stop polling at the end.
+
+    The metric chart shows one chosen series at a time (learning rate, grad norm and throughput differ by orders
+    of magnitude); its choices grow as the run logs new metrics.
+    """
     import gradio as gr
 
     from studio.monitor import RunMonitor, status_markdown
 
     if not run_dir:
-        return gr.update(), gr.update(), gr.update(), gr.update(), gr.update(), gr.Timer(active=False), monitor
+        return (gr.update(), gr.update(), gr.update(), gr.update(), gr.update(), gr.update(),
+                gr.Timer(active=False), monitor)
     monitor = monitor or RunMonitor()
     view = monitor.poll(Path(run_dir))
     live = view.state in ("running", "new")
-    return (status_markdown(view, lang), progress_html(view, lang), view.loss, view.metrics, view.log_tail,
-            gr.Timer(active=live), monitor)
+    names = list(dict.fromkeys(view.metrics["series"])) or ["lr"]
+    metric = metric if metric in names else names[0]
+    chosen = view.metrics[view.metrics["series"] == metric]
+    return (status_markdown(view, lang), progress_html(view, lang), view.loss, chosen,
+            gr.update(choices=names, value=metric), view.log_tail, gr.Timer(active=live), monitor)
 
 
 def reattach(lang: str) -> tuple[str, Any]:
@@ -161,8 +172,8 @@ def wire(ctx: Context, demo: Any) -> None:
     form = [ctx[name] for name in FORM_FIELDS]
     lang = ctx["lang"]
     monitor = gr.State(None)
-    outputs = [ctx["status"], ctx["progress"], ctx["loss_plot"], ctx["metrics_plot"], ctx["log"], ctx["timer"],
-               monitor]
+    outputs = [ctx["status"], ctx["progress"], ctx["loss_plot"], ctx["metrics_plot"], ctx["metric_pick"], ctx["log"],
+               ctx["timer"], monitor]
     private = {"api_visibility": "private"}
     ctx["preview_button"].click(preview_command, [lang, *form], ctx["command"], **private)
     ctx["start_button"].click(start_training, [lang, *form], [ctx["status"], ctx["run_dir"], ctx["timer"]],
@@ -170,5 +181,6 @@ def wire(ctx: Context, demo: Any) -> None:
     ctx["abort_button"].click(abort_training, [ctx["run_dir"], lang], ctx["status"], **private)
     ctx["save_button"].click(save_settings, [ctx["config_path"], lang, *form], None, **private)
     ctx["load_button"].click(load_settings, [ctx["config_path"], lang], form, **private)
-    ctx["timer"].tick(poll, [ctx["run_dir"], lang, monitor], outputs, **private)
+    ctx["timer"].tick(poll, [ctx["run_dir"], lang, ctx["metric_pick"], monitor], outputs, **private)
+    ctx["metric_pick"].input(poll, [ctx["run_dir"], lang, ctx["metric_pick"], monitor], outputs, **private)
     demo.load(reattach, [lang], [ctx["run_dir"], ctx["timer"]], **private)

@@ -99,12 +99,9 @@ def checkpoint_choices(model_name: str, model_path_value: str, finetuning_type: 
 
 
 def run_model_key(model_name: str, model_path_value: str) -> str:
-    """The folder name under saves/ for a model: its display name, or the last part of a custom path."""
-    from engine.model.families import CUSTOM
-
-    if model_name and model_name != CUSTOM:
-        return model_name
-    return (model_path_value or "custom").rstrip("/").split("/")[-1] or "custom"
+    """The folder under saves/ for a model: the last part of its path (`demo`, `Qwen2.5-7B-Instruct`), as the CLI
+    names its default output folders too."""
+    return (model_path_value or model_name or "custom").rstrip("/").split("/")[-1] or "custom"
 
 
 def wire(ctx: Context) -> None:

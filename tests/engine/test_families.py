@@ -101,5 +101,6 @@ def test_unknown_and_duplicate_names():
 
 def test_import_leaves_heavy_libraries_out():
     code = "import sys, engine.model.families; print(' '.join(sorted(sys.modules)))"
-    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split())
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    loaded = set(out.split())
     assert not {"torch", "transformers", "peft", "trl", "datasets", "gradio"} & loaded

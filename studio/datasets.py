@@ -1,0 +1,425 @@
+"""The Train tab's dataset features as plain functions: list by stage, page through rows, upload and register a file,
+and preview a row token by token as the model will see it (with the loss mask), plus token-length statistics.
+
+Torch-free: rows are read and converted by `engine.data`, rendered by `engine.templates`, and tokenized by
+`studio.light_tokenizer` (the model folder's tokenizer.json through the `tokenizers` library).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from engine.data import (
+    REGISTRY_FILE,
+    SUPPORTED_EXTENSIONS,
+    DatasetAttr,
+    RowsError,
+    convert_rows,
+    dataset_kind,
+    example_text,
+    fill_placeholders,
+    get_dataset_attrs,
+    load_registry,
+    read_rows,
+)
+from engine.data.files import _read_file, describe_row
+from engine.data.registry import _check_entry
+from engine.errors import ConfigError, DataError, format_message
+from engine.model.chat_template import load_template
+from engine.paths import resolve_dataset_dir
+from engine.templates import IGNORE_INDEX, render_conversation
+from studio.light_tokenizer import LightTokenizer, load_light_tokenizer
+
+STAGE_KINDS = {"pt": {"sft", "ranking", "kto"}, "sft": {"sft"}, "rm": {"ranking"}, "dpo": {"ranking"},
+               "kto": {"kto"}, "ppo": {"sft"}, "grpo": {"sft"}}
+UPLOADS = "uploads"
+DETECT_ROWS = 100
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+# Column names people use for each field, best first (matched case-insensitively).
+_SYNONYMS = {
+    "prompt": ("instruction", "prompt", "question", "query", "text"),
+    "query": ("input",),
+    "response": ("output", "response", "answer", "completion", "target"),
+    "history": ("history",),
+    "messages": ("conversations", "messages", "conversation", "dialog", "dialogue", "chat"),
+    "system": ("system", "system_prompt"),
+    "tools": ("tools", "functions"),
+    "chosen": ("chosen", "preferred"),
+    "rejected": ("rejected", "dispreferred"),
+    "kto_tag": ("kto_tag", "label"),
+    "images": ("images", "image"),
+    "videos": ("videos", "video"),
+    "audios": ("audios", "audio"),
+}
+_LEARNED_STYLE = "background:#dcfce7;color:#14532d;border-bottom:2px solid #16a34a;"
+_MASKED_STYLE = "background:#f3f4f6;color:#9ca3af;border-bottom:2px solid transparent;"
+_TOKEN_STYLE = "border-radius:3px;margin-right:1px;padding:0 1px;"
+
+
+# --- listing and paging
+
+
+def list_datasets(dataset_dir: str | Path | None, stage: str) -> list[str]:
+    """Registered dataset names (registry order) whose kind suits `stage`; a broken registry raises its DataError."""
+    if stage not in STAGE_KINDS:
+        raise ValueError(f"unknown stage {stage!r}; known: {', '.join(STAGE_KINDS)}")
+    registry = load_registry(dataset_dir)
+    if not registry:
+        return []
+    return [attr.name for attr in get_dataset_attrs(list(registry), dataset_dir)
+            if dataset_kind(attr) in STAGE_KINDS[stage]]
+
+
+def _local_attr(dataset_dir: str | Path | None, name: str) -> DatasetAttr:
+    """The registry entry of `name`, refusing hub datasets (the studio only reads files on this computer)."""
+    (attr,) = get_dataset_attrs([name], dataset_dir)
+    if attr.load_from != "file":
+        raise DataError("preview_hub_dataset", name=name, hub_id=attr.path_or_id)
+    return attr
+
+
+def preview_rows(dataset_dir: str | Path | None, name: str, page: int = 0, page_size: int = 5) -> tuple[list[dict], int]:
+    """The raw rows of page `page` (from 0; past the end: none) of a local dataset, and its total row count."""
+    if page_size < 1:
+        raise ValueError(f"page_size must be at least 1, got {page_size}")
+    rows = read_rows(_local_attr(dataset_dir, name), dataset_dir)
+    start = max(page, 0) * page_size
+    return list(rows[start:start + page_size]), len(rows)
+
+
+# --- uploads
+
+
+def detect_columns(path: str | Path) -> list[str]:
+    """Column names of an uploaded json / jsonl / csv / parquet / txt file (union over its first rows)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("upload_missing", path=str(path))
+    rows, _ = _read_file(path, path.name, path.stem)
+    return list(dict.fromkeys(key for row in rows[:DETECT_ROWS] for key in row))
+
+
+def suggest_mapping(columns: list[str], formatting: str) -> dict[str, str]:
+    """A best-guess `columns` mapping (field → column) for a file with these columns; unguessed fields are left out."""
+    fields = ("messages",) if formatting in ("sharegpt", "openai") else ("prompt", "query", "response", "history")
+    fields += ("system", "tools", "chosen", "rejected", "kto_tag", "images", "videos", "audios")
+    by_lower = {column.lower(): column for column in reversed(columns)}  # the first spelling wins
+    mapping: dict[str, str] = {}
+    for field in fields:
+        for synonym in _SYNONYMS[field]:
+            column = by_lower.get(synonym)
+            if column is not None and column not in mapping.values():
+                mapping[field] = column
+                break
+    if "prompt" not in mapping and "query" in mapping and formatting == "alpaca":
+        mapping["prompt"] = mapping.pop("query")  # a file with only input/output: the input is the prompt
+    return mapping
+
+
+def register_upload(src_path: str | Path, dataset_dir: str | Path | None, name: str, formatting: str,
+                    columns: dict[str, str], tags: dict | None = None, ranking: bool = False) -> dict:
+    """Copy an uploaded file to `<dataset_dir>/uploads/<name><ext>`, check every row, and register it; returns the entry.
+
+    Nothing is registered (and the copy is removed) when a row is bad; dataset_info.json is replaced atomically and
+    its previous version kept as dataset_info.json.bak.
+    """
+    base = Path(os.path.abspath(resolve_dataset_dir(dataset_dir)))
+    registry_file = base / REGISTRY_FILE
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise DataError("dataset_name_invalid", name=name)
+    src = Path(src_path)
+    if not src.is_file():
+        raise DataError("upload_missing", path=str(src))
+    ext = src.suffix.lower()
+    if ext not in SUPPORTED_EXTENSIONS:
+        raise DataError("dataset_file_unsupported", name=name, file=src.name, ext=ext or "(none)",
+                        supported=", ".join(SUPPORTED_EXTENSIONS))
+    entry: dict[str, Any] = {"file_name": f"{UPLOADS}/{name}{ext}", "formatting": formatting}
+    mapped = {key: value for key, value in (columns or {}).items() if value}
+    if mapped:
+        entry["columns"] = mapped
+    if tags and any(tags.values()):
+        entry["tags"] = {key: value for key, value in tags.items() if value}
+    if ranking:
+        entry["ranking"] = True
+    _check_entry(name, entry, str(registry_file))
+    (base / UPLOADS).mkdir(parents=True, exist_ok=True)
+    with _registry_lock(base / UPLOADS / ".register.lock"):
+        registry = load_registry(base) if registry_file.is_file() else {}
+        if name in registry:
+            raise DataError("dataset_name_taken", name=name, registry=str(registry_file))
+        owner = next((key for key, other in registry.items() if other.get("file_name") == entry["file_name"]), None)
+        if owner is not None:
+            raise DataError("upload_file_taken", file=entry["file_name"], owner=owner)
+        target = base / entry["file_name"]
+        copied = not (target.exists() and os.path.samefile(src, target))
+        if copied:
+            shutil.copyfile(src, target)
+        try:
+            _check_rows(name, entry, base)
+            _write_registry(registry_file, {**registry, name: entry})
+        except BaseException:
+            if copied:
+                target.unlink(missing_ok=True)
+            raise
+    return entry
+
+
+def _check_rows(name: str, entry: dict, base: Path) -> None:
+    """Convert every row of a new entry's file, so a bad row is reported now (by row) rather than at training."""
+    attr = DatasetAttr(name=name, load_from="file", path_or_id=entry["file_name"], formatting=entry["formatting"],
+                       ranking=entry.get("ranking", False), columns=dict(entry.get("columns", {})),
+                       tags=dict(entry.get("tags", {})))
+    rows = read_rows(attr, base)
+    convert_rows(attr, rows, require_response=not _is_plain_text(attr, rows))
+
+
+def _is_plain_text(attr: DatasetAttr, rows: list[dict]) -> bool:
+    """Whether a dataset is pre-training text: alpaca rows with a prompt and no response column anywhere."""
+    if attr.formatting != "alpaca" or attr.ranking or attr.columns.get("kto_tag"):
+        return False
+    column = attr.columns.get("response")
+    return not column or not any(column in row for row in rows)
+
+
+@contextmanager
+def _registry_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock so two uploads at once cannot lose each other's entry (a no-op where fcntl is missing)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with open(path, "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _write_registry(path: Path, registry: dict) -> None:
+    """Replace dataset_info.json atomically (temp file + rename), keeping the previous version as .bak."""
+    text = json.dumps(registry, indent=2, ensure_ascii=False) + "\n"
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(temp, path.stat().st_mode & 0o777 if path.exists() else 0o644)
+        if path.exists():
+            shutil.copy2(path, path.with_name(path.name + ".bak"))
+        os.replace(temp, path)
+    except OSError as err:
+        Path(temp).unlink(missing_ok=True)
+        raise DataError("dataset_registry_write_failed", path=str(path), reason=str(err)) from None
+
+
+# --- token preview
+
+
+def _load_renderer(model_path: str, template_name: str | None, plain: bool) -> tuple[LightTokenizer, Any]:
+    """The preview tokenizer and the template training would use, the tokenizer adjusted as training adjusts it.
+
+    Pre-training uses no template and leaves the tokenizer (its eos) as it is.
+    """
+    tokenizer = load_light_tokenizer(model_path)
+    if plain:
+        return tokenizer, None
+    return tokenizer, load_template(template_name or None, tokenizer.name_or_path, tokenizer)
+
+
+def _check_cutoff(cutoff_len: int) -> None:
+    if isinstance(cutoff_len, bool) or not isinstance(cutoff_len, int) or cutoff_len < 1:
+        raise ConfigError("invalid_cutoff_len", value=cutoff_len)
+
+
+def _convert_one(attr: DatasetAttr, rows: list[dict], index: int, plain: bool) -> dict:
+    """The canonical example of one row; a bad row's message gives its index in the whole file."""
+    try:
+        (example,) = convert_rows(attr, [rows[index]], require_response=not plain)
+    except RowsError as err:
+        problems = [(key, {**params, "row": describe_row(rows, index)}) for key, params in err.problems]
+        raise RowsError(err.key, problems, err.more, **err.params) from None
+    return example
+
+
+def _sequences(example: dict, plain: bool) -> list[tuple[str | None, list[dict]]]:
+    """(heading key, messages) to render: one conversation, or one per reply of a ranking example."""
+    if plain:
+        return [("datasets.preview.pretraining", [])]
+    if example.get("chosen") is not None:
+        return [(f"datasets.preview.{key}", [*example["messages"], {"role": "assistant", "content": example[key]}])
+                for key in ("chosen", "rejected")]
+    if example.get("kto_tag") is not None:
+        key = "kto_desirable" if example["kto_tag"] else "kto_undesirable"
+        return [(f"datasets.preview.{key}", example["messages"])]
+    return [(None, example["messages"])]
+
+
+def _encode(tokenizer: LightTokenizer, template: Any, example: dict, messages: list[dict], cutoff_len: int | None,
+            options: dict) -> tuple[list[int], list[int]]:
+    """input_ids and labels as training builds them (plain text when `messages` is empty: bos + text + eos)."""
+    if not messages:
+        eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+        bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+        ids = (bos + tokenizer.encode(example_text(example), add_special_tokens=False) + eos)[:cutoff_len]
+        return ids, list(ids)
+    system = example.get("system") or options.get("default_system")
+    return render_conversation(template, tokenizer, messages, system, example.get("tools"), cutoff_len=cutoff_len,
+                               train_on_prompt=options.get("train_on_prompt", False),
+                               mask_history=options.get("mask_history", False),
+                               enable_thinking=options.get("enable_thinking", True))
+
+
+def render_preview(dataset_dir: str | Path | None, name: str, model_path: str, template_name: str | None,
+                   cutoff_len: int, index: int = 0, *, train_on_prompt: bool = False, mask_history: bool = False,
+                   placeholders: dict[str, str] | None = None, stage: str = "sft", default_system: str | None = None,
+                   enable_thinking: bool | None = True, lang: str = "en") -> str:
+    """HTML of row `index` as the model sees it: every token, learned ones highlighted, masked ones grey.
+
+    The template is `template_name`, else the model folder's recommendation, else the tokenizer's own, else
+    `default` (as in training). `stage="pt"` shows the row as pre-training text (bos + text + eos, no template),
+    other stages as a conversation, so a dataset the stage cannot train on fails here as it would in training.
+    Texts are in `lang`.
+    """
+    _check_cutoff(cutoff_len)
+    attr = _local_attr(dataset_dir, name)
+    rows = read_rows(attr, dataset_dir)
+    if not 0 <= index < len(rows):
+        raise DataError("preview_row_out_of_range", name=name, index=index, total=len(rows), last=len(rows) - 1)
+    plain = stage == "pt"
+    example = _convert_one(attr, rows, index, plain)
+    if placeholders:
+        (example,) = fill_placeholders([example], placeholders)
+    tokenizer, template = _load_renderer(model_path, template_name, plain)
+    options = {"train_on_prompt": train_on_prompt, "mask_history": mask_history, "default_system": default_system,
+               "enable_thinking": enable_thinking}
+    shown = template.name if template is not None else "—"
+    parts = [_p(format_message("datasets.preview.summary", lang, index=index, total=len(rows), template=shown))]
+    for heading, messages in _sequences(example, plain):
+        full = len(_encode(tokenizer, template, example, messages, None, options)[0])
+        ids, labels = _encode(tokenizer, template, example, messages, cutoff_len, options)
+        parts.append(_section(tokenizer, ids, labels, full, cutoff_len, heading, lang))
+    return ('<div class="token-preview" style="font-family:ui-monospace,SFMono-Regular,Menlo,monospace;'
+            'font-size:13px;line-height:1.9;">' + _legend(lang) + "".join(parts) + "</div>")
+
+
+def _p(text: str, style: str = "") -> str:
+    return f'<p style="margin:4px 0;{style}">{html.escape(text)}</p>'
+
+
+def _legend(lang: str) -> str:
+    """The colour key: which style means learned and which means masked."""
+    learned = format_message("datasets.preview.learned", lang)
+    masked = format_message("datasets.preview.masked", lang)
+    return (f'<div class="tok-legend" style="margin-bottom:6px;">'
+            f'<span class="tok-learned" style="{_TOKEN_STYLE}{_LEARNED_STYLE}">{html.escape(learned)}</span> '
+            f'<span class="tok-masked" style="{_TOKEN_STYLE}{_MASKED_STYLE}">{html.escape(masked)}</span>'
+            f'{_p(format_message("datasets.preview.legend", lang), "font-size:12px;opacity:.8;")}</div>')
+
+
+def _section(tokenizer: LightTokenizer, ids: list[int], labels: list[int], full: int, cutoff_len: int,
+             heading: str | None, lang: str) -> str:
+    """One rendered sequence: its heading, token counts, truncation note and the coloured tokens."""
+    learned = sum(label != IGNORE_INDEX for label in labels)
+    out = [_p(format_message(heading, lang), "font-weight:600;")] if heading else []
+    out.append(_p(format_message("datasets.preview.counts", lang, tokens=len(ids), learned=learned)))
+    if full > len(ids):
+        out.append(_p(format_message("datasets.preview.truncated", lang, cutoff_len=cutoff_len, full=full,
+                                     cut=full - len(ids)), "color:#b45309;"))
+    else:
+        out.append(_p(format_message("datasets.preview.fits", lang, cutoff_len=cutoff_len)))
+    if not learned:
+        out.append(_p(format_message("datasets.preview.nothing_learned", lang), "color:#b91c1c;"))
+    spans = []
+    for start, end, text in tokenizer.token_pieces(ids):
+        is_learned = any(label != IGNORE_INDEX for label in labels[start:end])
+        css, style = ("tok-learned", _LEARNED_STYLE) if is_learned else ("tok-masked", _MASKED_STYLE)
+        title = "id " + " ".join(str(i) for i in ids[start:end])
+        spans.append(f'<span class="{css}" title="{title}" style="{_TOKEN_STYLE}{style}">{_visible(text)}</span>')
+    out.append('<div class="tok-text" style="white-space:pre-wrap;word-break:break-word;border:1px solid #e5e7eb;'
+               'border-radius:6px;padding:8px;margin:4px 0 12px;background:#fff;">' + "".join(spans) + "</div>")
+    return "".join(out)
+
+
+def _visible(text: str) -> str:
+    """Escaped token text with line breaks shown as ↵ (then broken), and an empty token shown as ∅."""
+    if not text:
+        return "∅"
+    escaped = html.escape(text).replace("\r", "␍").replace("\t", "→\t")
+    return escaped.replace("\n", '<span style="opacity:.6;">↵</span>\n')
+
+
+# --- length statistics
+
+
+def length_stats(dataset_dir: str | Path | None, name: str, model_path: str, template_name: str | None,
+                 cutoff_len: int, *, max_rows: int = 2000, stage: str = "sft", train_on_prompt: bool = False,
+                 mask_history: bool = False, default_system: str | None = None,
+                 enable_thinking: bool | None = True) -> dict[str, Any]:
+    """Token lengths of the rows before truncation (evenly sampled when there are more than `max_rows`; a ranking
+    row counts with the longer of its two replies).
+
+    Returns rows (counted), total_rows, mean, p50, p95, max, truncated (rows longer than cutoff_len), cutoff_len and
+    histogram: a pandas DataFrame (bucket, count) in bucket order, for a gr.BarPlot (pass `sort=list(df.bucket)`).
+    """
+    import pandas as pd
+
+    _check_cutoff(cutoff_len)
+    attr = _local_attr(dataset_dir, name)
+    rows = read_rows(attr, dataset_dir)
+    plain = stage == "pt"
+    examples = convert_rows(attr, rows, require_response=not plain)
+    if len(examples) > max_rows:
+        examples = [examples[i * len(examples) // max_rows] for i in range(max_rows)]
+    tokenizer, template = _load_renderer(model_path, template_name, plain)
+    options = {"train_on_prompt": train_on_prompt, "mask_history": mask_history, "default_system": default_system,
+               "enable_thinking": enable_thinking}
+    lengths = sorted(
+        max(len(_encode(tokenizer, template, example, messages, None, options)[0])
+            for _, messages in _sequences(example, plain))
+        for example in examples
+    )
+    count = len(lengths)
+    stats: dict[str, Any] = {"rows": count, "total_rows": len(rows), "cutoff_len": cutoff_len,
+                             "truncated": sum(length > cutoff_len for length in lengths)}
+    if not count:
+        return {**stats, "mean": 0.0, "p50": 0, "p95": 0, "max": 0,
+                "histogram": pd.DataFrame({"bucket": [], "count": []})}
+    stats.update(mean=round(sum(lengths) / count, 1), p50=_percentile(lengths, 50), p95=_percentile(lengths, 95),
+                 max=lengths[-1])
+    width = _bucket_width(lengths[-1])
+    buckets = [length // width for length in lengths]
+    labels = [f"{b * width}–{(b + 1) * width - 1}" for b in range(buckets[-1] + 1)]
+    counts = [buckets.count(b) for b in range(len(labels))]
+    stats["histogram"] = pd.DataFrame({"bucket": labels, "count": counts})
+    return stats
+
+
+def _percentile(ordered: list[int], percent: float) -> int:
+    """The nearest-rank percentile of sorted values."""
+    return ordered[max(math.ceil(percent / 100 * len(ordered)) - 1, 0)]
+
+
+def _bucket_width(longest: int, target: int = 12) -> int:
+    """A round bucket width (1, 2, 5 × 10^k) giving about `target` buckets up to `longest`."""
+    rough = max(longest / target, 1)
+    power = 10 ** math.floor(math.log10(rough))
+    return int(next(step * power for step in (1, 2, 5, 10) if step * power >= rough))
+
+
+def format_length_stats(stats: dict[str, Any], lang: str = "en") -> str:
+    """One sentence summing up `length_stats` for people."""
+    return format_message("datasets.stats.summary", lang, **{k: v for k, v in stats.items() if k != "histogram"})

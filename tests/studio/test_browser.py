@@ -1,0 +1,130 @@
+"""Click through the real studio in Chromium: languages, a training run with live progress, reattach after a
+reload, abort, bad input, and login."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import httpx
+import pytest
+
+from tests.studio.conftest import shot, start_studio, stop
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+
+def open_studio(page, url: str) -> None:
+    page.goto(url)
+    page.get_by_role("button", name="Start").wait_for()
+
+
+def set_number(page, elem_id: str, value: str) -> None:
+    box = page.locator(f"#{elem_id} input").first
+    box.fill(value)
+    box.press("Tab")
+
+
+def open_group(page, label: str) -> None:
+    page.get_by_role("button", name=label).first.click()
+
+
+def pick_language(page, name: str) -> None:
+    page.locator("#lang input").click()
+    page.get_by_role("option", name=name).click()
+
+
+def run_dirs(home):
+    return sorted(p.parent for p in (home / "saves").rglob("status.json") if "models" not in p.parts)
+
+
+def test_language_switch_relabels_and_is_remembered(page, studio_server):
+    open_studio(page, studio_server["url"])
+    pick_language(page, "简体中文")
+    page.get_by_text("学习率").first.wait_for()
+    shot(page, "lang-zh")
+    page.reload()
+    page.get_by_text("学习率").first.wait_for()  # remembered across reloads
+    pick_language(page, "English")
+    page.get_by_text("Learning rate").first.wait_for()
+
+
+def test_browser_language_is_the_first_one(browser, studio_server):
+    context = browser.new_context(locale="de-DE")
+    page = context.new_page()
+    page.goto(studio_server["url"])
+    page.get_by_text("Lernrate").first.wait_for(timeout=30_000)
+    shot(page, "lang-browser-de")
+    context.close()
+
+
+def test_train_watch_reload_and_finish(page, studio_server):
+    home = studio_server["home"]
+    open_studio(page, studio_server["url"])
+    assert page.locator("#model_path input, #model_path textarea").first.input_value() == "demo"
+    set_number(page, "num_train_epochs", "3")
+    open_group(page, "More settings")
+    set_number(page, "logging_steps", "1")
+    page.locator("#run_name textarea, #run_name input").first.fill("browser_run")
+    page.get_by_role("button", name="Start").click()
+    page.get_by_text(re.compile(r"Step \d+ of \d+")).first.wait_for(timeout=90_000)
+    page.locator("#loss_plot svg").first.wait_for(timeout=30_000)
+    shot(page, "train-running")
+    page.reload()  # the run goes on; the page finds it again from the files
+    page.get_by_text(re.compile(r"Step \d+ of \d+|Finished")).first.wait_for(timeout=60_000)
+    page.get_by_text("Finished").first.wait_for(timeout=120_000)
+    shot(page, "train-finished")
+    run = home / "saves" / "demo" / "lora" / "browser_run"
+    assert json.loads((run / "status.json").read_text())["state"] == "finished"
+    assert (run / "adapter_model.safetensors").is_file()
+    records = [json.loads(line) for line in (run / "trainer_log.jsonl").read_text().splitlines()]
+    assert records[-1]["current_steps"] == records[-1]["total_steps"]
+
+
+def test_abort_shows_the_checkpoint(page, studio_server):
+    open_studio(page, studio_server["url"])
+    set_number(page, "num_train_epochs", "200")
+    open_group(page, "More settings")
+    set_number(page, "logging_steps", "1")
+    page.locator("#run_name textarea, #run_name input").first.fill("aborted_run")
+    page.get_by_role("button", name="Start").click()
+    page.get_by_text(re.compile(r"Step \d+ of \d+")).first.wait_for(timeout=90_000)
+    page.get_by_role("button", name="Abort").click()
+    page.get_by_text("checkpoint-").first.wait_for(timeout=90_000)
+    shot(page, "train-aborted")
+    run = studio_server["home"] / "saves" / "demo" / "lora" / "aborted_run"
+    assert json.loads((run / "status.json").read_text())["state"] == "aborted"
+
+
+@pytest.mark.parametrize(("setup", "expected"), [
+    (lambda page: set_number(page, "learning_rate", "-1"), "learning_rate"),
+    (lambda page: set_number(page, "cutoff_len", "0"), "cutoff_len"),
+    (lambda page: (open_group(page, "More settings"), page.locator("#extra_args textarea").fill('{"a": ')), "JSON"),
+    (lambda page: page.locator("#run_name textarea, #run_name input").first.fill("../../outside"), ".."),
+])
+def test_bad_input_is_refused_with_a_message(page, studio_server, setup, expected):
+    before = run_dirs(studio_server["home"])
+    open_studio(page, studio_server["url"])
+    setup(page)
+    page.get_by_role("button", name="Start").click()
+    page.locator("#status").get_by_text("❌").wait_for(timeout=30_000)
+    assert expected in page.locator("#status").inner_text()
+    shot(page, f"bad-input-{expected.strip('.') or 'dots'}")
+    time.sleep(0.5)
+    assert run_dirs(studio_server["home"]) == before, "nothing was started or written"
+
+
+def test_auth_refuses_without_credentials(tmp_path, browser):
+    (tmp_path / "saves").mkdir()
+    proc, url = start_studio(tmp_path, "--auth", "alice:secret-pass")
+    try:
+        for route in ("/config", "/gradio_api/info"):
+            assert httpx.get(url + route, timeout=5).status_code == 401, route
+        page = browser.new_page()
+        page.goto(url)
+        page.get_by_role("button", name=re.compile("Login", re.I)).wait_for()
+        shot(page, "auth-login")
+        page.close()
+    finally:
+        stop(proc)

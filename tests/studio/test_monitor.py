@@ -1,0 +1,196 @@
+"""The monitor on hand-written run folders: incremental reads, restarts, curves, states and their texts."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import studio.monitor as monitor_module
+from engine.errors import load_locale
+from engine.plotting import smooth
+from engine.runfolder import process_start_time, write_status
+from studio.monitor import RunMonitor, RunView, progress_text, status_markdown
+
+
+def record(step: int, total: int = 10, **extra: float) -> dict:
+    return {"current_steps": step, "total_steps": total, "percentage": round(step / total * 100, 2),
+            "elapsed_time": f"0:00:{step:02d}", "remaining_time": f"0:00:{total - step:02d}", **extra}
+
+
+def append(run_dir: Path, *records: dict, partial: str = "") -> None:
+    with open(run_dir / "trainer_log.jsonl", "a", encoding="utf-8") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in records) + partial)
+
+
+@pytest.fixture()
+def run_dir(tmp_path: Path) -> Path:
+    """A run folder whose process (this test) is alive."""
+    folder = tmp_path / "saves" / "m" / "lora" / "run"
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text("stage: sft\n")
+    write_status(folder, "running", pid=os.getpid(), pid_start_time=process_start_time(os.getpid()))
+    return folder
+
+
+@pytest.fixture()
+def reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The offsets the monitor asks read_trainer_log for."""
+    offsets: list[int] = []
+    real = monitor_module.read_trainer_log
+
+    def counting(run_dir: Path, offset: int = 0):
+        offsets.append(offset)
+        return real(run_dir, offset)
+
+    monkeypatch.setattr(monitor_module, "read_trainer_log", counting)
+    return offsets
+
+
+def test_polls_read_only_what_was_appended(run_dir: Path, reads: list[int]):
+    monitor = RunMonitor()
+    view = monitor.poll(run_dir)
+    assert (view.state, view.message_key) == ("running", "monitor.starting") and reads == []
+    append(run_dir, record(1, loss=2.0, lr=1e-3), record(2, loss=1.5, lr=1e-3))
+    view = monitor.poll(run_dir)
+    assert (view.current_steps, view.total_steps, view.percentage) == (2, 10, 20.0)
+    assert view.message_key == "monitor.running" and view.message_params["current"] == 2
+    assert reads == [0]
+    size = (run_dir / "trainer_log.jsonl").stat().st_size
+    monitor.poll(run_dir)
+    assert reads == [0], "a poll without new lines does not read the file"
+    append(run_dir, record(3, loss=1.2), partial='{"current_steps": 4, "lo')
+    view = monitor.poll(run_dir)
+    assert reads == [0, size] and view.current_steps == 3, "a half-written line waits for its end"
+    append(run_dir, partial='ss": 1.0, "total_steps": 10}\n')
+    view = monitor.poll(run_dir)
+    assert view.current_steps == 4 and list(view.loss[view.loss.series == "loss"]["value"]) == [2.0, 1.5, 1.2, 1.0]
+
+
+def test_a_shrunk_or_replaced_log_is_read_again_from_the_start(run_dir: Path, reads: list[int]):
+    monitor = RunMonitor()
+    append(run_dir, *(record(i, loss=3.0 - i / 10) for i in range(1, 6)))
+    assert monitor.poll(run_dir).current_steps == 5
+    # A resume from checkpoint-2 rewrites the log (a new file), then appends past the old size.
+    tmp = run_dir / ".trainer_log.tmp"
+    tmp.write_text("".join(json.dumps(record(i, loss=9.0)) + "\n" for i in range(1, 3)))
+    tmp.replace(run_dir / "trainer_log.jsonl")
+    append(run_dir, *(record(i, loss=9.0) for i in range(3, 9)))
+    view = monitor.poll(run_dir)
+    assert view.current_steps == 8 and set(view.loss[view.loss.series == "loss"]["value"]) == {9.0}
+    assert reads[-1] == 0
+    (run_dir / "trainer_log.jsonl").write_text(json.dumps(record(1, loss=5.0)) + "\n")  # truncated in place
+    view = monitor.poll(run_dir)
+    assert view.current_steps == 1 and list(view.loss["value"]) == [5.0, 5.0] and reads[-1] == 0
+    (run_dir / "trainer_log.jsonl").unlink()
+    view = monitor.poll(run_dir)
+    assert view.current_steps == 0 and view.loss.empty and view.message_key == "monitor.starting"
+
+
+def test_loss_and_metric_series(run_dir: Path):
+    losses = [2.0, 1.8, 1.9, 1.4, 1.1]
+    append(run_dir, *(record(i + 1, loss=v, lr=1e-3 * (i + 1), grad_norm=0.5, throughput=900.0, epoch=0.1,
+                             total_tokens=100 * i, **{"rewards/margins": 0.1 * i}) for i, v in enumerate(losses)),
+           record(5, eval_loss=1.3, eval_runtime=0.5, eval_samples_per_second=80.0))
+    view = RunMonitor().poll(run_dir)
+    assert list(view.loss.columns) == ["step", "value", "series"]
+    by_series = {name: list(group["value"]) for name, group in view.loss.groupby("series")}
+    assert by_series["loss"] == losses and by_series["eval_loss"] == [1.3]
+    assert by_series["smoothed"] == pytest.approx(smooth(losses))
+    assert list(view.loss[view.loss.series == "eval_loss"]["step"]) == [5]
+    assert set(view.metrics["series"]) == {"lr", "grad_norm", "throughput", "rewards/margins"}
+    margins = view.metrics[view.metrics.series == "rewards/margins"]
+    assert list(margins["step"]) == [1, 2, 3, 4, 5] and list(margins["value"]) == pytest.approx([0, .1, .2, .3, .4])
+
+
+def test_finished_run_shows_results_and_latest_checkpoint(run_dir: Path):
+    append(run_dir, record(9, loss=1.0), record(10, loss=0.9))
+    (run_dir / "checkpoint-5").mkdir()
+    (run_dir / "checkpoint-10").mkdir()
+    (run_dir / "all_results.json").write_text(json.dumps({"train_loss": 1.23456, "train_runtime": 75.2}))
+    write_status(run_dir, "finished", exit_code=0)
+    view = RunMonitor().poll(run_dir)
+    assert (view.state, view.percentage, view.remaining) == ("finished", 100.0, "0:00:00")
+    assert view.checkpoint == str(run_dir / "checkpoint-10") and view.results["train_loss"] == 1.23456
+    text = status_markdown(view)
+    assert "Finished" in text and str(run_dir) in text and "1.2346" in text and "0:01:15" in text
+
+
+def test_a_dead_process_reads_as_failed_with_the_log_tail(run_dir: Path):
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    write_status(run_dir, "running", pid=proc.pid, pid_start_time="1")
+    (run_dir / "running_log.txt").write_text("".join(f"line {i}\n" for i in range(100)) + "MemoryError\n")
+    append(run_dir, record(3, loss=1.0))
+    view = RunMonitor().poll(run_dir)
+    assert view.state == "failed" and "MemoryError" in view.error
+    assert view.log_tail.splitlines()[-1] == "MemoryError" and len(view.log_tail.splitlines()) == 40
+    assert view.message_key == "monitor.failed" and view.current_steps == 3
+    text = status_markdown(view)
+    assert "Failed" in text and "MemoryError" in text and "Step 3 of 10" in text
+    assert json.loads((run_dir / "status.json").read_text())["state"] == "failed"
+
+
+@pytest.mark.parametrize(("checkpoint", "key"), [(True, "monitor.aborted_checkpoint"), (False, "monitor.aborted")])
+def test_aborted_run_names_its_checkpoint(run_dir: Path, checkpoint: bool, key: str):
+    (run_dir / "checkpoint-7").mkdir()
+    write_status(run_dir, "aborted", exit_code=0, checkpoint=str(run_dir / "checkpoint-7") if checkpoint else None)
+    view = RunMonitor().poll(run_dir)
+    assert view.state == "aborted" and view.message_key == key
+    assert view.checkpoint == (str(run_dir / "checkpoint-7") if checkpoint else None)
+    if checkpoint:
+        assert "checkpoint-7" in status_markdown(view)
+
+
+def test_folders_without_a_run(tmp_path: Path):
+    monitor = RunMonitor()
+    assert monitor.poll(None).message_key == "monitor.no_run"
+    assert monitor.poll(tmp_path / "missing").message_key == "monitor.no_run"
+    (tmp_path / "fresh").mkdir()
+    (tmp_path / "fresh" / "config.yaml").write_text("stage: sft\n")
+    view = monitor.poll(tmp_path / "fresh")
+    assert (view.state, view.message_key) == ("new", "monitor.new")
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "adapter_model.safetensors").write_bytes(b"")
+    assert monitor.poll(tmp_path / "old").message_key == "monitor.unknown"
+
+
+def test_texts_exist_for_every_state_and_message():
+    english = load_locale("en")
+    keys = ["monitor.no_run", "monitor.new", "monitor.starting", "monitor.running", "monitor.finished",
+            "monitor.failed", "monitor.aborted", "monitor.aborted_checkpoint", "monitor.unknown", "monitor.progress",
+            "monitor.progress_none", "monitor.results", "monitor.see_log"]
+    keys += [f"monitor.state.{s}" for s in ("new", "running", "finished", "failed", "aborted", "unknown")]
+    assert [k for k in keys if k not in english] == []
+    assert progress_text(RunView()) == english["monitor.progress_none"]
+    view = RunView(state="running", current_steps=3, total_steps=12, percentage=25.0, elapsed="0:00:09",
+                   remaining="0:00:27", message_key="monitor.running",
+                   message_params={"current": 3, "total": 12, "percentage": "25.0"})
+    assert progress_text(view) == "Step 3 of 12 (25.0%) · 0:00:09 elapsed · about 0:00:27 left"
+    assert "{" not in status_markdown(view) and "Running" in status_markdown(view)
+    assert "{" not in status_markdown(RunView())
+
+
+def test_polling_five_thousand_lines_stays_incremental(run_dir: Path, reads: list[int]):
+    append(run_dir, *(record(i, total=5000, loss=2.0 + (i % 7) / 10, lr=1e-4, grad_norm=1.0) for i in range(1, 5001)))
+    monitor = RunMonitor()
+    start = time.perf_counter()
+    view = monitor.poll(run_dir)
+    first = time.perf_counter() - start
+    start = time.perf_counter()
+    for _ in range(10):
+        again = monitor.poll(run_dir)
+    idle = (time.perf_counter() - start) / 10
+    append(run_dir, record(5001, total=5001, loss=1.0))
+    start = time.perf_counter()
+    grown = monitor.poll(run_dir)
+    one_more = time.perf_counter() - start
+    print(f"\n5,000 lines: first poll {first * 1000:.1f} ms, idle poll {idle * 1000:.2f} ms, "
+          f"one new line {one_more * 1000:.1f} ms")
+    assert view.current_steps == 5000 and len(view.loss) == 10000 and again.current_steps == 5000
+    assert grown.current_steps == 5001 and len(reads) == 2 and reads[1] > 0
