@@ -51,10 +51,10 @@ def config_widget(ctx: Context, key_name: str, *, name: str | None = None, value
         limits.update({k: common.pop(k) for k in ("minimum", "maximum", "step") if k in common})
         component = gr.Slider(value=default, **limits, **common)
     elif base in (int, float):
-        # Optional numbers (None = off / all) show 0 for "off": the config builder maps 0 back to None.
-        nullable = type(None) in typing.get_args(tp)
-        component = gr.Number(value=0 if default is None else default, minimum=0 if nullable else hints.get("min"),
-                              maximum=hints.get("max"), precision=0 if base is int else None, **common)
+        # Optional numbers (None = off / all) show 0 for "off": the config builder maps 0 back to None. No
+        # minimum/maximum here: the browser would refuse silently, while the engine's check says what to change.
+        component = gr.Number(value=0 if default is None else default, precision=0 if base is int else None,
+                              **common)
     else:
         component = gr.Textbox(value="" if default is None else str(default), **common)
     return ctx.add(name, component, key=key, choices=values if values else None)

@@ -28,12 +28,12 @@ class Context:
 
     def add(self, name: str, component: Any, key: str | None = None, kind: str = "input",
             choices: list[Any] | None = None) -> Any:
-        """Register a component under `name`; `key` defaults to `field.<name>` for config widgets."""
+        """Register a component under `name`; with a locale `key` it is relabelled when the language changes."""
         if name in self.components:
             raise ValueError(f"component {name!r} registered twice")
         self.components[name] = component
-        if key is not None or kind == "input":
-            self.labels[name] = Labelled(key or f"field.{name}", kind, choices)
+        if key is not None:
+            self.labels[name] = Labelled(key, kind, choices)
         return component
 
     def __getitem__(self, name: str) -> Any:

@@ -10,9 +10,11 @@ from studio.config_builder import build_train_config
 
 
 def form(**changes):
+    from engine.config.loader import KEYS
+    from studio.components import field_default
     from studio.tabs.train import FORM_FIELDS
 
-    values = {name: None for name in FORM_FIELDS}
+    values = {name: field_default(name) if name in KEYS else None for name in FORM_FIELDS}
     values.update(model_name="Demo (offline)", model_path="demo", hub="huggingface", finetuning_type="lora",
                   checkpoint=[], quantization_bit="none", quantization_method="bnb", template="chatml",
                   rope_scaling="none", booster="auto", stage="sft", dataset_dir="data", dataset=["identity"],
