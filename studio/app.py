@@ -42,6 +42,7 @@ def create_app(lang: str = DEFAULT_LANG) -> Any:
                         module.build(ctx)
         saved_lang = gr.BrowserState(None, storage_key="studio_lang")
         top.wire(ctx)
+        train.wire(ctx)
         monitor.wire(ctx, demo)
         train_runs.wire(ctx)
         train_data.wire(ctx)

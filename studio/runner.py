@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import config_from_dict, save_config, validate_config
+from engine.data.pipeline import check_local_data
 from engine.errors import ConfigError, StudioError
 from engine.paths import saves_dir, studio_home
 from engine.runfolder import (
@@ -81,6 +82,7 @@ def start_run(config: dict[str, Any], run_dir: str | Path, *, lang: str = "en", 
     run_dir = resolve_run_dir(run_dir, saves)
     cfg = config_from_dict({**config, "output_dir": str(run_dir)}, source="the studio settings")
     validate_config(cfg, "train")
+    check_local_data(cfg)  # a broken or empty dataset is refused here, before anything starts
     live = find_live_runs(saves)
     if live:
         raise StudioError("run_already_live", path=str(live[0]))

@@ -55,3 +55,25 @@ def prepare_datasets(config: RunConfig, template: Any, tokenizer: Any) -> tuple[
                 f", evaluating on {len(evaluation)}" if evaluation else "")
     return train, evaluation
 
+
+
+def check_local_data(config: RunConfig) -> None:
+    """Read and convert the run's local datasets (torch-free, no tokenizer) so bad files fail before a launch.
+
+    Hub datasets are left to the training process: reading them here would download them into the caller.
+    """
+    from engine.data import get_dataset_attrs, load_examples, split_examples
+
+    data = config.data
+    require_response = config.finetuning.stage != "pt"
+    for names in (data.dataset, data.eval_dataset):
+        if not names:
+            continue
+        local = [attr.name for attr in get_dataset_attrs(names, data.dataset_dir) if attr.load_from == "file"]
+        if not local:
+            continue
+        examples = load_examples(local, data.dataset_dir, require_response=require_response,
+                                 max_samples=data.max_samples, seed=config.training.seed)
+        if names == data.dataset and data.val_size and not data.eval_dataset:
+            split_examples(examples, int(data.val_size) if data.val_size >= 1 else data.val_size,
+                           config.training.seed)

@@ -108,9 +108,9 @@ def poll(run_dir: str, lang: str, metric: str, monitor: Any) -> tuple[Any, ...]:
 
     from studio.monitor import RunMonitor, status_markdown
 
-    if not run_dir:
-        return (gr.update(), gr.update(), gr.update(), gr.update(), gr.update(), gr.update(),
-                gr.Timer(active=False), monitor)
+    if not run_dir:  # nothing to show: the idle texts (in the current language)
+        return (t("train.msg.no_run", lang), progress_html(None, lang), gr.update(), gr.update(), gr.update(),
+                gr.update(), gr.Timer(active=False), monitor)
     monitor = monitor or RunMonitor()
     view = monitor.poll(Path(run_dir))
     live = view.state in ("running", "new")
@@ -133,6 +133,13 @@ def reattach(lang: str) -> tuple[str, Any]:
         return str(live[0]), gr.Timer(active=True)
     runs = list_runs()
     return (str(runs[0]["path"]), gr.Timer(active=True)) if runs else ("", gr.Timer(active=False))
+
+
+def fresh_run_name() -> str:
+    """A timestamped default run name for a newly opened page."""
+    from studio.runs import default_run_name
+
+    return default_run_name()
 
 
 def settings_path(name: str) -> Path:
@@ -183,4 +190,6 @@ def wire(ctx: Context, demo: Any) -> None:
     ctx["load_button"].click(load_settings, [ctx["config_path"], lang], form, **private)
     ctx["timer"].tick(poll, [ctx["run_dir"], lang, ctx["metric_pick"], monitor], outputs, **private)
     ctx["metric_pick"].input(poll, [ctx["run_dir"], lang, ctx["metric_pick"], monitor], outputs, **private)
+    lang.change(poll, [ctx["run_dir"], lang, ctx["metric_pick"], monitor], outputs, **private)  # texts follow
     demo.load(reattach, [lang], [ctx["run_dir"], ctx["timer"]], **private)
+    demo.load(fresh_run_name, None, ctx["run_name"], **private)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from studio.context import Context
 from studio.i18n import t
 
@@ -9,10 +11,24 @@ COMPUTE_TYPES = ["fp32", "bf16", "fp16", "pure_bf16"]
 DS_STAGES = ["none", "2", "3"]
 
 
+# Which method or stage each group of settings belongs to (other groups are always shown).
+GROUP_METHODS = {"lora": {"lora"}, "freeze": {"freeze"}, "galore": {"full", "freeze"}, "badam": {"full", "freeze"}}
+RLHF_STAGES = {"rm", "ppo", "dpo", "kto", "grpo"}
+
+
+def group_visibility(method: str, stage: str) -> dict[str, bool]:
+    """Show only the settings that matter for the chosen method and stage."""
+    shown = {name: method in methods for name, methods in GROUP_METHODS.items()}
+    shown["rlhf"] = stage in RLHF_STAGES
+    return shown
+
+
 def _group(ctx: Context, name: str, open_: bool = False):  # noqa: ANN202 - a gradio context manager
     import gradio as gr
 
-    accordion = gr.Accordion(t(f"train.{name}.label", ctx.lang), open=open_, elem_id=f"group_{name}")
+    visible = group_visibility(ctx.initial.get("finetuning_type", "lora"), ctx.initial.get("stage", "sft"))
+    accordion = gr.Accordion(t(f"train.{name}.label", ctx.lang), open=open_, elem_id=f"group_{name}",
+                             visible=visible.get(name, True))
     ctx.add(f"group_{name}", accordion, key=f"train.{name}", kind="accordion")
     return accordion
 
@@ -117,6 +133,22 @@ def build(ctx: Context) -> None:
                               ("load_button", "secondary"), ("start_button", "primary"), ("abort_button", "stop")):
             ctx.add(name, gr.Button(t(f"train.{name}.label", lang), variant=variant, elem_id=name),
                     key=f"train.{name}", kind="button")
+
+
+def wire(ctx: Context) -> None:
+    """Method or stage changed → show the groups of settings that apply."""
+    import gradio as gr
+
+    names = [*GROUP_METHODS, "rlhf"]
+
+    def toggle(method: str, stage: str) -> list[Any]:
+        """(method, stage) → visibility updates of the method and RLHF groups."""
+        shown = group_visibility(method, stage)
+        return [gr.update(visible=shown[name]) for name in names]
+
+    outputs = [ctx[f"group_{name}"] for name in names]
+    for trigger in ("finetuning_type", "stage"):
+        ctx[trigger].change(toggle, [ctx["finetuning_type"], ctx["stage"]], outputs, api_visibility="private")
 
 
 def initial_datasets(ctx: Context) -> list[str]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -63,6 +65,12 @@ def studio_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """A running studio in a fresh STUDIO_HOME (the demo model builds itself on the first run)."""
     home = tmp_path_factory.mktemp("studio_home")
     (home / "saves").mkdir()
+    # The shipped data plus one empty dataset, as a user's own data/ folder (it takes precedence).
+    shutil.copytree(ROOT / "data", home / "data")
+    registry = json.loads((home / "data" / "dataset_info.json").read_text(encoding="utf-8"))
+    registry["empty_set"] = {"file_name": "empty_set.json"}
+    (home / "data" / "dataset_info.json").write_text(json.dumps(registry, indent=2), encoding="utf-8")
+    (home / "data" / "empty_set.json").write_text("[]", encoding="utf-8")
     proc, url = start_studio(home)
     yield {"url": url, "home": home, "proc": proc}
     stop(proc)

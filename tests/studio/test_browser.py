@@ -16,8 +16,19 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 
 def open_studio(page, url: str) -> None:
+    from playwright.sync_api import expect
+
     page.goto(url)
     page.get_by_role("button", name="Start").wait_for()
+    # The page-load events have run once the run name holds its timestamped default.
+    expect(page.locator("#run_name textarea, #run_name input").first).to_have_value(re.compile(r"^train_"))
+
+
+def choose_dataset(page, name: str) -> None:
+    page.locator("#dataset").get_by_role("button", name=re.compile("Clear|×")).first.click()
+    box = page.locator("#dataset input").first
+    box.fill(name)
+    box.press("Enter")
 
 
 def set_number(page, elem_id: str, value: str) -> None:
@@ -102,6 +113,8 @@ def test_abort_shows_the_checkpoint(page, studio_server):
     (lambda page: set_number(page, "cutoff_len", "0"), "cutoff_len"),
     (lambda page: (open_group(page, "More settings"), page.locator("#extra_args textarea").fill('{"a": ')), "JSON"),
     (lambda page: page.locator("#run_name textarea, #run_name input").first.fill("../../outside"), ".."),
+    (lambda page: choose_dataset(page, "no_such_set"), "no_such_set"),
+    (lambda page: choose_dataset(page, "empty_set"), "empty_set"),
 ])
 def test_bad_input_is_refused_with_a_message(page, studio_server, setup, expected):
     before = run_dirs(studio_server["home"])
