@@ -14,6 +14,14 @@ import yaml
 from engine.paths import resource_dir
 
 
+class Phrase(str):
+    """A message parameter that is itself a locale key (`phrase.<name>`), translated with the message."""
+
+    def localized(self, lang: str) -> str:
+        """The phrase in `lang`."""
+        return format_message(f"phrase.{self}", lang)
+
+
 class StudioError(Exception):
     """A mistake the user can fix; `key` names a message under `error.` in `locales/<lang>.yaml`."""
 
@@ -24,7 +32,8 @@ class StudioError(Exception):
 
     def message(self, lang: str = "en") -> str:
         """The message in `lang` (English when the language or the key is missing)."""
-        return format_message(f"error.{self.key}", lang, **self.params)
+        params = {k: v.localized(lang) if isinstance(v, Phrase) else v for k, v in self.params.items()}
+        return format_message(f"error.{self.key}", lang, **params)
 
 
 class ConfigError(StudioError):

@@ -7,7 +7,7 @@ import types
 import typing
 from typing import Any
 
-from engine.errors import ConfigError
+from engine.errors import ConfigError, Phrase
 
 MISSING = dataclasses.MISSING
 
@@ -72,7 +72,7 @@ def coerce_value(key: str, value: Any, tp: Any) -> Any:
                 return coerce_value(key, value, candidate)
             except ConfigError:
                 continue
-        raise ConfigError("wrong_type", key=key, value=value, expected=" or ".join(_type_name(b) for b in base))
+        raise ConfigError("wrong_type", key=key, value=value, expected=_type_name(base[-1]))
     return _coerce_plain(key, value, base)
 
 
@@ -130,8 +130,8 @@ def _coerce_plain(key: str, value: Any, base: Any) -> Any:
 
 
 def _type_name(tp: Any) -> str:
-    names = {bool: "true or false", int: "a whole number", float: "a number", str: "text"}
+    names = {bool: "bool", int: "int", float: "float", str: "text"}
     if tp in names:
-        return names[tp]
+        return Phrase(names[tp])
     origin = typing.get_origin(tp) or tp
-    return {dict: "a mapping (key: value)", list: "a list"}.get(origin, str(tp))
+    return Phrase({dict: "mapping", list: "list"}.get(origin, "text"))

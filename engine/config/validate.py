@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config.loader import GROUPS, RunConfig
-from engine.errors import ConfigError
+from engine.errors import ConfigError, Phrase
 
 
 def check_field_ranges(config: RunConfig) -> None:
@@ -30,7 +30,7 @@ def _check_one(key: str, value: Any, meta: Any) -> None:
         return
     low, high = meta.get("min"), meta.get("max")
     if low is not None and (value < low or (meta.get("exclusive_min") and value == low)):
-        relation = "greater than" if meta.get("exclusive_min") else "at least"
+        relation = Phrase("greater_than" if meta.get("exclusive_min") else "at_least")
         raise ConfigError("too_small", key=key, value=value, relation=relation, limit=low)
     if high is not None and value > high:
         raise ConfigError("too_large", key=key, value=value, limit=high)
