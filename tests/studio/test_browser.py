@@ -141,3 +141,8 @@ def test_auth_refuses_without_credentials(tmp_path, browser):
         page.close()
     finally:
         stop(proc)
+
+
+def test_internal_events_are_not_public_api(studio_server):
+    info = httpx.get(studio_server["url"] + "/gradio_api/info", timeout=10).json()
+    assert not info.get("named_endpoints"), sorted(info.get("named_endpoints", {}))
