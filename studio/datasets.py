@@ -14,8 +14,6 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +30,12 @@ from engine.data import (
     load_registry,
     read_rows,
 )
-from engine.data.files import _read_file, describe_row
-from engine.data.registry import _check_entry
+from engine.data.files import read_file, describe_row
+from engine.data.registry import check_entry
 from engine.errors import ConfigError, DataError, format_message
 from engine.model.chat_template import load_template
 from engine.paths import resolve_dataset_dir
+from engine.runfolder import file_lock
 from engine.templates import IGNORE_INDEX, render_conversation
 from studio.light_tokenizer import LightTokenizer, load_light_tokenizer
 
@@ -105,7 +104,7 @@ def detect_columns(path: str | Path) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise DataError("upload_missing", path=str(path))
-    rows, _ = _read_file(path, path.name, path.stem)
+    rows, _ = read_file(path, path.name, path.stem)
     return list(dict.fromkeys(key for row in rows[:DETECT_ROWS] for key in row))
 
 
@@ -152,9 +151,9 @@ def register_upload(src_path: str | Path, dataset_dir: str | Path | None, name: 
         entry["tags"] = {key: value for key, value in tags.items() if value}
     if ranking:
         entry["ranking"] = True
-    _check_entry(name, entry, str(registry_file))
+    check_entry(name, entry, str(registry_file))
     (base / UPLOADS).mkdir(parents=True, exist_ok=True)
-    with _registry_lock(base / UPLOADS / ".register.lock"):
+    with file_lock(base / UPLOADS / ".register.lock"):
         registry = load_registry(base) if registry_file.is_file() else {}
         if name in registry:
             raise DataError("dataset_name_taken", name=name, registry=str(registry_file))
@@ -190,22 +189,6 @@ def _is_plain_text(attr: DatasetAttr, rows: list[dict]) -> bool:
         return False
     column = attr.columns.get("response")
     return not column or not any(column in row for row in rows)
-
-
-@contextmanager
-def _registry_lock(path: Path) -> Iterator[None]:
-    """An exclusive lock so two uploads at once cannot lose each other's entry (a no-op where fcntl is missing)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        yield
-        return
-    with open(path, "a+b") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _write_registry(path: Path, registry: dict) -> None:

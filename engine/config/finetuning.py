@@ -50,11 +50,12 @@ class FinetuningArguments:
     reward_model_adapters: str | None = option(None, "Adapters of the reward model.")
     reward_model_quantization_bit: int | None = option(None, "Quantize the reward model.", choices=[None, 8, 4])
     reward_model_type: str = option("lora", "How the reward model was trained.", choices=["lora", "full", "api"])
-    reward_funcs: str | None = option(None, "Comma-separated rule rewards for PPO / GRPO.")
+    reward_funcs: str | None = option(None, "PPO / GRPO rewards, comma-separated, each `name` or `name:weight` "
+                                      "(exact_match, format, length, reward_model); their weighted sum is the score.")
     ppo_buffer_size: int = option(1, "PPO: mini-batches per optimisation epoch.", min=1)
     ppo_epochs: int = option(4, "PPO: optimisation epochs per batch.", min=1)
     ppo_score_norm: bool = option(False, "PPO: normalise scores.")
-    ppo_target: float = option(6.0, "PPO: target KL for the adaptive controller.", min=0.0)
+    ppo_target: float = option(6.0, "PPO: target KL of the adaptive KL controller (0: fixed ppo_kl_coef).", min=0.0)
     ppo_whiten_rewards: bool = option(False, "PPO: whiten rewards before computing advantages.")
     use_galore: bool = option(False, "GaLore: memory-efficient full training by gradient projection.")
     galore_target: str = option("all", "GaLore: modules to project.")
@@ -77,3 +78,25 @@ class FinetuningArguments:
     compute_accuracy: bool = option(False, "Compute token accuracy during evaluation.")
     disable_shuffling: bool = option(False, "Keep the training data in order.")
     include_effective_tokens_per_second: bool = option(False, "Report tokens per second over real tokens.")
+    # RL (PPO, GRPO)
+    reward_format_pattern: str = option(r"^\s*-?\d+(\.\d+)?\s*$",
+                                        "Format reward: regular expression a whole completion must match "
+                                        "(default: a number and nothing else).")
+    reward_length_max: int = option(64, "Length reward: completions this many characters or longer score 0.",
+                                    min=1)
+    max_completion_length: int = option(128, "PPO / GRPO: longest sampled completion in tokens.", min=1, max=32768)
+    num_generations: int = option(4, "GRPO: completions sampled per prompt (must divide the generation batch).",
+                                  min=2, max=256)
+    grpo_beta: float = option(0.0, "GRPO: weight of the KL penalty against the reference model (0: no reference).",
+                              min=0.0)
+    ppo_kl_coef: float = option(0.05, "PPO: weight of the per-token KL penalty (initial value when ppo_target > 0).",
+                                min=0.0)
+    ppo_gamma: float = option(1.0, "PPO: discount factor of the advantage estimate (GAE).", min=0.0, max=1.0,
+                              step=0.01)
+    ppo_lam: float = option(0.95, "PPO: GAE lambda (bias–variance trade-off of the advantages).", min=0.0, max=1.0,
+                            step=0.01)
+    ppo_cliprange: float = option(0.2, "PPO: clip range of the policy probability ratio.", min=0.0, max=1.0,
+                                  exclusive_min=True, step=0.01)
+    ppo_cliprange_value: float = option(0.2, "PPO: clip range of the value prediction.", min=0.0,
+                                        exclusive_min=True, step=0.01)
+    ppo_vf_coef: float = option(0.1, "PPO: weight of the value loss in the total loss.", min=0.0, step=0.01)

@@ -7,8 +7,14 @@ import os
 from pathlib import Path
 from typing import Any
 
+from engine.config.finetuning import PREF_LOSSES
 from engine.config.loader import GROUPS, RunConfig
 from engine.errors import ConfigError, Phrase
+
+# The dataset kind (see `engine.data.dataset_kind`) a stage trains on, where it needs a particular one.
+STAGE_DATASET_KINDS = {"rm": "ranking", "dpo": "ranking", "kto": "kto"}
+# Losses our config names (LLaMA-Factory's) that the installed TRL no longer has.
+UNAVAILABLE_PREF_LOSSES = ("kto_pair",)
 
 
 def check_field_ranges(config: RunConfig) -> None:
@@ -98,13 +104,55 @@ def check_datasets(config: RunConfig) -> None:
     data, stage = config.data, config.finetuning.stage
     if config.training.do_train and not data.dataset:
         raise ConfigError("no_dataset")
+    needed = STAGE_DATASET_KINDS.get(stage)
     for names in (data.dataset, data.eval_dataset):
         if not names:
             continue
         for attr in get_dataset_attrs(names, data.dataset_dir):
             kind = dataset_kind(attr)
-            if stage in ("sft", "pt") and kind == "ranking":
+            if needed and kind != needed:
+                raise ConfigError(f"stage_needs_{needed}", name=attr.name, stage=stage)
+            # Pre-training reads any text but pairs; SFT would learn the undesirable replies of KTO data too.
+            if (stage == "pt" and kind == "ranking") or (stage == "sft" and kind != "sft"):
                 raise ConfigError("dataset_stage_mismatch", name=attr.name, kind=kind, stage=stage)
+
+
+def check_preference(config: RunConfig) -> None:
+    """Preference settings that TRL cannot honour, caught before anything loads."""
+    ft, train = config.finetuning, config.training
+    if ft.stage == "dpo" and ft.pref_loss in UNAVAILABLE_PREF_LOSSES:
+        usable = ", ".join(loss for loss in PREF_LOSSES if loss not in UNAVAILABLE_PREF_LOSSES)
+        raise ConfigError("pref_loss_unavailable", loss=ft.pref_loss, choices=usable)
+    if ft.stage == "dpo" and ft.dpo_label_smoothing > 0 and ft.pref_loss not in ("sigmoid", "simpo"):
+        raise ConfigError("label_smoothing_unsupported", value=ft.dpo_label_smoothing, loss=ft.pref_loss)
+    if ft.stage == "kto" and train.do_train and train.per_device_train_batch_size < 2:
+        raise ConfigError("kto_batch_size", value=train.per_device_train_batch_size)
+    ref = ft.ref_model if ft.stage in ("dpo", "kto") else None
+    if ref and looks_like_local_path(ref) and not Path(ref).expanduser().exists():
+        raise ConfigError("model_path_missing", path=ref)
+
+
+def check_rl(config: RunConfig) -> None:
+    """PPO and GRPO need a known reward; PPO's reference is the model without its LoRA adapter."""
+    from engine.train.rewards import compile_format_pattern, parse_reward_funcs
+
+    ft, train = config.finetuning, config.training
+    if ft.stage not in ("ppo", "grpo"):
+        return
+    names = [name for name, _ in parse_reward_funcs(config)]
+    if not names:
+        raise ConfigError("stage_needs_reward", stage=ft.stage)
+    if "format" in names:
+        compile_format_pattern(ft.reward_format_pattern)
+    if ft.reward_model and ft.reward_model_type == "api":
+        raise ConfigError("reward_api_unsupported")
+    if ft.reward_model and looks_like_local_path(ft.reward_model) and not Path(ft.reward_model).expanduser().exists():
+        raise ConfigError("model_path_missing", path=ft.reward_model)
+    if ft.stage == "ppo" and ft.finetuning_type != "lora":
+        raise ConfigError("ppo_needs_lora", method=ft.finetuning_type)
+    batch = train.per_device_train_batch_size * train.gradient_accumulation_steps
+    if ft.stage == "grpo" and batch % ft.num_generations:
+        raise ConfigError("grpo_batch_not_divisible", batch=batch, generations=ft.num_generations)
 
 
 def validate_config(config: RunConfig, command: str = "train") -> RunConfig:
@@ -115,4 +163,6 @@ def validate_config(config: RunConfig, command: str = "train") -> RunConfig:
         check_stage(config)
         check_training(config)
         check_datasets(config)
+        check_preference(config)
+        check_rl(config)
     return config

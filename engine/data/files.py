@@ -64,7 +64,7 @@ def read_rows(attr: DatasetAttr, dataset_dir: str | Path | None = None) -> Rows:
     rows, spans = Rows(), []
     for file in files:
         shown = file.relative_to(base).as_posix()
-        file_rows, lines = _read_file(file, shown, attr.name)
+        file_rows, lines = read_file(file, shown, attr.name)
         spans.append(_Span(len(rows), shown, lines))
         rows.extend(file_rows)
     rows.spans = spans
@@ -114,7 +114,7 @@ def _check_extension(path: Path, shown: str, name: str) -> str:
     return ext
 
 
-def _read_file(path: Path, shown: str, name: str) -> tuple[list[dict], list[int] | None]:
+def read_file(path: Path, shown: str, name: str) -> tuple[list[dict], list[int] | None]:
     """Rows of one file, and the line each row starts on when the format has lines."""
     ext = _check_extension(path, shown, name)
     where = {"name": name, "file": shown}

@@ -131,11 +131,11 @@ def load_registry(dataset_dir: str | Path | None = None) -> dict[str, dict]:
     if not isinstance(registry, dict):
         raise DataError("dataset_registry_not_object", path=str(path), type=json_type(registry))
     for name, entry in registry.items():
-        _check_entry(name, entry, str(path))
+        check_entry(name, entry, str(path))
     return registry
 
 
-def _check_entry(name: str, entry: Any, registry: str) -> None:
+def check_entry(name: str, entry: Any, registry: str) -> None:
     """Refuse an entry that cannot be loaded, saying which key is wrong."""
     where = {"name": name, "registry": registry}
     if not isinstance(entry, dict):

@@ -23,13 +23,12 @@ import shutil
 import sys
 import tempfile
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from engine.errors import ModelError
 from engine.paths import demo_model_dir, resource_dir
+from engine.runfolder import file_lock
 
 __all__ = [
     "BUILD_VERSION",
@@ -345,22 +344,6 @@ def _write_json(path: Path, obj: Any) -> None:
         f.write("\n")
 
 
-@contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock on `path` (created if needed); a no-op where fcntl is missing."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        yield
-        return
-    with open(path, "a+b") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-
-
 def _check_replaceable(out: Path) -> None:
     """Refuse to replace a folder that is not an (old or partial) demo build: it may hold the user's files."""
     if not out.exists() and not out.is_symlink():
@@ -414,7 +397,7 @@ def build_demo_model(
         return out
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    with _file_lock(out.parent / f"{out.name}.lock"):
+    with file_lock(out.parent / f"{out.name}.lock"):
         # Another process may have finished the same build while we waited for the lock.
         if not force and is_complete_build(out, fingerprint):
             return out

@@ -134,7 +134,7 @@ def _run_stage(config: RunConfig, run_dir: Path, resume: str | None, abort: Any,
     from engine.train import get_stage_runner
 
     try:
-        get_stage_runner(config.finetuning.stage)(config, run_dir=run_dir, resume=resume, abort=abort)
+        get_stage_runner(config)(config, run_dir=run_dir, resume=resume, abort=abort)
     except StudioError as err:
         return _finish(run_dir, main, "failed", 1, err.message(), lock)
     except KeyboardInterrupt:

@@ -1,0 +1,185 @@
+"""Canonical ranking and KTO examples → the datasets TRL's preference trainers read.
+
+A ranking example becomes `{"prompt", "chosen", "rejected"}` (DPO, ORPO, SimPO) or `{"chosen_ids", "rejected_ids"}`
+(reward model); a KTO example `{"prompt", "completion", "label"}`. The prompt is the conversation rendered up to and
+including the assistant header; a reply is the assistant slot as SFT trains it, with its end-of-turn marker. So the
+prompt and reply token ids are exactly what `render_conversation` gives for the conversation answered by that reply.
+
+Long examples are cut to `cutoff_len` the way SFT cuts them (`truncate_turns`): earlier turns go first, then the last
+prompt and the longer reply share the room, the other reply getting the same budget. Text that had to be cut is
+decoded back from the kept tokens.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from engine.config import RunConfig
+from engine.errors import ModelError
+
+logger = logging.getLogger(__name__)
+
+Turn = tuple[str, str]
+Ids = list[int]
+
+
+def _encode(tokenizer: Any, text: str) -> Ids:
+    return list(tokenizer.encode(text, add_special_tokens=False)) if text else []
+
+
+def _decode(tokenizer: Any, ids: Ids) -> str:
+    return tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
+
+def auto_prefix(tokenizer: Any) -> str:
+    """The text of the special tokens the tokenizer puts before any text by itself (e.g. Llama's BOS), or ""."""
+    plain = _encode(tokenizer, "a")
+    full = list(tokenizer("a")["input_ids"])
+    added = len(full) - len(plain)
+    if added <= 0 or full[added:] != plain:
+        return ""
+    return _decode(tokenizer, full[:added])
+
+
+class _Renderer:
+    """Renders a prompt (messages ending on the prompt side) answered by each of some replies."""
+
+    def __init__(self, template: Any, tokenizer: Any, *, default_system: str | None,
+                 enable_thinking: bool | None) -> None:
+        self.template, self.tokenizer = template, tokenizer
+        self.default_system, self.enable_thinking = default_system, enable_thinking
+
+    def render(self, example: Mapping[str, Any], messages: Sequence[Mapping[str, Any]],
+               replies: Sequence[Mapping[str, Any]]) -> tuple[list[Turn], str, list[str]]:
+        """(earlier turns, last prompt shared by every reply, each reply's text) as SFT would render them."""
+        from engine.templates.render import turn_texts
+
+        rendered = []
+        for reply in replies:
+            turns = turn_texts(self.template, self.tokenizer, [*messages, reply],
+                               example.get("system") or self.default_system, example.get("tools"),
+                               add_generation_prompt=False, enable_thinking=self.enable_thinking, training=True)
+            if not turns[-1][1]:
+                raise ModelError("chat_template_unaligned")
+            rendered.append(turns)
+        # Reasoning templates may put an empty thought block into one reply's prompt and not the other's: what
+        # differs belongs to the reply.
+        prompts = [turns[-1][0] for turns in rendered]
+        shared = os.path.commonprefix(prompts)
+        texts = [prompt[len(shared):] + turns[-1][1] for prompt, turns in zip(prompts, rendered, strict=True)]
+        return rendered[0][:-1], shared, texts
+
+    def fit(self, example: Mapping[str, Any], messages: Sequence[Mapping[str, Any]],
+            replies: Sequence[Mapping[str, Any]], cutoff_len: int) -> tuple[Ids, list[Ids], str | None, list[str]]:
+        """Prompt ids and reply ids within cutoff_len, plus the texts (prompt text None when it was cut)."""
+        from engine.templates.encode import truncate_turns
+
+        earlier, prompt, texts = self.render(example, messages, replies)
+        history = [(_encode(self.tokenizer, p), _encode(self.tokenizer, r)) for p, r in earlier]
+        prompt_ids = _encode(self.tokenizer, prompt)
+        reply_ids = [_encode(self.tokenizer, text) for text in texts]
+        longest = max(range(len(reply_ids)), key=lambda i: len(reply_ids[i]))
+        used = sum(len(p) + len(r) for p, r in history)
+        if used + len(prompt_ids) + len(reply_ids[longest]) <= cutoff_len:
+            return [t for p, r in history for t in p + r] + prompt_ids, reply_ids, "".join(
+                p + r for p, r in earlier) + prompt, texts
+
+        def last_alone() -> tuple[Ids, Ids]:
+            # The last exchange as a conversation of its own, so it keeps the prefix and the system prompt.
+            _, alone_prompt, alone_texts = self.render(example, messages[-1:], replies)
+            return _encode(self.tokenizer, alone_prompt), _encode(self.tokenizer, alone_texts[longest])
+
+        *kept, (cut_prompt, cut_reply) = truncate_turns([*history, (prompt_ids, reply_ids[longest])], cutoff_len,
+                                                        last_alone)
+        budget = len(cut_reply)  # a last reply renders the same with or without the earlier turns
+        cut = [ids[:budget] for ids in reply_ids]
+        texts = [text if len(ids) <= budget else _decode(self.tokenizer, ids[:budget])
+                 for text, ids in zip(texts, reply_ids, strict=True)]
+        return [t for p, r in kept for t in p + r] + cut_prompt, cut, None, texts
+
+
+def pair_rows(examples: list[dict], renderer: _Renderer, cutoff_len: int, *, text: bool,
+              strip_prefix: str = "") -> list[dict]:
+    """Ranking examples as {"prompt", "chosen", "rejected"} texts, or {"chosen_ids", "rejected_ids"} when not `text`."""
+    rows, dropped = [], 0
+    for example in examples:
+        replies = [{"role": "assistant", "content": example[key]} for key in ("chosen", "rejected")]
+        prompt_ids, (chosen, rejected), prompt, texts = renderer.fit(example, example["messages"], replies,
+                                                                      cutoff_len)
+        if not chosen or not rejected:
+            dropped += 1  # the prompt alone fills cutoff_len
+            continue
+        if not text:
+            rows.append({"chosen_ids": prompt_ids + chosen, "rejected_ids": prompt_ids + rejected})
+            continue
+        prompt = _decode(renderer.tokenizer, prompt_ids) if prompt is None else prompt
+        rows.append({"prompt": _strip(prompt, strip_prefix), "chosen": texts[0], "rejected": texts[1]})
+    _report_dropped(dropped, len(examples), cutoff_len)
+    return rows
+
+
+def kto_rows(examples: list[dict], renderer: _Renderer, cutoff_len: int, *, strip_prefix: str = "") -> list[dict]:
+    """KTO examples (conversations ending on a reply, tagged good or bad) as {"prompt", "completion", "label"}."""
+    rows, dropped = [], 0
+    for example in examples:
+        messages = example["messages"]
+        prompt_ids, (reply,), prompt, (completion,) = renderer.fit(example, messages[:-1], messages[-1:], cutoff_len)
+        if not reply:
+            dropped += 1
+            continue
+        prompt = _decode(renderer.tokenizer, prompt_ids) if prompt is None else prompt
+        rows.append({"prompt": _strip(prompt, strip_prefix), "completion": completion,
+                     "label": bool(example["kto_tag"])})
+    _report_dropped(dropped, len(examples), cutoff_len)
+    return rows
+
+
+def _strip(prompt: str, prefix: str) -> str:
+    # The trainer tokenizes with the tokenizer's own special tokens: a BOS the template wrote would come twice.
+    return prompt[len(prefix):] if prefix and prompt.startswith(prefix) else prompt
+
+
+def _report_dropped(dropped: int, total: int, cutoff_len: int) -> None:
+    if dropped:
+        logger.warning("%d of %d examples had no reply tokens left after cutoff_len=%d and were skipped.",
+                       dropped, total, cutoff_len)
+
+
+def build_preference_datasets(config: RunConfig, template: Any, tokenizer: Any, kind: str, *,
+                              strip_prefix: str = "") -> tuple[Any, Any]:
+    """Train and eval (None when there is none) `datasets.Dataset`s for a preference stage.
+
+    `kind`: "pairs" (prompt/chosen/rejected texts), "reward" (chosen_ids/rejected_ids) or "kto"
+    (prompt/completion/label). `strip_prefix` is removed from the start of prompt texts (see `auto_prefix`).
+    """
+    from datasets import Dataset
+
+    from engine.data.pipeline import load_split_examples
+    from engine.data.preprocess import require_rows
+
+    data = config.data
+    renderer = _Renderer(template, tokenizer, default_system=data.default_system,
+                         enable_thinking=data.enable_thinking)
+    convert: Callable[[list[dict]], list[dict]]
+    if kind == "kto":
+        def convert(examples: list[dict]) -> list[dict]:
+            return kto_rows(examples, renderer, data.cutoff_len, strip_prefix=strip_prefix)
+    else:
+        def convert(examples: list[dict]) -> list[dict]:
+            return pair_rows(examples, renderer, data.cutoff_len, text=kind == "pairs", strip_prefix=strip_prefix)
+
+    train_examples, eval_examples = load_split_examples(config, require_response=True)
+    if kind == "kto" and not config.finetuning.disable_shuffling:
+        # KTO reads its data in order (each reply's KL partner is its neighbour in the batch): shuffle once here.
+        random.Random(config.training.seed).shuffle(train_examples)
+    train_rows = convert(train_examples)
+    if config.training.do_train:
+        require_rows(train_rows, data.dataset or "")
+    eval_rows = convert(eval_examples) if eval_examples else []
+    logger.info("Training on %d %s examples%s.", len(train_rows), kind,
+                f", evaluating on {len(eval_rows)}" if eval_rows else "")
+    return Dataset.from_list(train_rows), Dataset.from_list(eval_rows) if eval_rows else None

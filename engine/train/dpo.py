@@ -1,0 +1,48 @@
+"""Direct preference optimisation: tokenizer → template → pairs → model (+ reference) → DPOTrainer → train → save."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from engine.config import RunConfig
+
+
+def dpo_loss(config: RunConfig) -> dict[str, Any]:
+    """Our pref_loss / pref_ftx / dpo_label_smoothing as DPOConfig's `loss_type`, `loss_weights`, `label_smoothing`.
+
+    TRL applies label smoothing to the sigmoid loss only in its `robust` form (robust DPO); the SFT term on the chosen
+    reply (`pref_ftx`, TRL's former `rpo_alpha`) is the `sft` loss added with that weight.
+    """
+    ft = config.finetuning
+    loss = "robust" if ft.pref_loss == "sigmoid" and ft.dpo_label_smoothing > 0 else ft.pref_loss
+    if ft.pref_ftx > 0:
+        return {"loss_type": [loss, "sft"], "loss_weights": [1.0, ft.pref_ftx],
+                "label_smoothing": ft.dpo_label_smoothing}
+    return {"loss_type": [loss], "loss_weights": None, "label_smoothing": ft.dpo_label_smoothing}
+
+
+def run(config: RunConfig, *, run_dir: Path, resume: str | None, abort: Any) -> dict[str, Any]:
+    """Prefer the chosen reply over the rejected one, relative to a frozen reference; returns the final metrics."""
+    from trl import DPOConfig, DPOTrainer
+
+    from engine.data.preference import auto_prefix, build_preference_datasets
+    from engine.model.chat_template import load_template
+    from engine.model.demo import resolve_model_path
+    from engine.model.loader import load_model, load_tokenizer
+    from engine.train.pref_setup import finish_trainer, load_reference_model, trainer_extras, trl_kwargs
+    from engine.train.trainer_setup import compute_dtype, save_resolved_config, train_and_save
+
+    tokenizer = load_tokenizer(config.model)
+    template = load_template(config.model.template, resolve_model_path(config.model.model_name_or_path), tokenizer)
+    config.model.template = template.name
+    save_resolved_config(config, run_dir)  # so chat and export reuse exactly this template
+    train_set, eval_set = build_preference_datasets(config, template, tokenizer, "pairs",
+                                                    strip_prefix=auto_prefix(tokenizer))
+    model = load_model(tokenizer, config.model, config.finetuning, is_trainable=config.training.do_train,
+                       compute_dtype=compute_dtype(config), max_seq_length=config.data.cutoff_len)
+    ref_model = load_reference_model(config, tokenizer)
+    args = DPOConfig(**trl_kwargs(config), beta=config.finetuning.pref_beta, **dpo_loss(config))
+    trainer = DPOTrainer(model=model, ref_model=ref_model, args=args, train_dataset=train_set, eval_dataset=eval_set,
+                         processing_class=tokenizer, **trainer_extras(config, model, args, run_dir, abort))
+    return train_and_save(finish_trainer(trainer, config), config, run_dir, resume)
