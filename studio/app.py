@@ -41,7 +41,7 @@ def create_app(lang: str = DEFAULT_LANG) -> Any:
                     for module in modules:
                         module.build(ctx)
         saved_lang = gr.BrowserState(None, storage_key="studio_lang")
-        top.wire(ctx)
+        top.wire(ctx, demo)
         train.wire(ctx)
         monitor.wire(ctx, demo)
         train_runs.wire(ctx)

@@ -104,8 +104,8 @@ def run_model_key(model_name: str, model_path_value: str) -> str:
     return (model_path_value or model_name or "custom").rstrip("/").split("/")[-1] or "custom"
 
 
-def wire(ctx: Context) -> None:
-    """Model → path, template and recommended values; model/method → checkpoint choices; language-free."""
+def wire(ctx: Context, demo: Any) -> None:
+    """Model → path, template and recommended values; model/method → checkpoint choices (also on page load)."""
     import gradio as gr
 
     from studio.tabs.train import FORM_FIELDS
@@ -137,6 +137,7 @@ def wire(ctx: Context) -> None:
     ctx["model_name"].change(apply_model, [ctx["model_name"], ctx["hub"]], targets, **private)
     ctx["hub"].change(lambda name, hub: on_model_change(name, hub)[0] or gr.update(),
                       [ctx["model_name"], ctx["hub"]], ctx["model_path"], **private)
+    checkpoint_inputs = [ctx["model_name"], ctx["model_path"], ctx["finetuning_type"]]
     for trigger in ("model_name", "model_path", "finetuning_type"):
-        ctx[trigger].change(refresh_checkpoints, [ctx["model_name"], ctx["model_path"], ctx["finetuning_type"]],
-                            ctx["checkpoint"], **private)
+        ctx[trigger].change(refresh_checkpoints, checkpoint_inputs, ctx["checkpoint"], **private)
+    demo.load(refresh_checkpoints, checkpoint_inputs, ctx["checkpoint"], **private)
