@@ -26,7 +26,7 @@ class DataArguments:
     mix_strategy: str = option("concat", "How several datasets are mixed.",
                                choices=["concat", "interleave_under", "interleave_over"])
     interleave_probs: str | None = option(None, "Comma-separated sampling probabilities for interleaving.")
-    streaming: bool = option(False, "Stream the dataset instead of loading it (not supported yet).")
+    streaming: bool = option(False, "Stream the dataset instead of loading it; not supported by this engine (refused).")
     buffer_size: int = option(16384, "Shuffle buffer size when streaming.", min=1)
     preprocessing_num_workers: int | None = option(None, "Processes used to tokenize the data.", min=1)
     preprocessing_batch_size: int = option(1000, "Rows tokenized per batch.", min=1)

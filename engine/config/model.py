@@ -18,7 +18,7 @@ class ModelArguments:
 
     model_name_or_path: str = option("demo", "Hub id or local folder of the base model; `demo` is the offline demo.")
     adapter_name_or_path: str | None = option(None, "Comma-separated LoRA adapter folders to load on the base model.")
-    adapter_folder: str | None = option(None, "A folder whose sub-folders are adapters to load.")
+    adapter_folder: str | None = option(None, "A folder of adapters to load; not supported by this engine (refused).")
     template: str | None = option(None, "Chat template name; empty means the model's recommended one.")
     cache_dir: str | None = option(None, "Where downloaded models are cached.")
     model_revision: str = option("main", "Branch, tag or commit of the model on the hub.")
@@ -33,7 +33,7 @@ class ModelArguments:
     low_cpu_mem_usage: bool = option(True, "Load weights lazily to save memory.")
     rope_scaling: str | None = option(None, "RoPE scaling to extend the context.", choices=ROPE_SCALING_CHOICES)
     flash_attn: str = option("auto", "Attention implementation.", choices=FLASH_ATTN_CHOICES)
-    shift_attn: bool = option(False, "Shifted sparse attention (LongLoRA); not supported by this engine yet.")
+    shift_attn: bool = option(False, "Shifted sparse attention (LongLoRA); not supported by this engine (refused).")
     use_unsloth: bool = option(False, "Use Unsloth's fused kernels for LoRA training (GPU only).")
     use_unsloth_gc: bool = option(False, "Use Unsloth's gradient checkpointing (GPU only).")
     enable_liger_kernel: bool = option(False, "Use Liger's fused Triton kernels (GPU only).")

@@ -47,6 +47,17 @@ def looks_like_local_path(name: str) -> bool:
     return name.startswith((".", "/", "~")) or name.count("/") > 1 or os.sep == "\\" and "\\" in name
 
 
+# Accepted so LLaMA-Factory configs load, but not implemented here: setting them is refused, never ignored.
+UNSUPPORTED = {"shift_attn": ("model", False), "streaming": ("data", False), "adapter_folder": ("model", None)}
+
+
+def check_unsupported(config: RunConfig) -> None:
+    """Refuse options this engine accepts by name but does not implement."""
+    for key, (group, off) in UNSUPPORTED.items():
+        if getattr(getattr(config, group), key) not in (off, None, False, ""):
+            raise ConfigError("option_not_supported", key=key)
+
+
 def check_model(config: RunConfig) -> None:
     """The model path exists when it is a local path; quantization fits the method."""
     model = config.model
@@ -158,6 +169,7 @@ def check_rl(config: RunConfig) -> None:
 def validate_config(config: RunConfig, command: str = "train") -> RunConfig:
     """Run every check that needs no model and no dataset rows; raise the first problem found."""
     check_field_ranges(config)
+    check_unsupported(config)
     check_model(config)
     if command == "train":
         check_stage(config)
