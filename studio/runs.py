@@ -211,3 +211,8 @@ def list_adapters(model_name: str, finetuning_type: str, saves: Path | None = No
         if run_dir.is_dir() and weights:
             found.append((max(w.stat().st_mtime for w in weights), run_dir.name))
     return [name for _, name in sorted(found, key=lambda item: (-item[0], item[1]))]
+
+
+def reward_model_runs(saves: Path | None = None) -> list[str]:
+    """Finished reward-model (`stage: rm`) runs, for the PPO / GRPO reward-model picker."""
+    return [run["path"] for run in list_runs(saves) if run["stage"] == "rm" and run["state"] == "finished"]

@@ -146,9 +146,16 @@ def wire(ctx: Context) -> None:
         shown = group_visibility(method, stage)
         return [gr.update(visible=shown[name]) for name in names]
 
+    def reward_models(stage: str) -> Any:
+        """PPO / GRPO chosen → offer the finished reward-model runs."""
+        from studio.runs import reward_model_runs
+
+        return gr.update(choices=reward_model_runs()) if stage in ("ppo", "grpo") else gr.update()
+
     outputs = [ctx[f"group_{name}"] for name in names]
     for trigger in ("finetuning_type", "stage"):
         ctx[trigger].change(toggle, [ctx["finetuning_type"], ctx["stage"]], outputs, api_visibility="private")
+    ctx["stage"].change(reward_models, ctx["stage"], ctx["reward_model"], api_visibility="private")
 
 
 def initial_datasets(ctx: Context) -> list[str]:
