@@ -46,6 +46,7 @@ def create_app(lang: str = DEFAULT_LANG) -> Any:
         monitor.wire(ctx, demo)
         train_runs.wire(ctx)
         train_data.wire(ctx)
+        chat.wire(ctx, demo)
         wire_language(ctx, demo, saved_lang)
     demo.studio_context = ctx  # handlers and tests reach the components through it
     return demo

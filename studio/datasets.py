@@ -30,7 +30,7 @@ from engine.data import (
     load_registry,
     read_rows,
 )
-from engine.data.files import read_file, describe_row
+from engine.data.files import describe_row, read_file
 from engine.data.registry import check_entry
 from engine.errors import ConfigError, DataError, format_message
 from engine.model.chat_template import load_template

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -68,6 +70,11 @@ def main(argv: list[str] | None = None) -> int:
               "Add --auth user:password.", file=sys.stderr)
     port = args.port or find_free_port(args.host)
     from studio.app import CSS, create_app
+    from studio.chat_server import stop_server
+
+    # The chat model server is the studio's child in spirit: it goes when the studio goes.
+    atexit.register(stop_server)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
 
     demo = create_app(args.lang or "en")
     demo.queue(default_concurrency_limit=4).launch(

@@ -1,38 +1,50 @@
-"""Chat: its settings exist; the engine's API server arrives in a later version (said plainly)."""
+"""Chat: load the chosen model into its own API server process and talk to it with streaming replies."""
 
 from __future__ import annotations
 
+import html
+import json
+import re
+from typing import Any
+
+from engine.errors import StudioError
 from studio.context import Context
 from studio.i18n import t
 
+THINK = re.compile(r"<think>(.*?)(</think>|$)", re.S)
+
 
 def build(ctx: Context) -> None:
-    """Backend, dtype, load/unload, system prompt, tools, sampling, the conversation, and the notice."""
+    """Backend, dtype, load/unload, the conversation, system prompt, tools and sampling settings."""
     import gradio as gr
 
     from studio.components import config_widget
 
     lang = ctx.lang
-    ctx.add("chat_notice", gr.Markdown(t('notice.chat_unavailable.label', lang), elem_id="chat_notice"),
-            key="notice.chat_unavailable", kind="markdown")
     with gr.Row():
         config_widget(ctx, "infer_backend", choices=["huggingface", "vllm"])
         config_widget(ctx, "infer_dtype")
         for name in ("chat_load_button", "chat_unload_button"):
-            ctx.add(name, gr.Button(t(f"chat.{name}.label", lang), interactive=False, elem_id=name),
+            ctx.add(name, gr.Button(t(f"chat.{name}.label", lang), elem_id=name,
+                                    variant="primary" if name == "chat_load_button" else "secondary"),
                     key=f"chat.{name}", kind="button")
+    ctx.add("chat_status", gr.Markdown(t("chat.msg.not_loaded", lang), elem_id="chat_status"))
     with gr.Row():
         with gr.Column(scale=3):
-            ctx.add("chatbot", gr.Chatbot(label=t("chat.chatbot.label", lang), elem_id="chatbot", height=360),
+            ctx.add("chatbot", gr.Chatbot(label=t("chat.chatbot.label", lang), elem_id="chatbot", height=420),
                     key="chat.chatbot", kind="plot")
             ctx.add("chat_input", gr.Textbox(label=t("chat.chat_input.label", lang), elem_id="chat_input",
-                                             interactive=False, lines=2), key="chat.chat_input", kind="plot")
+                                             interactive=True, lines=2), key="chat.chat_input")
+            with gr.Row():
+                for name, variant in (("chat_send_button", "primary"), ("chat_clear_button", "secondary")):
+                    ctx.add(name, gr.Button(t(f"chat.{name}.label", lang), elem_id=name, variant=variant),
+                            key=f"chat.{name}", kind="button")
         with gr.Column(scale=2):
             ctx.add("system_prompt", gr.Textbox(label=t("chat.system_prompt.label", lang), lines=2,
                                                 elem_id="system_prompt", interactive=True), key="chat.system_prompt")
             ctx.add("tools", gr.Code(label=t("chat.tools.label", lang), language="json", elem_id="tools",
                                      interactive=True, value="[]"), key="chat.tools", kind="plot")
-            config_widget(ctx, "max_new_tokens", widget="number", value=512)
+            config_widget(ctx, "max_new_tokens", widget="number", value=256)
             config_widget(ctx, "top_p", widget="slider")
             config_widget(ctx, "temperature", widget="slider")
             config_widget(ctx, "skip_special_tokens")
@@ -40,3 +52,129 @@ def build(ctx: Context) -> None:
                                                elem_id="escape_html", interactive=True), key="chat.escape_html")
             ctx.add("show_thinking", gr.Checkbox(value=True, label=t("chat.show_thinking.label", lang),
                                                  elem_id="show_thinking", interactive=True), key="chat.show_thinking")
+    ctx.add("chat_history", gr.State([]))
+
+
+def render_reply(text: str, escape: bool, show_thinking: bool, lang: str) -> str:
+    """A reply for display: HTML shown as text (when asked), thinking folded into a collapsed block or hidden."""
+    def fold(match: re.Match) -> str:
+        if not show_thinking:
+            return ""
+        inner = html.escape(match.group(1).strip()) if escape else match.group(1).strip()
+        return f"<details><summary>{t('chat.msg.thinking', lang)}</summary>\n\n{inner}\n\n</details>\n\n"
+
+    parts = THINK.split(text)
+    if len(parts) == 1:
+        return html.escape(text) if escape else text
+    out, pos = "", 0
+    for match in THINK.finditer(text):
+        before = text[pos:match.start()]
+        out += (html.escape(before) if escape else before) + fold(match)
+        pos = match.end()
+    rest = text[pos:]
+    return out + (html.escape(rest) if escape else rest)
+
+
+def parse_tools(text: str) -> list | None:
+    """The tools JSON (a list of tool definitions), None when empty; StudioError when it is not valid."""
+    if not text or not text.strip() or text.strip() == "[]":
+        return None
+    try:
+        tools = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise StudioError("chat_tools_invalid", line=err.lineno, problem=err.msg) from None
+    if not isinstance(tools, list) or not all(isinstance(tool, dict) for tool in tools):
+        raise StudioError("chat_tools_not_list")
+    return [tool if "type" in tool else {"type": "function", "function": tool} for tool in tools]
+
+
+def load_chat_model(lang: str, model_name: str, model_path: str, method: str, checkpoint: list[str],
+                    template: str, quantization_bit: str, backend: str, dtype: str):  # noqa: ANN201 - generator
+    """Start the model server for the top bar's model and checkpoint; yields status texts while it loads."""
+    from studio.chat_server import start_server
+    from studio.tabs.top import run_model_key
+    from studio.widgets import checkpoint_to_config
+
+    yield t("chat.msg.loading", lang)
+    config: dict[str, Any] = {"model_name_or_path": (model_path or "").strip(), "finetuning_type": method,
+                              "template": None if template in (None, "", "none") else template,
+                              "infer_backend": backend, "infer_dtype": dtype,
+                              "quantization_bit": None if quantization_bit in (None, "", "none") else int(quantization_bit)}
+    try:
+        config.update(checkpoint_to_config(checkpoint or [], run_model_key(model_name, model_path), method))
+        state = start_server(config)
+    except (StudioError, ValueError) as err:
+        yield f"❌ {err.message(lang) if isinstance(err, StudioError) else err}"
+        return
+    yield t("chat.msg.loaded", lang, model=state["model"], adapter=state.get("adapter") or "—")
+
+
+def unload_chat_model(lang: str) -> str:
+    """Stop the model server."""
+    from studio.chat_server import stop_server
+
+    return t("chat.msg.unloaded" if stop_server() else "chat.msg.not_loaded", lang)
+
+
+def send(message: str, history: list[dict], display: list[dict], system: str, tools_text: str, max_new_tokens: float,
+         top_p: float, temperature: float, skip_special: bool, escape: bool, show_thinking: bool, lang: str):  # noqa: ANN201
+    """Send the user's message and stream the reply; yields (input box, raw history, display history, status)."""
+    import gradio as gr
+
+    from studio.chat_server import find_server, stream_reply
+
+    if not (message or "").strip():
+        yield gr.update(), history, display, gr.update()
+        return
+    state = find_server()
+    if state is None:
+        yield gr.update(), history, display, f"❌ {t('chat.msg.load_first', lang)}"
+        return
+    try:
+        tools = parse_tools(tools_text)
+    except StudioError as err:
+        yield gr.update(), history, display, f"❌ {err.message(lang)}"
+        return
+    history = [*history, {"role": "user", "content": message}]
+    shown_user = html.escape(message) if escape else message
+    display = [*display, {"role": "user", "content": shown_user}, {"role": "assistant", "content": ""}]
+    messages = ([{"role": "system", "content": system}] if (system or "").strip() else []) + history
+    reply = ""
+    try:
+        for reply in stream_reply(state, messages, tools=tools, max_tokens=int(max_new_tokens or 256),
+                                  top_p=top_p, temperature=temperature):
+            display[-1] = {"role": "assistant", "content": render_reply(reply, escape, show_thinking, lang)}
+            yield "", history, display, gr.update()
+    except StudioError as err:
+        yield gr.update(), history[:-1], display[:-2], f"❌ {err.message(lang)}"
+        return
+    history = [*history, {"role": "assistant", "content": reply}]
+    yield "", history, display, gr.update()
+
+
+def wire(ctx: Context, demo: Any) -> None:
+    """Load / unload / send / clear, and on page load say whether a model is already loaded."""
+    lang = ctx["lang"]
+    private = {"api_visibility": "private"}
+    top = [ctx[n] for n in ("model_name", "model_path", "finetuning_type", "checkpoint", "template",
+                            "quantization_bit", "infer_backend", "infer_dtype")]
+    ctx["chat_load_button"].click(load_chat_model, [lang, *top], ctx["chat_status"], **private)
+    ctx["chat_unload_button"].click(unload_chat_model, lang, ctx["chat_status"], **private)
+    inputs = [ctx["chat_input"], ctx["chat_history"], ctx["chatbot"], ctx["system_prompt"], ctx["tools"],
+              ctx["max_new_tokens"], ctx["top_p"], ctx["temperature"], ctx["skip_special_tokens"],
+              ctx["escape_html"], ctx["show_thinking"], lang]
+    outputs = [ctx["chat_input"], ctx["chat_history"], ctx["chatbot"], ctx["chat_status"]]
+    ctx["chat_send_button"].click(send, inputs, outputs, **private)
+    ctx["chat_input"].submit(send, inputs, outputs, **private)
+    ctx["chat_clear_button"].click(lambda: ([], []), None, [ctx["chat_history"], ctx["chatbot"]], **private)
+
+    def current(lang_value: str) -> str:
+        """Page loaded → which model the chat server holds, if any."""
+        from studio.chat_server import find_server
+
+        state = find_server()
+        if state is None:
+            return t("chat.msg.not_loaded", lang_value)
+        return t("chat.msg.loaded", lang_value, model=state["model"], adapter=state.get("adapter") or "—")
+
+    demo.load(current, lang, ctx["chat_status"], **private)
