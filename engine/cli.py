@@ -17,19 +17,20 @@ from typing import Any
 from engine.errors import StudioError
 
 COMMANDS_LATER = {
-    "chat": "terminal chat",
-    "api": "OpenAI-compatible API server",
-    "eval": "evaluation and prediction",
-    "export": "export of merged weights, GGUF and Ollama",
 }
 
 USAGE = """usage: studio <command> [options]
 
 commands:
   train CONFIG.yaml [key=value ...]   train a model (pt, sft) into its run folder
+  eval CONFIG.yaml [key=value ...] [--predict]
+                                      score a benchmark (task: mmlu_test, studio_bench_test, ...), or with
+                                      --predict generate for the eval rows and score BLEU/ROUGE
   demo-model [DIR] [--force]          build the offline demo model and print its folder
   launch [--host] [--port] [--auth]    open the web studio (see `studio launch --help`)
-  chat | api | eval | export           (coming in a later version)
+  api CONFIG.yaml [key=value ...]     serve the model over an OpenAI-compatible API (api_host, api_port, api_key)
+  chat CONFIG.yaml [key=value ...]    chat with the model in the terminal (`clear` resets, `exit` quits)
+  export CONFIG.yaml [key=value ...]  merge adapters and export (export_dir; GPTQ, GGUF + Ollama, hub upload)
   version                              print the version
 
 Add --debug to any command to see a Python traceback for errors."""
@@ -97,6 +98,39 @@ def command_demo_model(args: argparse.Namespace) -> int:
     return demo_main([*([args.dir] if args.dir else []), *(["--force"] if args.force else [])])
 
 
+def command_eval(args: argparse.Namespace) -> int:
+    """Check the eval config, then run the benchmark or the prediction in this process."""
+    from engine.config import load_config
+    from engine.eval import check_eval_config
+    from engine.eval.run import run_eval
+
+    predict = args.predict or None  # without --predict, do_predict in the config decides
+    return run_eval(check_eval_config(load_config(args.config, args.overrides), predict), predict)
+
+
+def command_api(args: argparse.Namespace) -> int:
+    """Serve the model over the OpenAI-compatible API until interrupted."""
+    from engine.inference.commands import run_api
+
+    return run_api(args.config, args.overrides)
+
+
+def command_chat(args: argparse.Namespace) -> int:
+    """Chat with the model in the terminal."""
+    from engine.inference.commands import run_chat
+
+    return run_chat(args.config, args.overrides)
+
+
+def command_export(args: argparse.Namespace) -> int:
+    """Check the export config, then merge, convert and upload into `export_dir` (its run folder)."""
+    from engine.config import load_config
+    from engine.export import run_export
+
+    _split_config_arg(args)
+    return run_export(load_config(args.config, args.overrides))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-command per task."""
     parser = argparse.ArgumentParser(prog="studio", usage=USAGE, add_help=True)
@@ -106,11 +140,27 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("config", nargs="?", help="YAML config file (omit to give everything as key=value)")
     train.add_argument("overrides", nargs="*", help="key=value settings that override the file")
     train.add_argument("--debug", action="store_true", help="show tracebacks")
+    evaluate = sub.add_parser("eval", help="benchmark or predict",
+                              description="Score a multiple-choice benchmark, or predict with --predict.")
+    evaluate.add_argument("config", nargs="?", help="YAML config file (omit to give everything as key=value)")
+    evaluate.add_argument("overrides", nargs="*", help="key=value settings that override the file")
+    evaluate.add_argument("--predict", action="store_true", help="generate for the eval rows (do_predict)")
+    evaluate.add_argument("--debug", action="store_true", help="show tracebacks")
     demo = sub.add_parser("demo-model", help="build the offline demo model")
     demo.add_argument("dir", nargs="?", help="target folder (default: saves/models/demo)")
     demo.add_argument("--force", action="store_true", help="rebuild even when an identical build exists")
     demo.add_argument("--debug", action="store_true", help="show tracebacks")
     sub.add_parser("version", help="print the version")
+    for name, what in (("api", "serve the model over an OpenAI-compatible API"), ("chat", "chat in the terminal")):
+        infer = sub.add_parser(name, help=what, description=what.capitalize() + ", from a YAML config.")
+        infer.add_argument("config", nargs="?", help="YAML config file (omit to give everything as key=value)")
+        infer.add_argument("overrides", nargs="*", help="key=value settings that override the file")
+        infer.add_argument("--debug", action="store_true", help="show tracebacks")
+    export = sub.add_parser("export", help="export merged weights, GPTQ, GGUF and Ollama",
+                            description="Export the model (base + adapters) into export_dir.")
+    export.add_argument("config", nargs="?", help="YAML config file (omit to give everything as key=value)")
+    export.add_argument("overrides", nargs="*", help="key=value settings that override the file")
+    export.add_argument("--debug", action="store_true", help="show tracebacks")
     for name, what in COMMANDS_LATER.items():
         later = sub.add_parser(name, help=what)
         later.add_argument("rest", nargs=argparse.REMAINDER)
@@ -134,12 +184,13 @@ def main(argv: list[str] | None = None) -> int:
     args, unknown = parser.parse_known_args(argv)
     debug = getattr(args, "debug", False) or "--debug" in argv
     if unknown:
-        if args.command == "train":
+        if args.command in ("train", "api", "chat", "eval"):
             args.overrides += [u for u in unknown if u != "--debug"]
         else:
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     setup_logging()
-    handlers: dict[str, Any] = {"train": command_train, "demo-model": command_demo_model}
+    handlers: dict[str, Any] = {"train": command_train, "demo-model": command_demo_model, "api": command_api,
+                                "chat": command_chat, "eval": command_eval, "export": command_export}
     try:
         if args.command == "version":
             from engine import __version__
@@ -150,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"`studio {args.command}` ({COMMANDS_LATER[args.command]}) is not available in this version yet.",
                   file=sys.stderr)
             return 2
-        if args.command == "train":
+        if args.command in ("train", "api", "chat", "eval"):
             _split_config_arg(args)
         return handlers[args.command](args)
     except StudioError as err:

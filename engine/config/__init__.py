@@ -1,9 +1,12 @@
 """Typed run configs: one flat YAML namespace (LLaMA-Factory's keys) parsed into groups; importable without torch."""
 
 from engine.config.data import DataArguments
+from engine.config.evaluation import EvaluationArguments
+from engine.config.export import ExportArguments
 from engine.config.fields import field_hints, option
 from engine.config.finetuning import FinetuningArguments
 from engine.config.generation import GeneratingArguments
+from engine.config.inference import InferenceArguments
 from engine.config.loader import (
     GROUPS,
     RunConfig,
@@ -21,8 +24,11 @@ from engine.config.validate import validate_config
 __all__ = [
     "GROUPS",
     "DataArguments",
+    "EvaluationArguments",
+    "ExportArguments",
     "FinetuningArguments",
     "GeneratingArguments",
+    "InferenceArguments",
     "ModelArguments",
     "RunConfig",
     "TrainingArguments",

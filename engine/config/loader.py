@@ -12,9 +12,12 @@ from typing import Any
 import yaml
 
 from engine.config.data import DataArguments
+from engine.config.evaluation import EvaluationArguments
+from engine.config.export import ExportArguments
 from engine.config.fields import coerce_value
 from engine.config.finetuning import FinetuningArguments
 from engine.config.generation import GeneratingArguments
+from engine.config.inference import InferenceArguments
 from engine.config.model import ModelArguments
 from engine.config.training import TrainingArguments
 from engine.errors import ConfigError
@@ -25,6 +28,9 @@ GROUPS: dict[str, type] = {
     "finetuning": FinetuningArguments,
     "training": TrainingArguments,
     "generation": GeneratingArguments,
+    "evaluation": EvaluationArguments,
+    "inference": InferenceArguments,
+    "export": ExportArguments,
 }
 
 # Names older transformers / LLaMA-Factory configs still carry, mapped to today's key.
@@ -45,6 +51,9 @@ class RunConfig:
     finetuning: FinetuningArguments
     training: TrainingArguments
     generation: GeneratingArguments
+    evaluation: EvaluationArguments
+    inference: InferenceArguments
+    export: ExportArguments
 
     def to_dict(self, *, include_secrets: bool = True) -> dict[str, Any]:
         """The flat key → value mapping, in group order."""

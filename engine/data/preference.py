@@ -3,7 +3,10 @@
 A ranking example becomes `{"prompt", "chosen", "rejected"}` (DPO, ORPO, SimPO) or `{"chosen_ids", "rejected_ids"}`
 (reward model); a KTO example `{"prompt", "completion", "label"}`. The prompt is the conversation rendered up to and
 including the assistant header; a reply is the assistant slot as SFT trains it, with its end-of-turn marker. So the
-prompt and reply token ids are exactly what `render_conversation` gives for the conversation answered by that reply.
+prompt and reply token ids are exactly what `render_conversation` gives for the conversation answered by that reply,
+as long as the header ends on a token boundary (a newline or a special token, as in chatml, llama3, qwen): TRL
+tokenizes prompt + reply in one go, so a header ending in a space ("Assistant: ") merges with the reply's first word.
+The reward model takes token ids, which are exact in every case.
 
 Long examples are cut to `cutoff_len` the way SFT cuts them (`truncate_turns`): earlier turns go first, then the last
 prompt and the longer reply share the room, the other reply getting the same budget. Text that had to be cut is
@@ -15,7 +18,8 @@ from __future__ import annotations
 import logging
 import os
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from engine.config import RunConfig
@@ -45,8 +49,18 @@ def auto_prefix(tokenizer: Any) -> str:
     return _decode(tokenizer, full[:added])
 
 
-class _Renderer:
-    """Renders a prompt (messages ending on the prompt side) answered by each of some replies."""
+@dataclass
+class Fitted:
+    """A prompt and its replies within cutoff_len, as token ids and as text (decoded from the ids when cut)."""
+
+    prompt_ids: Ids
+    reply_ids: list[Ids]
+    prompt: str
+    replies: list[str]
+
+
+class ReplyRenderer:
+    """Renders a prompt (messages ending on the prompt side) answered by each of some replies, as SFT would."""
 
     def __init__(self, template: Any, tokenizer: Any, *, default_system: str | None,
                  enable_thinking: bool | None) -> None:
@@ -55,7 +69,7 @@ class _Renderer:
 
     def render(self, example: Mapping[str, Any], messages: Sequence[Mapping[str, Any]],
                replies: Sequence[Mapping[str, Any]]) -> tuple[list[Turn], str, list[str]]:
-        """(earlier turns, last prompt shared by every reply, each reply's text) as SFT would render them."""
+        """(earlier turns, the last prompt shared by every reply, each reply's text)."""
         from engine.templates.render import turn_texts
 
         rendered = []
@@ -74,8 +88,8 @@ class _Renderer:
         return rendered[0][:-1], shared, texts
 
     def fit(self, example: Mapping[str, Any], messages: Sequence[Mapping[str, Any]],
-            replies: Sequence[Mapping[str, Any]], cutoff_len: int) -> tuple[Ids, list[Ids], str | None, list[str]]:
-        """Prompt ids and reply ids within cutoff_len, plus the texts (prompt text None when it was cut)."""
+            replies: Sequence[Mapping[str, Any]], cutoff_len: int) -> Fitted:
+        """The rendered prompt and replies, cut to cutoff_len tokens as `truncate_turns` cuts SFT conversations."""
         from engine.templates.encode import truncate_turns
 
         earlier, prompt, texts = self.render(example, messages, replies)
@@ -83,10 +97,9 @@ class _Renderer:
         prompt_ids = _encode(self.tokenizer, prompt)
         reply_ids = [_encode(self.tokenizer, text) for text in texts]
         longest = max(range(len(reply_ids)), key=lambda i: len(reply_ids[i]))
-        used = sum(len(p) + len(r) for p, r in history)
-        if used + len(prompt_ids) + len(reply_ids[longest]) <= cutoff_len:
-            return [t for p, r in history for t in p + r] + prompt_ids, reply_ids, "".join(
-                p + r for p, r in earlier) + prompt, texts
+        if sum(len(p) + len(r) for p, r in history) + len(prompt_ids) + len(reply_ids[longest]) <= cutoff_len:
+            return Fitted([t for p, r in history for t in p + r] + prompt_ids, reply_ids,
+                          "".join(p + r for p, r in earlier) + prompt, texts)
 
         def last_alone() -> tuple[Ids, Ids]:
             # The last exchange as a conversation of its own, so it keeps the prefix and the system prompt.
@@ -95,44 +108,42 @@ class _Renderer:
 
         *kept, (cut_prompt, cut_reply) = truncate_turns([*history, (prompt_ids, reply_ids[longest])], cutoff_len,
                                                         last_alone)
+        ids = [t for p, r in kept for t in p + r] + cut_prompt
         budget = len(cut_reply)  # a last reply renders the same with or without the earlier turns
-        cut = [ids[:budget] for ids in reply_ids]
-        texts = [text if len(ids) <= budget else _decode(self.tokenizer, ids[:budget])
-                 for text, ids in zip(texts, reply_ids, strict=True)]
-        return [t for p, r in kept for t in p + r] + cut_prompt, cut, None, texts
+        texts = [text if len(reply) <= budget else _decode(self.tokenizer, reply[:budget])
+                 for text, reply in zip(texts, reply_ids, strict=True)]
+        return Fitted(ids, [reply[:budget] for reply in reply_ids], _decode(self.tokenizer, ids), texts)
 
 
-def pair_rows(examples: list[dict], renderer: _Renderer, cutoff_len: int, *, text: bool,
+def pair_rows(examples: list[dict], renderer: ReplyRenderer, cutoff_len: int, *, text: bool,
               strip_prefix: str = "") -> list[dict]:
     """Ranking examples as {"prompt", "chosen", "rejected"} texts, or {"chosen_ids", "rejected_ids"} when not `text`."""
     rows, dropped = [], 0
     for example in examples:
         replies = [{"role": "assistant", "content": example[key]} for key in ("chosen", "rejected")]
-        prompt_ids, (chosen, rejected), prompt, texts = renderer.fit(example, example["messages"], replies,
-                                                                      cutoff_len)
+        fitted = renderer.fit(example, example["messages"], replies, cutoff_len)
+        chosen, rejected = fitted.reply_ids
         if not chosen or not rejected:
             dropped += 1  # the prompt alone fills cutoff_len
-            continue
-        if not text:
-            rows.append({"chosen_ids": prompt_ids + chosen, "rejected_ids": prompt_ids + rejected})
-            continue
-        prompt = _decode(renderer.tokenizer, prompt_ids) if prompt is None else prompt
-        rows.append({"prompt": _strip(prompt, strip_prefix), "chosen": texts[0], "rejected": texts[1]})
+        elif text:
+            rows.append({"prompt": _strip(fitted.prompt, strip_prefix), "chosen": fitted.replies[0],
+                         "rejected": fitted.replies[1]})
+        else:
+            rows.append({"chosen_ids": fitted.prompt_ids + chosen, "rejected_ids": fitted.prompt_ids + rejected})
     _report_dropped(dropped, len(examples), cutoff_len)
     return rows
 
 
-def kto_rows(examples: list[dict], renderer: _Renderer, cutoff_len: int, *, strip_prefix: str = "") -> list[dict]:
+def kto_rows(examples: list[dict], renderer: ReplyRenderer, cutoff_len: int, *,
+             strip_prefix: str = "") -> list[dict]:
     """KTO examples (conversations ending on a reply, tagged good or bad) as {"prompt", "completion", "label"}."""
     rows, dropped = [], 0
     for example in examples:
-        messages = example["messages"]
-        prompt_ids, (reply,), prompt, (completion,) = renderer.fit(example, messages[:-1], messages[-1:], cutoff_len)
-        if not reply:
+        fitted = renderer.fit(example, example["messages"][:-1], example["messages"][-1:], cutoff_len)
+        if not fitted.reply_ids[0]:
             dropped += 1
             continue
-        prompt = _decode(renderer.tokenizer, prompt_ids) if prompt is None else prompt
-        rows.append({"prompt": _strip(prompt, strip_prefix), "completion": completion,
+        rows.append({"prompt": _strip(fitted.prompt, strip_prefix), "completion": fitted.replies[0],
                      "label": bool(example["kto_tag"])})
     _report_dropped(dropped, len(examples), cutoff_len)
     return rows
@@ -162,15 +173,13 @@ def build_preference_datasets(config: RunConfig, template: Any, tokenizer: Any, 
     from engine.data.preprocess import require_rows
 
     data = config.data
-    renderer = _Renderer(template, tokenizer, default_system=data.default_system,
-                         enable_thinking=data.enable_thinking)
-    convert: Callable[[list[dict]], list[dict]]
-    if kind == "kto":
-        def convert(examples: list[dict]) -> list[dict]:
+    renderer = ReplyRenderer(template, tokenizer, default_system=data.default_system,
+                             enable_thinking=data.enable_thinking)
+
+    def convert(examples: list[dict]) -> list[dict]:
+        if kind == "kto":
             return kto_rows(examples, renderer, data.cutoff_len, strip_prefix=strip_prefix)
-    else:
-        def convert(examples: list[dict]) -> list[dict]:
-            return pair_rows(examples, renderer, data.cutoff_len, text=kind == "pairs", strip_prefix=strip_prefix)
+        return pair_rows(examples, renderer, data.cutoff_len, text=kind == "pairs", strip_prefix=strip_prefix)
 
     train_examples, eval_examples = load_split_examples(config, require_response=True)
     if kind == "kto" and not config.finetuning.disable_shuffling:

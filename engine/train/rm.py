@@ -14,12 +14,15 @@ from engine.config import RunConfig
 HEAD_NAMES = ("score", "classifier")
 
 
-def train_head(model: Any) -> None:
-    """The scoring head starts random: it trains whatever else the method freezes."""
+def train_head(model: Any, pure_bf16: bool) -> None:
+    """The scoring head starts random: it trains (in float32 unless pure_bf16) whatever else the method freezes."""
+    import torch
+
     for name in HEAD_NAMES:
         head = getattr(model, name, None)
         if head is not None:
             head.requires_grad_(True)
+            head.to(torch.bfloat16 if pure_bf16 else torch.float32)
 
 
 def run(config: RunConfig, *, run_dir: Path, resume: str | None, abort: Any) -> dict[str, Any]:
@@ -41,7 +44,7 @@ def run(config: RunConfig, *, run_dir: Path, resume: str | None, abort: Any) -> 
     model = load_model(tokenizer, config.model, config.finetuning, is_trainable=config.training.do_train,
                        compute_dtype=compute_dtype(config), max_seq_length=config.data.cutoff_len)
     if config.training.do_train and config.finetuning.finetuning_type == "freeze":
-        train_head(model)
+        train_head(model, config.finetuning.pure_bf16)
     args = RewardConfig(**trl_kwargs(config))
     trainer = RewardTrainer(model=model, args=args, train_dataset=train_set, eval_dataset=eval_set,
                             processing_class=tokenizer, **trainer_extras(config, model, args, run_dir, abort))

@@ -24,4 +24,9 @@ def run(config: RunConfig, *, run_dir: Path, resume: str | None, abort: Any) -> 
     model = load_model(tokenizer, config.model, config.finetuning, is_trainable=config.training.do_train,
                        compute_dtype=compute_dtype(config), max_seq_length=config.data.cutoff_len)
     trainer = build_trainer(config, model, tokenizer, train_set, eval_set, run_dir=run_dir, abort=abort)
-    return train_and_save(trainer, config, run_dir, resume)
+    results = train_and_save(trainer, config, run_dir, resume)
+    if config.training.do_predict and not abort.requested:
+        from engine.eval.predict import predict_after_training
+
+        results.update(predict_after_training(config, run_dir, trainer.model, tokenizer, template, abort))
+    return results

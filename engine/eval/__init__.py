@@ -1,0 +1,69 @@
+"""Evaluate & Predict: multiple-choice benchmarks (MMLU, C-Eval, CMMLU, studio_bench) and generated predictions.
+
+`python -m engine eval CONFIG.yaml [--predict]` runs `engine.eval.run.run_eval`, which writes into the run folder
+(`output_dir`, else `save_dir`, else `saves/<model>/<method>/eval_<time>`): config.yaml, status.json,
+trainer_log.jsonl (progress, one line per batch), running_log.txt, and
+- a benchmark: results.json (accuracy per subject, per category, overall; per model, and their difference) and
+  results.log (the same as a table);
+- a prediction: generated_predictions.jsonl (`prompt`, `predict`, `label` per row) and predict_results.json
+  (BLEU-4, ROUGE-1/2/L, samples, runtime).
+
+This package is torch-free to import: `check_eval_config` and `list_tasks` serve the studio before a launch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine.config import RunConfig, validate_config
+from engine.errors import ConfigError
+from engine.eval.tasks import HUB_TASKS, check_task_exists, list_tasks, parse_task
+
+EVAL_RESULT_FILES = ("results.json", "results.log", "generated_predictions.jsonl", "predict_results.json")
+
+
+def wants_predict(config: RunConfig, predict: bool | None = None) -> bool:
+    """Whether `eval` predicts (`--predict` or `do_predict: true`) rather than runs a benchmark."""
+    return bool(predict) if predict is not None else config.training.do_predict
+
+
+def check_eval_config(config: RunConfig, predict: bool | None = None) -> RunConfig:
+    """Every check of an eval config that needs no model and no rows; raises the first problem as a ConfigError."""
+    validate_config(config, "eval")
+    if wants_predict(config, predict):
+        _check_predict(config)
+    else:
+        _check_benchmark(config)
+    out = config.training.output_dir or config.evaluation.save_dir
+    if out and Path(out).exists() and not Path(out).is_dir():
+        raise ConfigError("output_dir_is_file", path=out)
+    return config
+
+
+def _check_predict(config: RunConfig) -> None:
+    from engine.data import get_dataset_attrs
+    from engine.eval.metrics import require_metric_packages
+
+    data = config.data
+    names = data.eval_dataset or data.dataset
+    if not names:
+        raise ConfigError("predict_no_data")
+    get_dataset_attrs(names, data.dataset_dir)  # unknown names fail here, with the known ones listed
+    require_metric_packages()
+
+
+def _check_benchmark(config: RunConfig) -> None:
+    ev, model = config.evaluation, config.model
+    if not ev.task:
+        known = ", ".join(list_tasks(ev.task_dir))
+        raise ConfigError("eval_no_task", known=known)
+    check_task_exists(ev.task, ev.task_dir)
+    if ev.compare_with == "base" and not model.adapter_name_or_path:
+        raise ConfigError("compare_base_without_adapter")
+    if ev.compare_with and ev.compare_with != "base" and not Path(ev.compare_with).expanduser().exists():
+        raise ConfigError("compare_adapter_missing", path=ev.compare_with)
+    if ev.compare_with and ev.compare_with != "base" and config.finetuning.finetuning_type != "lora":
+        raise ConfigError("compare_adapter_needs_lora", method=config.finetuning.finetuning_type)
+
+
+__all__ = ["EVAL_RESULT_FILES", "HUB_TASKS", "check_eval_config", "list_tasks", "parse_task", "wants_predict"]
