@@ -71,36 +71,62 @@ def _check_resume(config: Any, run_dir: Path) -> None:
         raise ConfigError("checkpoint_missing", path=str(value))
 
 
-def start_run(config: dict[str, Any], run_dir: str | Path, *, lang: str = "en", saves: Path | None = None) -> dict:
-    """Validate `config` (flat keys), write it into `run_dir` and start `python -m engine train` there.
+def _check_train(cfg: Any, run_dir: Path) -> None:
+    validate_config(cfg, "train")
+    check_local_data(cfg)  # a broken or empty dataset is refused here, before anything starts
+    _check_resume(cfg, run_dir)
+    asks_reuse = cfg.training.resume_from_checkpoint not in (None, False, "") or cfg.training.overwrite_output_dir
+    if has_results(run_dir) and not asks_reuse:
+        raise ConfigError("run_dir_has_results", path=str(run_dir))
+
+
+def _check_eval(cfg: Any, run_dir: Path) -> None:
+    from engine.eval import check_eval_config
+
+    check_eval_config(cfg)
+
+
+def _check_export(cfg: Any, run_dir: Path) -> None:
+    from engine.export.run import check_export
+
+    check_export(cfg)
+
+
+# Each engine command the studio runs as a job: the config key naming its folder, and its pre-launch checks.
+JOBS: dict[str, tuple[str, Any]] = {
+    "train": ("output_dir", _check_train),
+    "eval": ("output_dir", _check_eval),
+    "export": ("export_dir", _check_export),
+}
+
+
+def start_run(config: dict[str, Any], run_dir: str | Path, *, lang: str = "en", saves: Path | None = None,
+              command: str = "train") -> dict:
+    """Validate `config` (flat keys), write it into `run_dir` and start `python -m engine <command>` there.
 
     Raises StudioError (show `err.message(lang)`) before anything is written when the config is invalid, another
-    run is live, the folder is outside the saves folder, or it holds results the config does not ask to resume or
-    overwrite. Returns the run's status dict (state `running`, the child's pid).
+    run is live, the folder is outside the saves folder, or (training) it holds results the config does not ask to
+    resume or overwrite. Returns the run's status dict (state `running`, the child's pid).
     """
     saves = Path(saves or saves_dir()).resolve()
     run_dir = resolve_run_dir(run_dir, saves)
-    cfg = config_from_dict({**config, "output_dir": str(run_dir)}, source="the studio settings")
-    validate_config(cfg, "train")
-    check_local_data(cfg)  # a broken or empty dataset is refused here, before anything starts
+    folder_key, check = JOBS[command]
+    cfg = config_from_dict({**config, folder_key: str(run_dir)}, source="the studio settings")
     live = find_live_runs(saves)
     if live:
         raise StudioError("run_already_live", path=str(live[0]))
     if is_locked(run_dir):
         raise ConfigError("run_locked", path=str(run_dir))
-    _check_resume(cfg, run_dir)
-    asks_reuse = cfg.training.resume_from_checkpoint not in (None, False, "") or cfg.training.overwrite_output_dir
-    if has_results(run_dir) and not asks_reuse:
-        raise ConfigError("run_dir_has_results", path=str(run_dir))
+    check(cfg, run_dir)
 
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / CONFIG_FILE)
     log_path = (run_dir / RUNNING_LOG).resolve()
     env = {**os.environ, "STUDIO_RUNNING_LOG": str(log_path), "PYTHONUNBUFFERED": "1",
            "STUDIO_HOME": str(studio_home()), "STUDIO_LANG": lang}
-    command = [sys.executable, "-m", "engine", "train", str(run_dir / CONFIG_FILE)]
+    command_line = [sys.executable, "-m", "engine", command, str(run_dir / CONFIG_FILE)]
     with open(log_path, "ab") as log:
-        child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+        child = subprocess.Popen(command_line, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                  env=env, start_new_session=True)
     status = mark_running(run_dir, pid=child.pid)
     # The launcher is recorded apart from `pid`: under torchrun rank 0 replaces `pid` with its own.

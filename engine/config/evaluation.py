@@ -17,8 +17,8 @@ class EvaluationArguments:
 
     task: str | None = option(None, "Benchmark and split, e.g. mmlu_test, ceval_validation, cmmlu_test, "
                                     "studio_bench_test.")
-    task_dir: str = option("evaluation", "Folder holding one sub-folder per benchmark (the shipped one when "
-                                         "the working directory has none).")
+    task_dir: str = option("evaluation", "Folder holding one sub-folder per benchmark (default: ./evaluation, "
+                                         "then the shipped one).")
     n_shot: int = option(5, "Solved examples from the dev split shown before each question.", min=0, max=32)
     lang: str = option("en", "Language of the benchmark prompt.", choices=EVAL_LANGS)
     save_dir: str | None = option(None, "Where benchmark results go (used when output_dir is not set).")

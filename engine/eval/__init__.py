@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.config import RunConfig, validate_config
-from engine.errors import ConfigError
+from engine.errors import ConfigError, ModelError
 from engine.eval.tasks import HUB_TASKS, check_task_exists, list_tasks, parse_task
 
 EVAL_RESULT_FILES = ("results.json", "results.log", "generated_predictions.jsonl", "predict_results.json")
@@ -28,8 +28,9 @@ def wants_predict(config: RunConfig, predict: bool | None = None) -> bool:
 
 
 def check_eval_config(config: RunConfig, predict: bool | None = None) -> RunConfig:
-    """Every check of an eval config that needs no model and no rows; raises the first problem as a ConfigError."""
+    """Every check of an eval config that needs no model and no rows (or the hub); raises the first problem found."""
     validate_config(config, "eval")
+    _check_adapters(config.model.adapter_name_or_path)
     if wants_predict(config, predict):
         _check_predict(config)
     else:
@@ -38,6 +39,18 @@ def check_eval_config(config: RunConfig, predict: bool | None = None) -> RunConf
     if out and Path(out).exists() and not Path(out).is_dir():
         raise ConfigError("output_dir_is_file", path=out)
     return config
+
+
+def _check_adapters(names: str | None) -> None:
+    """Local adapter folders exist and hold an adapter (hub ids are left to the loader)."""
+    from engine.config.validate import looks_like_local_path
+
+    for name in [n.strip() for n in (names or "").split(",") if n.strip()]:
+        folder = Path(name).expanduser()
+        if folder.is_dir() and not (folder / "adapter_config.json").is_file():
+            raise ModelError("adapter_config_missing", path=name)
+        if not folder.is_dir() and (folder.exists() or looks_like_local_path(name)):
+            raise ModelError("adapter_not_found", path=name)
 
 
 def _check_predict(config: RunConfig) -> None:

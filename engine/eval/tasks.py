@@ -131,9 +131,14 @@ def check_task_exists(task: str, task_dir: str | Path | None = None) -> None:
     """Raise the DataError `load_task` would for a task that is neither a local folder nor a hub benchmark."""
     name, split = parse_task(task)
     folder = task_folder(task_dir, name)
-    if name not in HUB_TASKS and not (folder.is_dir() and _subject_files(folder, SPLIT_SUFFIX[split])):
+    if folder.is_dir() and _subject_files(folder, SPLIT_SUFFIX[split]):
+        return
+    if name not in HUB_TASKS:
         raise DataError("benchmark_not_found", task=task, folder=str(folder), suffix=SPLIT_SUFFIX[split],
                         hub=", ".join(HUB_TASKS))
+    if SPLIT_SUFFIX[split] not in HUB_TASKS[name].splits:
+        raise ConfigError("eval_split_unavailable", task=task,
+                          splits=", ".join(f"{name}_{s}" for s in HUB_TASKS[name].scored))
 
 
 def read_mapping(folder: Path) -> dict[str, dict[str, str]]:
@@ -236,8 +241,6 @@ def _load_local(folder: Path, split: str, n_shot: int) -> list[Subject]:
 def _load_hub(task: str, name: str, split: str, n_shot: int, mapping: dict, folder: Path) -> list[Subject]:
     """Each subject's dev and eval split from the hub, with errors that name the task and the local folder."""
     info = HUB_TASKS[name]
-    if split not in info.splits:
-        raise ConfigError("eval_split_unavailable", task=task, splits=", ".join(s for s in info.splits if s != "dev"))
     where = {"task": task, "hub_id": info.repo, "folder": str(folder)}
     try:
         import datasets
@@ -250,7 +253,7 @@ def _load_hub(task: str, name: str, split: str, n_shot: int, mapping: dict, fold
             rows = datasets.load_dataset(info.repo, key, revision=info.revision)
             meta = mapping.get(key, {})
             dev = [q for q in map(question_from_row, rows[info.splits["dev"]]) if q][:n_shot] if n_shot else []
-            questions = [q for q in map(question_from_row, rows[info.splits[split]]) if q]
+            questions = [q for q in map(question_from_row, rows[info.splits[SPLIT_SUFFIX[split]]]) if q]
             subjects.append(Subject(key, str(meta.get("name") or key.replace("_", " ")),
                                     str(meta.get("category") or name), dev, questions))
     except DataError:

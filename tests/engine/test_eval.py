@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from engine.config import load_config, validate_config
-from engine.errors import ConfigError, DataError
+from engine.errors import ConfigError, DataError, StudioError
 from engine.eval import check_eval_config
 from engine.eval.metrics import score_corpus, score_pair, tokenize
 from engine.eval.report import format_table
@@ -97,11 +97,42 @@ def test_offline_hub_task_names_the_task_and_the_local_folder(tmp_path: Path, mo
     assert "mmlu_test" in message and str(tmp_path / "mmlu") in message and "cais/mmlu" in message
 
 
+def test_hub_rows_in_mmlu_and_ceval_layouts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import datasets
+
+    mmlu = {"dev": [{"question": "1+1?", "choices": ["1", "2", "3", "4"], "answer": 1}],
+            "validation": [{"question": "2+2?", "choices": ["4", "5", "6", "7"], "answer": 0}],
+            "test": [{"question": "3+3?", "choices": ["5", "7", "6", "8"], "answer": 2}] * 3}
+    calls = []
+
+    def fake_load(repo, name, revision=None):
+        calls.append((repo, name, revision))
+        return mmlu
+
+    monkeypatch.setattr(datasets, "get_dataset_config_names", lambda repo, revision=None: ["all", "algebra"])
+    monkeypatch.setattr(datasets, "load_dataset", fake_load)
+    task = load_task("mmlu_test", tmp_path, n_shot=5)
+    (subject,) = task.subjects
+    assert (subject.key, subject.category, task.source) == ("algebra", "mmlu", "cais/mmlu")
+    assert [q.answer for q in subject.dev] == ["B"] and [q.answer for q in subject.questions] == ["C"] * 3
+    assert calls == [("cais/mmlu", "algebra", None)]
+    ceval = {"dev": [{"id": 0, "question": "Q", "A": "a", "B": "b", "C": "c", "D": "d", "answer": "D",
+                      "explanation": ""}], "val": [{"id": 1, "question": "Q", "A": "a", "B": "b", "C": "c",
+                                                    "D": "d", "answer": "A", "explanation": ""}]}
+    monkeypatch.setattr(datasets, "load_dataset", lambda repo, name, revision=None: ceval)
+    (tmp_path / "ceval").mkdir()
+    (tmp_path / "ceval" / "mapping.json").write_text('{"law": {"name": "法学", "category": "Humanities"}}')
+    (law,) = load_task("ceval_validation", tmp_path, n_shot=1).subjects
+    assert (law.name, law.category, law.dev[0].answer, law.questions[0].answer) == ("法学", "Humanities", "D", "A")
+
+
 def test_bad_eval_configs_are_refused_before_launch(tiny_model_dir: Path, tmp_path: Path):
     cases = {"eval_no_task": [], "eval_task_format": ["task=mmlu"], "benchmark_not_found": ["task=nothing_test"],
-             "compare_base_without_adapter": ["task=studio_bench_test", "compare_with=base"]}
+             "compare_base_without_adapter": ["task=studio_bench_test", "compare_with=base"],
+             "adapter_not_found": ["task=studio_bench_test", "adapter_name_or_path=./no/such/adapter"],
+             "eval_split_unavailable": ["task=cmmlu_validation"]}
     for key, overrides in cases.items():
-        with pytest.raises((ConfigError, DataError)) as err:
+        with pytest.raises(StudioError) as err:
             check_eval_config(eval_config(tiny_model_dir, tmp_path / "x", *overrides))
         assert err.value.key == key
     with pytest.raises(ConfigError) as err:

@@ -321,6 +321,28 @@ def test_gguf_qwen_family_keeps_qk_layout_and_writes_biases_or_norms(arch: str, 
                                   model.state_dict()["model.layers.0.self_attn.q_proj.weight"].numpy())
 
 
+@pytest.mark.parametrize(("outtype", "main", "tolerance"), [("q4_0", "Q4_0", 0.15), ("q5_1", "Q5_1", 0.08),
+                                                            ("bf16", "BF16", 0.01)])
+def test_gguf_block_types_round_trip(outtype: str, main: str, tolerance: float, tiny_model_dir: Path, tmp_path: Path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from engine.export.gguf import permute_rotary, write_gguf
+    from engine.templates import get_template
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    path = write_gguf(model, AutoTokenizer.from_pretrained(tiny_model_dir), get_template("chatml"),
+                      tmp_path / "m.gguf", outtype)
+    reader = gguf.GGUFReader(path)
+    tensors = {t.name: t for t in reader.tensors}
+    assert tensors["blk.0.ffn_up.weight"].tensor_type.name == main
+    assert tensors["token_embd.weight"].tensor_type.name == ("BF16" if outtype == "bf16" else "Q8_0")
+    assert tensors["output_norm.weight"].tensor_type.name == "F32"
+    q = tensors["blk.1.attn_q.weight"]
+    values = gguf.quants.dequantize(q.data, q.tensor_type)
+    expected = permute_rotary(model.state_dict()["model.layers.1.self_attn.q_proj.weight"].numpy(), 4)
+    assert np.abs(values - expected).max() <= tolerance * np.abs(expected).max()
+
+
 def test_gguf_refuses_unknown_architectures_and_tokenizers():
     from engine.export.gguf import gguf_architecture
     from engine.export.gguf_vocab import pre_tokenizer_name

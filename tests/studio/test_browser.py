@@ -146,3 +146,15 @@ def test_auth_refuses_without_credentials(tmp_path, browser):
 def test_internal_events_are_not_public_api(studio_server):
     info = httpx.get(studio_server["url"] + "/gradio_api/info", timeout=10).json()
     assert not info.get("named_endpoints"), sorted(info.get("named_endpoints", {}))
+
+
+def test_evaluate_tab_scores_the_offline_benchmark(page, studio_server):
+    open_studio(page, studio_server["url"])
+    page.get_by_role("tab", name="Evaluate & Predict").click()
+    page.get_by_role("button", name="Start evaluation").click()
+    page.locator("#eval_results").get_by_text("Average").wait_for(timeout=120_000)
+    shot(page, "eval-benchmark")
+    results = sorted((studio_server["home"] / "saves").rglob("results.json"))
+    assert results, "the job wrote results.json into its run folder"
+    data = json.loads(results[-1].read_text())
+    assert data["task"] == "studio_bench_test" and data["models"]
