@@ -48,6 +48,7 @@ def create_app(lang: str = DEFAULT_LANG) -> Any:
         train_data.wire(ctx)
         chat.wire(ctx, demo)
         evaluate.wire(ctx)
+        export.wire(ctx)
         wire_language(ctx, demo, saved_lang)
     demo.studio_context = ctx  # handlers and tests reach the components through it
     return demo

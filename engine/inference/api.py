@@ -20,7 +20,7 @@ import socket
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import IO, Any
 
 from engine.errors import StudioError, format_message
@@ -143,14 +143,50 @@ def _stream_events(backend: ChatBackend, request: ChatCompletionRequest, streams
     except Exception as exc:  # noqa: BLE001 - the stream has started: the error travels inside it
         logger.exception("Generation failed")
         yield _sse(error_body(f"{type(exc).__name__}: {exc}", kind="server_error"))
+    finally:
+        for stream in streams:  # stops a generation still running when the client went away
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
     yield _sse("[DONE]")
+
+
+async def _in_threads(events: Iterator[str]) -> AsyncIterator[str]:
+    """A blocking event generator read in worker threads, closed (its generation stopped) however the stream ends."""
+    import anyio
+
+    try:
+        while (event := await anyio.to_thread.run_sync(next, events, None)) is not None:
+            yield event
+    finally:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(events.close)
+
+
+def _streaming_response(events: Iterator[str]) -> Any:
+    """A server-sent-events response that closes its generator when the client goes away.
+
+    Starlette leaves a body iterator to the garbage collector when sending fails; ours would keep generating.
+    """
+    import anyio
+    from starlette.responses import StreamingResponse
+
+    class ClosingStreamingResponse(StreamingResponse):
+        async def stream_response(self, send: Any) -> None:
+            try:
+                await super().stream_response(send)
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await self.body_iterator.aclose()  # type: ignore[union-attr]
+
+    return ClosingStreamingResponse(_in_threads(events), media_type="text/event-stream",
+                                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
 def create_app(backend: ChatBackend, api_key: str | None = None) -> Any:
     """The FastAPI app serving `backend` (every `/v1/` route asks for `api_key` when one is set)."""
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import StreamingResponse
     from starlette.exceptions import HTTPException
 
     created = int(time.time())
@@ -212,8 +248,7 @@ def create_app(backend: ChatBackend, api_key: str | None = None) -> Any:
                 seed = None if sampling["seed"] is None else sampling["seed"] + index
                 streams.append(backend.stream(messages, system, tools, enable_thinking=thinking,
                                               **{**sampling, "n": 1, "seed": seed}))
-            return StreamingResponse(_stream_events(backend, request, streams, tools), media_type="text/event-stream",
-                                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+            return _streaming_response(_stream_events(backend, request, streams, tools))
         completions = backend.generate_choices(messages, system, tools, enable_thinking=thinking, **sampling)
         choices = []
         for index, completion in enumerate(completions):

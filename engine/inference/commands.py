@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 
 from engine.config import RunConfig, load_config, parse_overrides, read_yaml, validate_config
@@ -34,6 +35,7 @@ def run_api(config_path: str | None, overrides: list[str]) -> int:
     # Libraries print to stdout at times; the studio reads stdout for the ready line only.
     with contextlib.redirect_stdout(sys.stderr):
         backend = load_backend(config, explicit)
+        backend.model_id = inference.api_model_name or os.environ.get("API_MODEL_NAME") or backend.model_id
         try:
             serve(backend, host, port, key, ready_stream=ready_stream)
         finally:

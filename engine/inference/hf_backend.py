@@ -179,27 +179,28 @@ class HFBackend(ChatBackend):
         outcome: dict[str, Any] = {}
 
         def run() -> None:
+            # The lock is held by the generating thread, not by the reader: a reader that is never resumed nor
+            # closed (an abandoned stream) blocks other requests for at most max_new_tokens.
             try:
-                with torch.inference_mode():
+                with self._lock, torch.inference_mode():
+                    self._seed(sampling)
                     outcome["output"] = self.model.generate(**kwargs, streamer=streamer)
             except BaseException as exc:  # noqa: BLE001 - handed to the reading thread, which raises it
                 outcome["error"] = exc
                 streamer.end()
 
         matcher = StopMatcher(sampling.stop)
-        with self._lock:
-            self._seed(sampling)
-            thread = threading.Thread(target=run, name="generate", daemon=True)
-            thread.start()
-            try:
-                for piece in streamer:
-                    shown = matcher.feed(piece)
-                    if shown:
-                        yield shown
-                thread.join()
-            finally:
-                cancel.set()  # a consumer that stops reading (client gone) ends the generation
-                thread.join()
+        thread = threading.Thread(target=run, name="generate", daemon=True)
+        thread.start()
+        try:
+            for piece in streamer:
+                shown = matcher.feed(piece)
+                if shown:
+                    yield shown
+            thread.join()
+        finally:
+            cancel.set()  # a reader that stops early (a client gone, Ctrl-C) ends the generation
+            thread.join()
         if "error" in outcome:
             raise outcome["error"]
         tail = matcher.flush()

@@ -200,6 +200,18 @@ def test_export_dir_refusals(cli_export: Path, tmp_path: Path, tiny_model_dir: P
     assert err.value.key == "export_gptq_and_gguf"
 
 
+def test_failed_export_records_the_cause(tmp_path: Path, tiny_model_dir: Path):
+    from engine.export import run_export
+
+    out = tmp_path / "out"
+    config = load_config(None, {"model_name_or_path": str(tiny_model_dir), "export_dir": str(out),
+                                "adapter_name_or_path": str(tmp_path / "no_such_adapter")})
+    assert run_export(config) == 1
+    status = json.loads((out / "status.json").read_text())
+    assert status["state"] == "failed" and "no_such_adapter" in status["error"] and status["task"] == "export"
+    assert json.loads((out / "trainer_log.jsonl").read_text().splitlines()[-1])["step_name"] == "load"
+
+
 def test_cli_bad_input_is_a_message_not_a_traceback(tmp_path: Path, capsys, tiny_model_dir: Path):
     from engine.cli import main
 

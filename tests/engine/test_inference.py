@@ -36,6 +36,7 @@ from engine.inference.protocol import ChatMessage, to_conversation
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 KEY = "sk-test-key"
+MODEL = "tiny-chat"
 WEATHER_TOOL = {"type": "function", "function": {
     "name": "get_weather", "description": "Current weather in a city.",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
@@ -67,12 +68,13 @@ def read_line(stream: Any, timeout: float) -> str:
 
 @pytest.fixture(scope="module")
 def server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """`studio api` on port 0 (a free one, read back from the ready line) with an API key."""
+    """`studio api` on port 0 (a free one, read back from the ready line) with an API key and a model name."""
     home = tmp_path_factory.mktemp("api")
     config = home / "infer.yaml"
     config.write_text(yaml.safe_dump({"model_name_or_path": str(tiny_model_dir), "max_new_tokens": 32}))
     log = open(home / "server.log", "w+", encoding="utf-8")  # noqa: SIM115 - closed at teardown
-    proc = subprocess.Popen(engine_command("api", str(config), "api_port=0", f"api_key={KEY}"), cwd=home,
+    proc = subprocess.Popen(engine_command("api", str(config), "api_port=0", f"api_key={KEY}",
+                                           f"api_model_name={MODEL}"), cwd=home,
                             stdout=subprocess.PIPE, stderr=log, text=True, env=child_env(home))
     line = read_line(proc.stdout, 120)
     if not line.startswith(READY_PREFIX):
@@ -80,7 +82,7 @@ def server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> It
         log.seek(0)
         pytest.fail(f"no ready line (got {line!r}); server log:\n{log.read()[-3000:]}")
     url = line.strip().removeprefix(READY_PREFIX)
-    yield {"url": url, "base_url": f"{url}/v1", "model": tiny_model_dir.name, "config": config, "home": home}
+    yield {"url": url, "base_url": f"{url}/v1", "model": MODEL, "config": config, "home": home}
     proc.terminate()
     assert proc.wait(timeout=30) == 0
     assert proc.stdout.read() == ""  # nothing but the ready line on stdout
@@ -163,6 +165,16 @@ def test_raw_stream_is_sse_ending_with_done(server: dict[str, Any]):
     assert all(c["object"] == "chat.completion.chunk" for c in chunks)
     assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
     assert chunks[-1]["choices"][0]["finish_reason"] in ("stop", "length")
+
+
+def test_an_abandoned_stream_does_not_block_the_next_request(server: dict[str, Any], client: openai.OpenAI):
+    body = {"model": server["model"], "messages": [{"role": "user", "content": "hi"}], "max_tokens": 500,
+            "stream": True, "temperature": 1.0, "top_p": 1.0, "seed": 3}
+    with httpx.stream("POST", f"{server['base_url']}/chat/completions", json=body, timeout=60,
+                      headers={"Authorization": f"Bearer {KEY}"}) as response:
+        next(response.iter_lines())  # read one event, then hang up
+    quick = openai.OpenAI(base_url=server["base_url"], api_key=KEY, max_retries=0, timeout=30)
+    assert ask(quick, server["model"], max_tokens=2).usage.completion_tokens <= 2
 
 
 def test_max_tokens_and_stop_strings(server: dict[str, Any], client: openai.OpenAI):
