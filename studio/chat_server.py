@@ -46,7 +46,8 @@ def find_server() -> dict[str, Any] | None:
 
 def start_server(config: dict[str, Any], *, timeout: float = 600.0) -> dict[str, Any]:
     """Validate `config`, stop any earlier server, start a new one and wait until it answers."""
-    cfg = config_from_dict({**config, "api_host": "127.0.0.1", "api_port": 0}, source="the chat settings")
+    cfg = config_from_dict({**config, "api_host": "127.0.0.1", "api_port": 0, "api_model_name": "studio"},
+                           source="the chat settings")
     validate_config(cfg, "chat")
     stop_server()
     folder = chat_dir()

@@ -158,3 +158,19 @@ def test_evaluate_tab_scores_the_offline_benchmark(page, studio_server):
     assert results, "the job wrote results.json into its run folder"
     data = json.loads(results[-1].read_text())
     assert data["task"] == "studio_bench_test" and data["models"]
+
+
+def test_chat_tab_streams_and_escapes(page, studio_server):
+    open_studio(page, studio_server["url"])
+    page.get_by_role("tab", name="Chat").click()
+    page.get_by_role("button", name="Load model").click()
+    page.locator("#chat_status").get_by_text("Loaded").wait_for(timeout=180_000)
+    box = page.locator("#chat_input textarea")
+    box.fill("<script>alert(1)</script> hello")
+    page.get_by_role("button", name="Send").click()
+    page.locator("[data-testid=bot]").first.wait_for(timeout=60_000)
+    user = page.locator("[data-testid=user]").first
+    user.get_by_text("<script>alert(1)</script>", exact=False).wait_for(timeout=30_000)
+    shot(page, "chat-reply")
+    page.get_by_role("button", name="Unload model").click()
+    page.locator("#chat_status").get_by_text("unloaded").wait_for(timeout=60_000)
