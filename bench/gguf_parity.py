@@ -90,8 +90,9 @@ def export_demo(out: Path) -> Path:
 def main(argv: list[str]) -> int:
     try:
         import llama_cpp  # noqa: F401
-    except ImportError:
-        print("skipped: llama-cpp-python is not installed (pip install llama-cpp-python; it builds for 5-10 min)")
+    except ImportError as err:
+        print(f"skipped: llama-cpp-python cannot be imported ({err}); pip install llama-cpp-python (it builds "
+              "from source for 5-10 minutes)")
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(argv[0]) if argv else export_demo(Path(tmp))

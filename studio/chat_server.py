@@ -9,6 +9,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,6 +61,8 @@ def start_server(config: dict[str, Any], *, timeout: float = 600.0) -> dict[str,
     with open(out_path, "w") as out, open(log_path, "w") as log:
         child = subprocess.Popen([sys.executable, "-m", "engine", "api", str(config_path)], stdin=subprocess.DEVNULL,
                                  stdout=out, stderr=log, env=env, start_new_session=True)
+    # Reap the server when it ends so no zombie is left in the studio's process table.
+    threading.Thread(target=child.wait, name=f"reap-chat-{child.pid}", daemon=True).start()
     state = {"pid": child.pid, "pid_start_time": process_start_time(child.pid), "key": key, "url": None,
              "model": cfg.model.model_name_or_path, "adapter": cfg.model.adapter_name_or_path}
     write_json_atomic(_state_path(), state)

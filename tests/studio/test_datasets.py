@@ -98,7 +98,8 @@ def test_list_datasets_on_the_shipped_registry() -> None:
     sft = list_datasets(SHIPPED, "sft")
     assert {"identity", "alpaca_en_demo", "multiturn_en_demo"} <= set(sft)
     assert list_datasets(SHIPPED, "pt") == list(load_registry(SHIPPED))  # pre-training takes every dataset
-    assert list_datasets(SHIPPED, "dpo") == []
+    assert list_datasets(SHIPPED, "dpo") == ["dpo_en_demo", "dpo_zh_demo"]
+    assert list_datasets(SHIPPED, "kto") == ["kto_en_demo"]
 
 
 def test_list_datasets_filters_by_kind(data_dir: Path) -> None:
