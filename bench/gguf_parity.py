@@ -4,9 +4,12 @@
     .venv/bin/python bench/gguf_parity.py EXPORT_DIR # an export folder holding HF weights and a .gguf file
 
 For each GGUF file it reports whether llama.cpp tokenizes the rendered prompts to the same ids as the HF
-tokenizer, and how many greedy continuations (and tokens) agree with transformers. f32 should agree fully;
-f16 and q8_0 nearly (a random-weight demo model has near-ties that rounding can flip). Not part of the test
-suite: llama-cpp-python builds from source in 5-10 minutes. Skips with a message when it is not installed.
+tokenizer, how many greedy continuations (and tokens) agree with transformers, and how often llama.cpp's top
+token is transformers' next token when both read transformers' answer (teacher forcing, which does not let one
+early flip derail the rest). f32 and f16 must agree fully. q8_0 on the random-weight demo model does not: its
+next-token margins are about 0.1 logit, and transformers itself, run on the same q8_0-rounded weights, keeps
+only 1 of 5 greedy answers. Real models have wide margins. Not part of the test suite: llama-cpp-python
+builds from source in 5-10 minutes. Skips with a message when it cannot be imported.
 """
 
 from __future__ import annotations
@@ -39,6 +42,16 @@ def llama_greedy(llm, ids: list[int], stops: list[int]) -> list[int]:
     return out
 
 
+def forced_top1(llm, ids: list[int], answer: list[int]) -> int:
+    """How many of HF's answer tokens are llama.cpp's top token when fed HF's answer (teacher forcing)."""
+    import numpy as np
+
+    llm.reset()
+    llm.eval(ids + answer)
+    scores = np.asarray(llm.scores[len(ids) - 1:len(ids) - 1 + len(answer)])
+    return int((scores.argmax(axis=-1) == np.asarray(answer)).sum())
+
+
 def compare(folder: Path, gguf_file: Path) -> bool:
     """Print the agreement of one GGUF file with the HF model in `folder`; True when everything matches."""
     from llama_cpp import Llama
@@ -51,8 +64,8 @@ def compare(folder: Path, gguf_file: Path) -> bool:
     template = load_template(None, str(folder), tokenizer)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype="float32").eval()
     stops = list(dict.fromkeys([tokenizer.eos_token_id] + tokenizer.convert_tokens_to_ids(template.stop_words)))
-    llm = Llama(model_path=str(gguf_file), n_ctx=512, verbose=False, logits_all=False)
-    same_tokens = same_text = agree = total = 0
+    llm = Llama(model_path=str(gguf_file), n_ctx=512, verbose=False, logits_all=True)
+    same_tokens = same_text = agree = total = forced = 0
     for prompt in PROMPTS:
         ids = prompt_ids(template, tokenizer, prompt)
         text = tokenizer.decode(ids)
@@ -61,8 +74,9 @@ def compare(folder: Path, gguf_file: Path) -> bool:
         same_text += hf == cpp
         agree += sum(a == b for a, b in zip(hf, cpp, strict=False))
         total += max(len(hf), len(cpp))
+        forced += forced_top1(llm, ids, hf)
     print(f"{gguf_file.name}: tokenization {same_tokens}/{len(PROMPTS)}, greedy answers {same_text}/{len(PROMPTS)}, "
-          f"tokens {agree}/{total}")
+          f"tokens {agree}/{total}, top-1 under teacher forcing {forced}/{total}")
     return same_tokens == same_text == len(PROMPTS)
 
 

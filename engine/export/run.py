@@ -134,6 +134,10 @@ def export_model(config: RunConfig, run_dir: Path, progress: ExportProgress,
     from engine.export import merge, parity
 
     steps = progress.steps
+    if "quantize" in steps:
+        from engine.export.gptq import check_gptq_available
+
+        check_gptq_available()  # before any time goes into loading and merging
     progress.begin("load")
     source = merge.load_source(config)
     results: dict[str, Any] = {"template": source.template.name, "dtype": str(source.dtype).replace("torch.", "")}
@@ -171,16 +175,16 @@ def export_model(config: RunConfig, run_dir: Path, progress: ExportProgress,
 
 def _merge_and_quantize(config: RunConfig, run_dir: Path, source: Any, progress: ExportProgress) -> list[str]:
     from engine.export import merge
-    from engine.export.gptq import check_gptq_available, quantize_gptq
+    from engine.export.gptq import quantize_gptq
 
-    check_gptq_available()  # before spending time on the merge
     merged_dir = run_dir / ".merged"
     merge.save_merged(source, merged_dir, config)
     progress.begin("quantize")
     files = quantize_gptq(merged_dir, run_dir, config, source.tokenizer)
-    for name in ("chat_template.jinja", "tokenizer.json", "tokenizer_config.json", merge.MODEL_INFO_FILE):
-        if (merged_dir / name).is_file():
-            shutil.copy2(merged_dir / name, run_dir / name)
+    for path in merged_dir.iterdir():  # tokenizer, chat template, studio_model.json: the quantized save has weights
+        weights = path.suffix in (".safetensors", ".bin") or path.name.endswith(".index.json")
+        if not weights and not (run_dir / path.name).exists():
+            shutil.copy2(path, run_dir / path.name)
     shutil.rmtree(merged_dir)
     return files
 

@@ -18,6 +18,7 @@ logger = logging.getLogger(__name__)
 
 def run(config: RunConfig, *, run_dir: Path, resume: str | None, abort: Any) -> dict[str, Any]:
     """Optimise the rewards with TRL's GRPOTrainer; returns the final metrics."""
+    from transformers import set_seed
     from trl import GRPOTrainer
 
     from engine.model.chat_template import load_template
@@ -33,6 +34,7 @@ def run(config: RunConfig, *, run_dir: Path, resume: str | None, abort: Any) -> 
     save_resolved_config(config, run_dir)
     train_set, eval_set = build_prompt_datasets(config, template, tokenizer)
     rewards = build_rewards(config)
+    set_seed(config.training.seed)  # the new adapter's initial weights, before the trainer seeds the rest
     model = load_model(tokenizer, config.model, config.finetuning, is_trainable=config.training.do_train,
                        compute_dtype=compute_dtype(config), max_seq_length=config.data.cutoff_len)
     args = build_grpo_config(config, [reward.weight for reward in rewards])

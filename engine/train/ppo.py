@@ -15,9 +15,12 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.config import RunConfig
+
+if TYPE_CHECKING:
+    from engine.train.ppo_core import PPOState
 
 logger = logging.getLogger(__name__)
 VALUE_HEAD_FILE = "value_head.safetensors"
@@ -30,19 +33,6 @@ class Prompt:
 
     example: dict
     ids: list[int]
-
-
-@dataclass
-class PPOState:
-    """Everything a checkpoint must hold to continue exactly where it stopped."""
-
-    model: Any
-    value_head: Any
-    optimizer: Any
-    scheduler: Any
-    kl: Any  # ppo_core.KLController
-    moments: Any  # ppo_core.RunningMoments
-    step: int = 0
 
 
 def run(config: RunConfig, *, run_dir: Path, resume: str | None, abort: Any) -> dict[str, Any]:
@@ -65,6 +55,7 @@ def run(config: RunConfig, *, run_dir: Path, resume: str | None, abort: Any) -> 
     set_seed(config.training.seed)
     model = load_model(tokenizer, config.model, config.finetuning, is_trainable=True,
                        compute_dtype=compute_dtype(config), max_seq_length=config.data.cutoff_len)
+    model = to_training_device(model, config)
     total = total_steps(config, len(prompts))
     state = new_state(config, model, total)
     if resume:
@@ -95,6 +86,15 @@ def load_prompts(config: RunConfig, template: Any, tokenizer: Any) -> list[Promp
     return prompts
 
 
+def to_training_device(model: Any, config: RunConfig) -> Any:
+    """The GPU when there is one (the Trainer does this for the other stages); quantized models stay put."""
+    import torch
+
+    if torch.cuda.is_available() and not config.training.use_cpu and not getattr(model, "hf_device_map", None):
+        return model.to("cuda")
+    return model
+
+
 def stop_token_ids(template: Any, tokenizer: Any) -> list[int]:
     """The ids that end a completion: the tokenizer's eos and the template's stop words."""
     ids = [tokenizer.eos_token_id] + [tokenizer.convert_tokens_to_ids(word) for word in template.stop_words]
@@ -120,7 +120,7 @@ def new_state(config: RunConfig, model: Any, total: int) -> PPOState:
     from transformers import get_scheduler
 
     from engine.model.optimizers import create_optimizer
-    from engine.train.ppo_core import KLController, RunningMoments, ValueHead
+    from engine.train.ppo_core import KLController, PPOState, RunningMoments, ValueHead
 
     t, ft = config.training, config.finetuning
     value_head = ValueHead(model.config.get_text_config().hidden_size).to(next(model.parameters()).device)
@@ -155,6 +155,7 @@ def prompt_indices(n: int, size: int, step: int, seed: int, shuffle: bool) -> li
 def train_loop(config: RunConfig, state: PPOState, prompts: list[Prompt], rewards: list, tokenizer: Any,
                stop_ids: list[int], run_dir: Path, abort: Any, writer: Any, total: int) -> list[dict]:
     """PPO steps until `total` or an abort; logs every logging_steps and saves checkpoints on save_steps."""
+    from engine.train import ppo_core
     from engine.train.callbacks import format_duration
     from engine.train.trainer_setup import is_main_process
 
@@ -163,7 +164,8 @@ def train_loop(config: RunConfig, state: PPOState, prompts: list[Prompt], reward
     while state.step < total:
         batch = [prompts[i] for i in prompt_indices(len(prompts), size, state.step, t.seed,
                                                     not config.finetuning.disable_shuffling)]
-        metrics = ppo_step(config, state, batch, rewards, tokenizer, stop_ids)
+        metrics = ppo_core.ppo_step(config, state, [p.ids for p in batch], [p.example for p in batch], rewards,
+                                    tokenizer, stop_ids)
         state.step += 1
         metrics["epoch"] = round(state.step * size / len(prompts), 4)
         history.append(metrics)
@@ -182,84 +184,6 @@ def train_loop(config: RunConfig, state: PPOState, prompts: list[Prompt], reward
             logger.info("Abort requested: stopped after step %d.", state.step)
             break
     return history
-
-
-def ppo_step(config: RunConfig, state: PPOState, batch: list[Prompt], rewards: list, tokenizer: Any,
-             stop_ids: list[int]) -> dict[str, float]:
-    """Sample, score, compute advantages and optimise on one batch of prompts; returns the step's metrics."""
-    import torch
-
-    from engine.train.ppo_core import compute_gae, forward, generate, token_rewards, whiten
-    from engine.train.rewards import Completions, score_completions
-
-    ft, model = config.finetuning, state.model
-    rollout = generate(model, [p.ids for p in batch], pad_id=tokenizer.pad_token_id, stop_ids=stop_ids,
-                       max_new_tokens=ft.max_completion_length)
-    texts = decode_responses(rollout, tokenizer, stop_ids)
-    raw, reward_means = score_completions(rewards, Completions([p.example for p in batch], texts))
-    scores = torch.tensor(raw, dtype=torch.float32)
-    if ft.ppo_score_norm:
-        state.moments.update(scores)
-        scores = state.moments.normalize(scores)
-    with torch.no_grad():
-        rollout.logprobs, rollout.values, _ = forward(model, state.value_head, rollout)
-        with model.disable_adapter():
-            rollout.ref_logprobs, _, _ = forward(model, None, rollout)
-    token_reward, kl = token_rewards(scores, rollout, state.kl.coef)
-    if ft.ppo_whiten_rewards:
-        token_reward = whiten(token_reward, rollout.response_mask.float(), shift_mean=False)
-    rollout.advantages, rollout.returns = compute_gae(token_reward, rollout.values, rollout.response_mask,
-                                                      ft.ppo_gamma, ft.ppo_lam)
-    lr = state.scheduler.get_last_lr()[0]
-    losses = optimise(config, state, rollout)
-    mean_kl = kl.sum(dim=1).mean().item()
-    kl_coef = state.kl.coef
-    state.kl.update(mean_kl, len(batch))
-    state.scheduler.step()
-    return {**losses, "lr": lr, "reward": sum(raw) / len(raw), "kl": mean_kl, "kl_coef": kl_coef,
-            "response_length": rollout.response_mask.sum(dim=1).float().mean().item(), **reward_means}
-
-
-def decode_responses(rollout: Any, tokenizer: Any, stop_ids: list[int]) -> list[str]:
-    """The completions as text, without the stop token (what the rewards judge)."""
-    import torch
-
-    responses = rollout.responses
-    stops = torch.isin(responses, torch.tensor(stop_ids, device=responses.device))
-    return tokenizer.batch_decode(responses.masked_fill(stops, tokenizer.pad_token_id), skip_special_tokens=True)
-
-
-def optimise(config: RunConfig, state: PPOState, rollout: Any) -> dict[str, float]:
-    """`ppo_epochs` passes over the rollout in mini-batches (one optimiser step each); returns the mean losses."""
-    import torch
-
-    from engine.train.ppo_core import forward, masked_mean, ppo_losses
-
-    t, ft = config.training, config.finetuning
-    micro, accumulation = t.per_device_train_batch_size, t.gradient_accumulation_steps
-    params = [p for group in state.optimizer.param_groups for p in group["params"]]
-    totals: dict[str, float] = {"loss": 0.0, "policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "clipfrac": 0.0}
-    count = 0
-    for _ in range(ft.ppo_epochs):
-        order = torch.randperm(rollout.responses.shape[0], device=rollout.responses.device)
-        for mini_batch in order.split(micro * accumulation):
-            state.optimizer.zero_grad()
-            for index in mini_batch.split(micro):
-                batch = rollout.select(index)
-                logprobs, values, entropy = forward(state.model, state.value_head, batch)
-                policy_loss, value_loss, clipfrac = ppo_losses(logprobs, values, batch, ft.ppo_cliprange,
-                                                               ft.ppo_cliprange_value)
-                loss = policy_loss + ft.ppo_vf_coef * value_loss
-                (loss / math.ceil(len(mini_batch) / micro)).backward()
-                for key, value in (("loss", loss.item()), ("policy_loss", policy_loss.item()), ("clipfrac", clipfrac),
-                                   ("value_loss", value_loss.item()),
-                                   ("entropy", masked_mean(entropy, batch.response_mask.float()).item())):
-                    totals[key] += value
-                count += 1
-            if t.max_grad_norm > 0:
-                torch.nn.utils.clip_grad_norm_(params, t.max_grad_norm)
-            state.optimizer.step()
-    return {key: value / max(count, 1) for key, value in totals.items()}
 
 
 def save_checkpoint(config: RunConfig, state: PPOState, run_dir: Path) -> Path:

@@ -4,6 +4,7 @@ Rollout: sample a response per prompt, score it once at its end. Per token: the 
 log-probs (the same model with its LoRA adapter disabled) and the value head's estimate. The reward of a token is
 `-kl_coef * (logp - ref_logp)`, plus the score on the last token; GAE turns rewards and values into advantages and
 returns; the clipped policy loss and the clipped value loss train the adapter and the value head together.
+`ppo_step` runs one such round; `engine.train.ppo` is the workflow around it (data, checkpoints, log).
 """
 
 from __future__ import annotations
@@ -48,6 +49,19 @@ class Rollout:
     def select(self, index: torch.Tensor) -> Rollout:
         """The rows at `index` (a mini-batch)."""
         return Rollout(**{name: None if value is None else value[index] for name, value in vars(self).items()})
+
+
+@dataclass
+class PPOState:
+    """Everything a checkpoint must hold to continue exactly where it stopped."""
+
+    model: Any
+    value_head: Any
+    optimizer: Any
+    scheduler: Any
+    kl: Any  # ppo_core.KLController
+    moments: Any  # ppo_core.RunningMoments
+    step: int = 0
 
 
 class KLController:
@@ -181,3 +195,75 @@ def ppo_losses(logprobs: torch.Tensor, values: torch.Tensor, batch: Rollout, cli
     value_loss = 0.5 * masked_mean(torch.max((values - returns) ** 2, (clipped_values - returns) ** 2), mask)
     clipfrac = masked_mean(((ratio - 1).abs() > cliprange).float(), mask).item()
     return policy_loss, value_loss, clipfrac
+
+
+# ---------------------------------------------------------------- one PPO step
+
+
+def ppo_step(config: Any, state: PPOState, prompt_ids: list[list[int]], examples: list[dict], rewards: list,
+             tokenizer: Any, stop_ids: list[int]) -> dict[str, float]:
+    """Sample, score, compute advantages and optimise on one batch of prompts; returns the step's metrics."""
+    from engine.train.rewards import Completions, score_completions
+
+    ft, model = config.finetuning, state.model
+    rollout = generate(model, prompt_ids, pad_id=tokenizer.pad_token_id, stop_ids=stop_ids,
+                       max_new_tokens=ft.max_completion_length)
+    texts = decode_responses(rollout, tokenizer, stop_ids)
+    raw, reward_means = score_completions(rewards, Completions(examples, texts))
+    scores = torch.tensor(raw, dtype=torch.float32)
+    if ft.ppo_score_norm:
+        state.moments.update(scores)
+        scores = state.moments.normalize(scores)
+    with torch.no_grad():
+        rollout.logprobs, rollout.values, _ = forward(model, state.value_head, rollout)
+        with model.disable_adapter():
+            rollout.ref_logprobs, _, _ = forward(model, None, rollout)
+    token_reward, kl = token_rewards(scores, rollout, state.kl.coef)
+    if ft.ppo_whiten_rewards:
+        token_reward = whiten(token_reward, rollout.response_mask.float(), shift_mean=False)
+    rollout.advantages, rollout.returns = compute_gae(token_reward, rollout.values, rollout.response_mask,
+                                                      ft.ppo_gamma, ft.ppo_lam)
+    lr = state.scheduler.get_last_lr()[0]
+    losses = optimise(config, state, rollout)
+    mean_kl = kl.sum(dim=1).mean().item()
+    kl_coef = state.kl.coef
+    state.kl.update(mean_kl, len(prompt_ids))
+    state.scheduler.step()
+    return {**losses, "lr": lr, "reward": sum(raw) / len(raw), "kl": mean_kl, "kl_coef": kl_coef,
+            "response_length": rollout.response_mask.sum(dim=1).float().mean().item(), **reward_means}
+
+
+def decode_responses(rollout: Rollout, tokenizer: Any, stop_ids: list[int]) -> list[str]:
+    """The completions as text, without the stop token (what the rewards judge)."""
+    responses = rollout.responses
+    stops = torch.isin(responses, torch.tensor(stop_ids, device=responses.device))
+    return tokenizer.batch_decode(responses.masked_fill(stops, tokenizer.pad_token_id), skip_special_tokens=True)
+
+
+def optimise(config: Any, state: PPOState, rollout: Rollout) -> dict[str, float]:
+    """`ppo_epochs` passes over the rollout in mini-batches (one optimiser step each); returns the mean losses."""
+    t, ft = config.training, config.finetuning
+    micro, accumulation = t.per_device_train_batch_size, t.gradient_accumulation_steps
+    params = [p for group in state.optimizer.param_groups for p in group["params"]]
+    totals: dict[str, float] = {"loss": 0.0, "policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "clipfrac": 0.0}
+    count = 0
+    for _ in range(ft.ppo_epochs):
+        order = torch.randperm(rollout.responses.shape[0], device=rollout.responses.device)
+        for mini_batch in order.split(micro * accumulation):
+            state.optimizer.zero_grad()
+            for index in mini_batch.split(micro):
+                batch = rollout.select(index)
+                logprobs, values, entropy = forward(state.model, state.value_head, batch)
+                policy_loss, value_loss, clipfrac = ppo_losses(logprobs, values, batch, ft.ppo_cliprange,
+                                                               ft.ppo_cliprange_value)
+                loss = policy_loss + ft.ppo_vf_coef * value_loss
+                (loss / math.ceil(len(mini_batch) / micro)).backward()
+                for key, value in (("loss", loss.item()), ("policy_loss", policy_loss.item()), ("clipfrac", clipfrac),
+                                   ("value_loss", value_loss.item()),
+                                   ("entropy", masked_mean(entropy, batch.response_mask.float()).item())):
+                    totals[key] += value
+                count += 1
+            if t.max_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(params, t.max_grad_norm)
+            state.optimizer.step()
+    return {key: value / max(count, 1) for key, value in totals.items()}

@@ -152,6 +152,8 @@ def reward_model(config: RunConfig) -> RewardFn:
     template = load_template(args.template, resolve_model_folder(args), tokenizer)
     method = "lora" if args.adapter_name_or_path else "full"
     model = load_model(tokenizer, args, FinetuningArguments(stage="rm", finetuning_type=method), is_trainable=False)
+    if torch.cuda.is_available() and not config.training.use_cpu and not getattr(model, "hf_device_map", None):
+        model.to("cuda")
     device = next(model.parameters()).device
     cutoff = config.data.cutoff_len
 

@@ -134,6 +134,9 @@ def _run_stage(config: RunConfig, run_dir: Path, resume: str | None, abort: Any,
     from engine.train import get_stage_runner
 
     try:
+        from transformers import set_seed
+
+        set_seed(config.training.seed)  # before the model exists: fresh adapter weights depend on it
         get_stage_runner(config)(config, run_dir=run_dir, resume=resume, abort=abort)
     except StudioError as err:
         return _finish(run_dir, main, "failed", 1, err.message(), lock)

@@ -249,12 +249,12 @@ def test_grpo_run_folder_and_log(tiny_model_dir: Path, tmp_path: Path):
 @pytest.mark.slow
 def test_ppo_abort_saves_a_checkpoint_and_resume_continues_the_steps(tiny_model_dir: Path, tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch):
-    from engine.train import ppo
+    from engine.train import ppo_core
 
     common = ("reward_funcs=length", "max_steps=4", "learning_rate=1e-2")
     straight = rewards_of(train(tiny_model_dir, tmp_path / "straight", "ppo", *common))
 
-    original, calls = ppo.ppo_step, []
+    original, calls = ppo_core.ppo_step, []
 
     def step_then_sigterm(*args, **kwargs):
         metrics = original(*args, **kwargs)
@@ -263,7 +263,7 @@ def test_ppo_abort_saves_a_checkpoint_and_resume_continues_the_steps(tiny_model_
             os.kill(os.getpid(), signal.SIGTERM)
         return metrics
 
-    monkeypatch.setattr(ppo, "ppo_step", step_then_sigterm)
+    monkeypatch.setattr(ppo_core, "ppo_step", step_then_sigterm)
     out = tmp_path / "run"
     from engine.train.run import run_training
 
@@ -276,7 +276,7 @@ def test_ppo_abort_saves_a_checkpoint_and_resume_continues_the_steps(tiny_model_
     assert {p.name for p in (out / "checkpoint-2").iterdir()} == PPO_CHECKPOINT_FILES
     assert [r["current_steps"] for r in read_log(out)] == [1, 2]
 
-    monkeypatch.setattr(ppo, "ppo_step", original)
+    monkeypatch.setattr(ppo_core, "ppo_step", original)
     config.training.resume_from_checkpoint = True
     assert run_training(config) == 0, (out / "running_log.txt").read_text()[-3000:]
     records = read_log(out)
