@@ -96,11 +96,20 @@ def build(ctx: Context) -> None:
         config_widget(ctx, "freeze_trainable_layers", widget="number")
         config_widget(ctx, "freeze_trainable_modules")
         config_widget(ctx, "freeze_extra_modules")
-    with _group(ctx, "rlhf"), gr.Row():
-        config_widget(ctx, "pref_beta", widget="number")
-        config_widget(ctx, "pref_ftx", widget="number")
-        config_widget(ctx, "pref_loss")
-        config_widget(ctx, "reward_model", choices=[], allow_custom_value=True)
+    with _group(ctx, "rlhf"):
+        with gr.Row():
+            config_widget(ctx, "pref_beta", widget="number")
+            config_widget(ctx, "pref_ftx", widget="number")
+            config_widget(ctx, "pref_loss")
+            config_widget(ctx, "simpo_gamma", widget="number")
+            config_widget(ctx, "kto_chosen_weight", widget="number")
+            config_widget(ctx, "kto_rejected_weight", widget="number")
+        with gr.Row():
+            config_widget(ctx, "reward_model", choices=[], allow_custom_value=True)
+            config_widget(ctx, "reward_funcs")
+            config_widget(ctx, "num_generations", widget="number")
+            config_widget(ctx, "max_completion_length", widget="number")
+            config_widget(ctx, "ppo_epochs", widget="number")
     with _group(ctx, "galore"), gr.Row():
         config_widget(ctx, "use_galore")
         config_widget(ctx, "galore_rank", widget="number")
@@ -179,7 +188,8 @@ FORM_FIELDS = [
     "lora_rank", "lora_alpha", "lora_dropout", "loraplus_lr_ratio", "create_new_adapter", "use_rslora", "use_dora",
     "pissa_init", "lora_target", "additional_target",
     "freeze_trainable_layers", "freeze_trainable_modules", "freeze_extra_modules",
-    "pref_beta", "pref_ftx", "pref_loss", "reward_model",
+    "pref_beta", "pref_ftx", "pref_loss", "simpo_gamma", "kto_chosen_weight", "kto_rejected_weight", "reward_model",
+    "reward_funcs", "num_generations", "max_completion_length", "ppo_epochs",
     "use_galore", "galore_rank", "galore_update_interval", "galore_scale", "galore_target",
     "use_badam", "badam_mode", "badam_switch_mode", "badam_switch_interval", "badam_update_ratio",
     "identity_name", "identity_author", "ds_stage", "ds_offload", "run_name",
