@@ -174,3 +174,14 @@ def test_chat_tab_streams_and_escapes(page, studio_server):
     shot(page, "chat-reply")
     page.locator("#chat_unload_button").click()
     page.locator("#chat_status").get_by_text("memory freed").wait_for(timeout=60_000)
+
+
+def test_export_tab_merges_and_checks_parity(page, studio_server):
+    open_studio(page, studio_server["url"])
+    page.get_by_role("tab", name="Export").click()
+    page.locator("#export_button").click()
+    page.locator("#export_parity_table").get_by_text("✅").first.wait_for(timeout=180_000)
+    shot(page, "export-parity")
+    exports = sorted((studio_server["home"] / "saves").rglob("parity.json"))
+    assert exports and json.loads(exports[-1].read_text())["all_match"]
+    assert list(exports[-1].parent.glob("model*.safetensors"))
