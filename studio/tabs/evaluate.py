@@ -96,16 +96,9 @@ def build_eval_config(mode: str, model_name: str, model_path: str, method: str, 
 
 def start_eval(lang: str, *values: Any) -> tuple[Any, ...]:
     """Validate and launch the evaluation job; start polling its folder."""
-    import gradio as gr
+    from studio.tabs.monitor import launch_job
 
-    from studio.runner import start_run
-
-    try:
-        config, run_dir = build_eval_config(*values)
-        start_run(config, run_dir, lang=lang, command="eval")
-    except StudioError as err:
-        return f"❌ {err.message(lang)}", gr.update(), gr.Timer(active=False)
-    return t("eval.msg.starting", lang), str(run_dir), gr.Timer(active=True)
+    return launch_job("eval", build_eval_config, "eval.msg.starting", lang, values)
 
 
 def results_frames(run_dir: Path, lang: str) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:

@@ -76,16 +76,9 @@ def build_export_config(model_name: str, model_path: str, method: str, checkpoin
 
 def start_export(lang: str, *values: Any) -> tuple[Any, ...]:
     """Validate and launch the export job; start polling its folder."""
-    import gradio as gr
+    from studio.tabs.monitor import launch_job
 
-    from studio.runner import start_run
-
-    try:
-        config, run_dir = build_export_config(*values)
-        start_run(config, run_dir, lang=lang, command="export")
-    except StudioError as err:
-        return f"❌ {err.message(lang)}", gr.update(), gr.Timer(active=False)
-    return t("export.msg.starting", lang), str(run_dir), gr.Timer(active=True)
+    return launch_job("export", build_export_config, "export.msg.starting", lang, values)
 
 
 def parity_frame(run_dir: Path, lang: str) -> pd.DataFrame | None:

@@ -72,21 +72,27 @@ def preview_command(lang: str, *values: Any) -> Any:
     return gr.update(value=text, visible=True)
 
 
-def start_training(lang: str, *values: Any) -> tuple[Any, ...]:
-    """Form → validate (same checks as the CLI) → write config.yaml → launch the engine; start polling."""
+def launch_job(command: str, build: Any, starting_key: str, lang: str, values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Build a job's config from form values, validate and launch it; returns (status, run folder, timer)."""
     import gradio as gr
 
-    from studio.config_builder import build_train_config
     from studio.runner import start_run
 
     try:
-        config, run_dir = build_train_config(_form(values))
-        start_run(config, run_dir, lang=lang)
+        config, run_dir = build(*values)
+        start_run(config, run_dir, lang=lang, command=command)
     except StudioError as err:
         message = err.message(lang)
         gr.Warning(message)
         return f"❌ {message}", gr.update(), gr.Timer(active=False)
-    return t("train.msg.starting", lang), str(run_dir), gr.Timer(active=True)
+    return t(starting_key, lang), str(run_dir), gr.Timer(active=True)
+
+
+def start_training(lang: str, *values: Any) -> tuple[Any, ...]:
+    """Form → validate (same checks as the CLI) → write config.yaml → launch the engine; start polling."""
+    from studio.config_builder import build_train_config
+
+    return launch_job("train", lambda *v: build_train_config(_form(v)), "train.msg.starting", lang, values)
 
 
 def abort_training(run_dir: str, lang: str) -> str:
