@@ -54,6 +54,8 @@ def build(ctx: Context) -> None:
     ctx.add("eval_progress", gr.HTML(progress_html(None, lang), elem_id="eval_progress"))
     ctx.add("eval_results", gr.Dataframe(interactive=False, elem_id="eval_results", wrap=True,
                                          label=t("eval.results.label", lang)), key="eval.results", kind="plot")
+    ctx.add("eval_page", gr.Number(value=1, precision=0, minimum=1, elem_id="eval_page", interactive=True,
+                                   label=t("eval.page.label", lang)), key="eval.page")
     ctx.add("eval_predictions", gr.Dataframe(interactive=False, elem_id="eval_predictions", wrap=True,
                                              label=t("eval.predictions.label", lang)), key="eval.predictions",
             kind="plot")
@@ -101,8 +103,11 @@ def start_eval(lang: str, *values: Any) -> tuple[Any, ...]:
     return launch_job("eval", build_eval_config, "eval.msg.starting", lang, values)
 
 
-def results_frames(run_dir: Path, lang: str) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
-    """(score table, first predictions) read from the job's result files."""
+PAGE_SIZE = 20
+
+
+def results_frames(run_dir: Path, lang: str, page: int = 1) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """(score table, one page of predictions next to their references) read from the job's result files."""
     scores = predictions = None
     results = run_dir / "results.json"
     if results.is_file():
@@ -125,12 +130,13 @@ def results_frames(run_dir: Path, lang: str) -> tuple[pd.DataFrame | None, pd.Da
                                for k, v in data.items()])
     generated = run_dir / "generated_predictions.jsonl"
     if generated.is_file():
-        lines = generated.read_text(encoding="utf-8").splitlines()[:20]
+        start = (max(int(page or 1), 1) - 1) * PAGE_SIZE
+        lines = generated.read_text(encoding="utf-8").splitlines()[start:start + PAGE_SIZE]
         predictions = pd.DataFrame([json.loads(line) for line in lines if line.strip()])
     return scores, predictions
 
 
-def poll_eval(run_dir: str, lang: str, monitor: Any) -> tuple[Any, ...]:
+def poll_eval(run_dir: str, lang: str, page: float, monitor: Any) -> tuple[Any, ...]:
     """Timer tick: status, progress and, once done, the result tables."""
     import gradio as gr
 
@@ -142,7 +148,7 @@ def poll_eval(run_dir: str, lang: str, monitor: Any) -> tuple[Any, ...]:
     monitor = monitor or RunMonitor()
     view = monitor.poll(Path(run_dir))
     live = view.state in ("running", "new")
-    scores, predictions = results_frames(Path(run_dir), lang)
+    scores, predictions = results_frames(Path(run_dir), lang, int(page or 1))
     return (status_markdown(view, lang), progress_html(view, lang), scores, predictions, gr.Timer(active=live),
             monitor)
 
@@ -172,9 +178,10 @@ def wire(ctx: Context) -> None:
     ctx["eval_start_button"].click(start_eval, [lang, *form],
                                    [ctx["eval_status"], ctx["eval_run_dir"], ctx["eval_timer"]], **private)
     ctx["eval_abort_button"].click(abort_eval, [ctx["eval_run_dir"], lang], ctx["eval_status"], **private)
-    ctx["eval_timer"].tick(poll_eval, [ctx["eval_run_dir"], lang, monitor],
-                           [ctx["eval_status"], ctx["eval_progress"], ctx["eval_results"], ctx["eval_predictions"],
-                            ctx["eval_timer"], monitor], **private)
+    outputs = [ctx["eval_status"], ctx["eval_progress"], ctx["eval_results"], ctx["eval_predictions"],
+               ctx["eval_timer"], monitor]
+    ctx["eval_timer"].tick(poll_eval, [ctx["eval_run_dir"], lang, ctx["eval_page"], monitor], outputs, **private)
+    ctx["eval_page"].change(poll_eval, [ctx["eval_run_dir"], lang, ctx["eval_page"], monitor], outputs, **private)
     sft = gr.State("sft")
     ctx["dataset_dir"].change(dataset_choices, [ctx["dataset_dir"], sft, lang], ctx["eval_dataset"], **private)
     ctx["tab_evaluate"].select(dataset_choices, [ctx["dataset_dir"], sft, lang], ctx["eval_dataset"], **private)

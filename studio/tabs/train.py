@@ -73,6 +73,12 @@ def build(ctx: Context) -> None:
             config_widget(ctx, "neftune_noise_alpha", widget="number")
             config_widget(ctx, "report_to")
         with gr.Row():
+            config_widget(ctx, "eval_strategy")
+            config_widget(ctx, "eval_steps", widget="number")
+            config_widget(ctx, "early_stopping_patience", widget="number")
+            config_widget(ctx, "load_best_model_at_end")
+            config_widget(ctx, "metric_for_best_model")
+        with gr.Row():
             config_widget(ctx, "packing", value=False)
             config_widget(ctx, "train_on_prompt")
             config_widget(ctx, "mask_history")
@@ -184,6 +190,7 @@ FORM_FIELDS = [
     "stage", "dataset_dir", "dataset", "learning_rate", "num_train_epochs", "max_grad_norm", "max_samples",
     "compute_type", "cutoff_len", "per_device_train_batch_size", "gradient_accumulation_steps", "val_size",
     "lr_scheduler_type", "logging_steps", "save_steps", "warmup_steps", "neftune_noise_alpha", "report_to",
+    "eval_strategy", "eval_steps", "early_stopping_patience", "load_best_model_at_end", "metric_for_best_model",
     "packing", "train_on_prompt", "mask_history", "resize_vocab", "extra_args",
     "lora_rank", "lora_alpha", "lora_dropout", "loraplus_lr_ratio", "create_new_adapter", "use_rslora", "use_dora",
     "pissa_init", "lora_target", "additional_target",
