@@ -90,7 +90,8 @@ def test_train_watch_reload_and_finish(page, studio_server):
     assert json.loads((run / "status.json").read_text())["state"] == "finished"
     assert (run / "adapter_model.safetensors").is_file()
     records = [json.loads(line) for line in (run / "trainer_log.jsonl").read_text().splitlines()]
-    assert records[-1]["current_steps"] == records[-1]["total_steps"]
+    state = json.loads((run / "trainer_state.json").read_text())
+    assert records and state["global_step"] == state["max_steps"] == records[-1]["total_steps"]
 
 
 def test_abort_shows_the_checkpoint(page, studio_server):
