@@ -201,16 +201,26 @@ def _read_results(run_dir: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def _task(run_dir: Path) -> str | None:
+    """The `task` an engine job records in status.json (eval, export); None for training runs."""
+    try:
+        return json.loads((run_dir / "status.json").read_text(encoding="utf-8")).get("task")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def _describe(view: RunView, run_dir: Path) -> tuple[str, dict[str, Any]]:
     """The locale key (and its values) that says in words what the run is doing."""
     path = str(run_dir)
+    # Evaluation and export jobs use the same folder contract; their texts must not speak of training.
+    job = "monitor.job_" if _task(run_dir) in ("eval", "export") else "monitor."
     if view.state == "running":
         if not view.total_steps:
             return "monitor.starting", {"path": path}
-        return "monitor.running", {"current": view.current_steps, "total": view.total_steps,
-                                   "percentage": f"{view.percentage:.1f}"}
+        return f"{job}running", {"current": view.current_steps, "total": view.total_steps,
+                                 "percentage": f"{view.percentage:.1f}"}
     if view.state == "finished":
-        return "monitor.finished", {"path": path}
+        return f"{job}finished", {"path": path}
     if view.state == "failed":
         error = (view.error or "").strip() or "?"
         return "monitor.failed", {"error": error if error.endswith((".", "!", "?")) else error + "."}

@@ -61,6 +61,7 @@ def run_eval(config: RunConfig, predict: bool | None = None) -> int:
     restore_output = _attach_running_log(run_dir)
     save_config(config, run_dir / "config.yaml")
     mark_running(run_dir)
+    write_status(run_dir, "running", task="eval")  # readers tell an evaluation from a training run
     abort = AbortCallback()
     abort.install()
     logger.info("%s into %s", "Predicting" if predict else f"Evaluating on {config.evaluation.task}", run_dir)
