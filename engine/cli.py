@@ -131,36 +131,33 @@ def command_export(args: argparse.Namespace) -> int:
     return run_export(load_config(args.config, args.overrides))
 
 
+def config_command(sub: Any, name: str, what: str, description: str) -> argparse.ArgumentParser:
+    """A sub-command that takes a YAML config, key=value overrides and --debug."""
+    command = sub.add_parser(name, help=what, description=description)
+    command.add_argument("config", nargs="?", help="YAML config file (omit to give everything as key=value)")
+    command.add_argument("overrides", nargs="*", help="key=value settings that override the file")
+    command.add_argument("--debug", action="store_true", help="show tracebacks")
+    return command
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-command per task."""
-    parser = argparse.ArgumentParser(prog="studio", usage=USAGE, add_help=True)
+    parser = argparse.ArgumentParser(prog="studio", usage=USAGE.removeprefix("usage: "), add_help=True)
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command")
-    train = sub.add_parser("train", help="train a model", description="Train from a YAML config.")
-    train.add_argument("config", nargs="?", help="YAML config file (omit to give everything as key=value)")
-    train.add_argument("overrides", nargs="*", help="key=value settings that override the file")
-    train.add_argument("--debug", action="store_true", help="show tracebacks")
-    evaluate = sub.add_parser("eval", help="benchmark or predict",
-                              description="Score a multiple-choice benchmark, or predict with --predict.")
-    evaluate.add_argument("config", nargs="?", help="YAML config file (omit to give everything as key=value)")
-    evaluate.add_argument("overrides", nargs="*", help="key=value settings that override the file")
+    config_command(sub, "train", "train a model", "Train from a YAML config.")
+    evaluate = config_command(sub, "eval", "benchmark or predict",
+                              "Score a multiple-choice benchmark, or predict with --predict.")
     evaluate.add_argument("--predict", action="store_true", help="generate for the eval rows (do_predict)")
-    evaluate.add_argument("--debug", action="store_true", help="show tracebacks")
     demo = sub.add_parser("demo-model", help="build the offline demo model")
     demo.add_argument("dir", nargs="?", help="target folder (default: saves/models/demo)")
     demo.add_argument("--force", action="store_true", help="rebuild even when an identical build exists")
     demo.add_argument("--debug", action="store_true", help="show tracebacks")
     sub.add_parser("version", help="print the version")
     for name, what in (("api", "serve the model over an OpenAI-compatible API"), ("chat", "chat in the terminal")):
-        infer = sub.add_parser(name, help=what, description=what.capitalize() + ", from a YAML config.")
-        infer.add_argument("config", nargs="?", help="YAML config file (omit to give everything as key=value)")
-        infer.add_argument("overrides", nargs="*", help="key=value settings that override the file")
-        infer.add_argument("--debug", action="store_true", help="show tracebacks")
-    export = sub.add_parser("export", help="export merged weights, GPTQ, GGUF and Ollama",
-                            description="Export the model (base + adapters) into export_dir.")
-    export.add_argument("config", nargs="?", help="YAML config file (omit to give everything as key=value)")
-    export.add_argument("overrides", nargs="*", help="key=value settings that override the file")
-    export.add_argument("--debug", action="store_true", help="show tracebacks")
+        config_command(sub, name, what, what.capitalize() + ", from a YAML config.")
+    config_command(sub, "export", "export merged weights, GPTQ, GGUF and Ollama",
+                   "Export the model (base + adapters) into export_dir.")
     for name, what in COMMANDS_LATER.items():
         later = sub.add_parser(name, help=what)
         later.add_argument("rest", nargs=argparse.REMAINDER)

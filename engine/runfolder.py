@@ -6,8 +6,10 @@ Torch-free: the studio reads runs through this module while the engine writes th
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -186,6 +188,44 @@ class TrainerLogWriter:
             tmp = self.path.with_name(f".{self.path.name}.tmp")
             tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept), encoding="utf-8")
             tmp.replace(self.path)
+
+
+class _Tee:
+    """Mirror a stream into running_log.txt when the CLI runs in a terminal (the studio redirects instead)."""
+
+    def __init__(self, stream: Any, log_file: Any) -> None:
+        self.stream, self.log_file = stream, log_file
+
+    def write(self, text: str) -> int:
+        self.log_file.write(text)
+        self.log_file.flush()
+        return self.stream.write(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+        self.log_file.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
+def attach_running_log(run_dir: Path) -> Any:
+    """Tee stdout/stderr into running_log.txt; returns a function that undoes it."""
+    if os.environ.get("STUDIO_RUNNING_LOG") == str((run_dir / RUNNING_LOG).resolve()):
+        return lambda: None  # the studio's runner already sends our output there
+    log_file = open(run_dir / RUNNING_LOG, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - closed by restore
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _Tee(saved[0], log_file), _Tee(saved[1], log_file)
+    handlers = [h for h in logging.getLogger().handlers if type(h) is logging.StreamHandler]
+    previous = [h.setStream(sys.stderr) for h in handlers]
+
+    def restore() -> None:
+        sys.stdout, sys.stderr = saved
+        for handler, stream in zip(handlers, previous, strict=True):
+            handler.setStream(stream)
+        log_file.close()
+
+    return restore
 
 
 class RunLock:

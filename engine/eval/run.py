@@ -47,8 +47,8 @@ def prepare_eval_dir(config: RunConfig) -> Path:
 
 def run_eval(config: RunConfig, predict: bool | None = None) -> int:
     """Run a benchmark (or, with `predict`/`do_predict`, a prediction) into its run folder; the exit code."""
+    from engine.runfolder import attach_running_log  # the same tee as training's, so all logs read alike
     from engine.train.callbacks import AbortCallback
-    from engine.train.run import _attach_running_log  # the same tee as training's, so both logs read alike
 
     predict = wants_predict(config, predict)
     check_eval_config(config, predict)
@@ -58,7 +58,7 @@ def run_eval(config: RunConfig, predict: bool | None = None) -> int:
     if config.training.overwrite_output_dir and (has_results(run_dir) or
                                                  any((run_dir / f).exists() for f in EVAL_RESULT_FILES)):
         clear_results(run_dir)
-    restore_output = _attach_running_log(run_dir)
+    restore_output = attach_running_log(run_dir)
     save_config(config, run_dir / "config.yaml")
     mark_running(run_dir)
     write_status(run_dir, "running", task="eval")  # readers tell an evaluation from a training run

@@ -238,7 +238,7 @@ def _catch_sigterm() -> Any:
 
 def run_export(config: RunConfig, *, max_shard_size: int | None = None) -> int:
     """Run one export into `export_dir` and leave a final status; returns the process exit code."""
-    from engine.train.run import _attach_running_log
+    from engine.runfolder import attach_running_log  # the same tee as training's, so all logs read alike
 
     check_export(config)
     run_dir = Path(str(config.model.export_dir)).expanduser()
@@ -249,7 +249,7 @@ def run_export(config: RunConfig, *, max_shard_size: int | None = None) -> int:
     try:
         if folder_content(run_dir):
             _clear_previous(run_dir)  # check_export allowed it: an earlier export, overwrite asked
-        restore_output = _attach_running_log(run_dir)
+        restore_output = attach_running_log(run_dir)
         save_config(config, run_dir / CONFIG_FILE)
         mark_running(run_dir)
         write_status(run_dir, "running", task=TASK)

@@ -13,8 +13,8 @@ from typing import Any
 from engine.config import RunConfig, save_config
 from engine.errors import ConfigError, StudioError
 from engine.runfolder import (
-    RUNNING_LOG,
     RunLock,
+    attach_running_log,
     clear_results,
     has_results,
     list_checkpoints,
@@ -65,44 +65,6 @@ def prepare_run_dir(config: RunConfig, main: bool = True) -> tuple[Path, str | N
     return run_dir, resume
 
 
-class _Tee:
-    """Mirror a stream into running_log.txt when the CLI runs in a terminal (the studio redirects instead)."""
-
-    def __init__(self, stream: Any, log_file: Any) -> None:
-        self.stream, self.log_file = stream, log_file
-
-    def write(self, text: str) -> int:
-        self.log_file.write(text)
-        self.log_file.flush()
-        return self.stream.write(text)
-
-    def flush(self) -> None:
-        self.stream.flush()
-        self.log_file.flush()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.stream, name)
-
-
-def _attach_running_log(run_dir: Path) -> Any:
-    """Tee stdout/stderr into running_log.txt; returns a function that undoes it."""
-    if os.environ.get("STUDIO_RUNNING_LOG") == str((run_dir / RUNNING_LOG).resolve()):
-        return lambda: None  # the studio's runner already sends our output there
-    log_file = open(run_dir / RUNNING_LOG, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - closed by restore
-    saved = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = _Tee(saved[0], log_file), _Tee(saved[1], log_file)
-    handlers = [h for h in logging.getLogger().handlers if type(h) is logging.StreamHandler]
-    previous = [h.setStream(sys.stderr) for h in handlers]
-
-    def restore() -> None:
-        sys.stdout, sys.stderr = saved
-        for handler, stream in zip(handlers, previous, strict=True):
-            handler.setStream(stream)
-        log_file.close()
-
-    return restore
-
-
 def run_training(config: RunConfig) -> int:
     """Run one training job into its run folder and leave a final status; returns the process exit code."""
     from engine.train.callbacks import AbortCallback
@@ -116,7 +78,7 @@ def run_training(config: RunConfig) -> int:
         lock.acquire()
         if has_results(run_dir) and resume is None and config.training.overwrite_output_dir:
             clear_results(run_dir)
-        restore_output = _attach_running_log(run_dir)
+        restore_output = attach_running_log(run_dir)
         save_config(config, run_dir / "config.yaml")
         mark_running(run_dir)
     abort = AbortCallback()
