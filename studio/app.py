@@ -6,6 +6,7 @@ from typing import Any
 
 import gradio as gr
 
+from studio import demo_mode
 from studio.context import Context
 from studio.i18n import DEFAULT_LANG, browser_language, t
 
@@ -32,6 +33,9 @@ def create_app(lang: str = DEFAULT_LANG) -> Any:
                 kind="markdown")
         ctx.add("subtitle", gr.Markdown(t("app.subtitle.label", lang), elem_id="subtitle"), key="app.subtitle",
                 kind="markdown")
+        settings = demo_mode.active()
+        if settings is not None:
+            ctx.add("demo_banner", gr.Markdown(demo_mode.limits_text(settings, lang), elem_id="demo_banner"))
         top.build(ctx)
         with gr.Tabs(elem_id="tabs"):
             for name, modules in (("train", (train, monitor, train_runs, train_data)), ("evaluate", (evaluate,)),
@@ -50,6 +54,8 @@ def create_app(lang: str = DEFAULT_LANG) -> Any:
         evaluate.wire(ctx)
         export.wire(ctx)
         wire_language(ctx, demo, saved_lang)
+        if settings is not None:
+            wire_demo(ctx, demo, settings)
     demo.studio_context = ctx  # handlers and tests reach the components through it
     return demo
 
@@ -73,3 +79,20 @@ def wire_language(ctx: Context, demo: Any, saved_lang: Any) -> None:
 
     ctx["lang"].change(relabel, ctx["lang"], [*labelled, saved_lang], api_visibility="private")
     demo.load(initial_language, saved_lang, ctx["lang"], api_visibility="private")
+
+
+# Widgets a demo visitor must not set: folders (each visitor has one workspace) and hub upload.
+DEMO_HIDDEN = ("dataset_dir", "export_dir", "export_hub_model_id", "export_quantization_dataset", "hub")
+
+
+def wire_demo(ctx: Context, demo: Any, settings: Any) -> None:
+    """Demo mode: hide what a visitor may not set, keep the banner in the page's language, and fill the lists
+    that depend on the visitor (their datasets) when the page loads."""
+    from studio.tabs.train_data import dataset_choices
+
+    for name in DEMO_HIDDEN:
+        if name in ctx.components:
+            ctx[name].visible = False
+    private = {"api_visibility": "private"}
+    ctx["lang"].change(lambda lang: demo_mode.limits_text(settings, lang), ctx["lang"], ctx["demo_banner"], **private)
+    demo.load(dataset_choices, [ctx["dataset_dir"], ctx["stage"], ctx["lang"]], ctx["dataset"], **private)

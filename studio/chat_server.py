@@ -19,8 +19,10 @@ import yaml
 
 from engine.config import config_from_dict, validate_config
 from engine.errors import StudioError
-from engine.paths import saves_dir, studio_home
+from engine.paths import studio_home
 from engine.runfolder import is_process_alive, process_start_time, tail_text, write_json_atomic
+from studio import demo_mode
+from studio.workspace import require_visitor, saves_dir, workspaces_root
 
 READY_PREFIX = "API server ready on "  # the line `studio api` prints once it accepts connections
 
@@ -47,10 +49,15 @@ def find_server() -> dict[str, Any] | None:
 
 def start_server(config: dict[str, Any], *, timeout: float = 600.0) -> dict[str, Any]:
     """Validate `config`, stop any earlier server, start a new one and wait until it answers."""
+    settings = demo_mode.active()
+    if settings is not None:
+        config = demo_mode.apply_limits(config, "chat", require_visitor(), settings)
     cfg = config_from_dict({**config, "api_host": "127.0.0.1", "api_port": 0, "api_model_name": "studio"},
                            source="the chat settings")
     validate_config(cfg, "chat")
     stop_server()
+    if settings is not None and len(live_servers(workspaces_root())) >= settings.chats_total:
+        raise StudioError("demo_chat_busy", limit=settings.chats_total)
     folder = chat_dir()
     folder.mkdir(parents=True, exist_ok=True)
     key = secrets.token_urlsafe(24)
@@ -80,10 +87,27 @@ def start_server(config: dict[str, Any], *, timeout: float = 600.0) -> dict[str,
     raise StudioError("chat_server_timeout", seconds=int(timeout))
 
 
-def stop_server() -> bool:
-    """Stop the chat server if one runs (SIGTERM, then SIGKILL); True when one was stopped."""
+def live_servers(root: Path) -> list[Path]:
+    """The state files of chat servers still running anywhere under `root` (every workspace of a demo)."""
+    found = []
+    for path in Path(root).glob("*/saves/.studio/chat/server.json"):
+        try:
+            state = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if is_process_alive(state.get("pid"), state.get("pid_start_time")):
+            found.append(path)
+    return found
+
+
+def stop_server(state_path: Path | None = None) -> bool:
+    """Stop the chat server if one runs (SIGTERM, then SIGKILL); True when one was stopped.
+
+    `state_path` names another workspace's server (the demo's clean-up); by default the current one's.
+    """
+    state_path = state_path or _state_path()
     try:
-        state = json.loads(_state_path().read_text(encoding="utf-8"))
+        state = json.loads(state_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
     pid = state.get("pid")
@@ -100,7 +124,7 @@ def stop_server() -> bool:
             if not is_process_alive(pid, state.get("pid_start_time")):
                 break
         stopped = True
-    _state_path().unlink(missing_ok=True)
+    state_path.unlink(missing_ok=True)
     return stopped
 
 

@@ -47,6 +47,7 @@ def build_train_config(form: dict[str, Any], *, run_name: str | None = None) -> 
     from studio.runs import default_run_name, run_folder
     from studio.tabs.top import run_model_key
     from studio.widgets import booster_to_config, checkpoint_to_config, compute_type_to_config
+    from studio.workspace import dataset_dir as workspace_dataset_dir
 
     method = form["finetuning_type"]
     model_key = run_model_key(form.get("model_name"), form.get("model_path"))
@@ -67,6 +68,7 @@ def build_train_config(form: dict[str, Any], *, run_name: str | None = None) -> 
             value = _none_if_blank(config[key])
             config[key] = None if value == 0 and not isinstance(value, bool) else value  # 0 means "off" there
     config.update(parse_extra_args(form.get("extra_args")))
+    config["dataset_dir"] = workspace_dataset_dir(config.get("dataset_dir"))
     name = run_name or (form.get("run_name") or "").strip() or default_run_name()
     run_dir = run_folder(model_key, method, name)
     config["output_dir"] = str(run_dir)

@@ -32,7 +32,7 @@ from engine.data import (
 )
 from engine.data.files import describe_row, read_file
 from engine.data.registry import check_entry
-from engine.errors import ConfigError, DataError, format_message
+from engine.errors import ConfigError, DataError, StudioError, format_message
 from engine.model.chat_template import load_template
 from engine.paths import resolve_dataset_dir
 from engine.runfolder import file_lock
@@ -126,11 +126,12 @@ def suggest_mapping(columns: list[str], formatting: str) -> dict[str, str]:
 
 
 def register_upload(src_path: str | Path, dataset_dir: str | Path | None, name: str, formatting: str,
-                    columns: dict[str, str], tags: dict | None = None, ranking: bool = False) -> dict:
+                    columns: dict[str, str], tags: dict | None = None, ranking: bool = False,
+                    max_rows: int | None = None) -> dict:
     """Copy an uploaded file to `<dataset_dir>/uploads/<name><ext>`, check every row, and register it; returns the entry.
 
-    Nothing is registered (and the copy is removed) when a row is bad; dataset_info.json is replaced atomically and
-    its previous version kept as dataset_info.json.bak.
+    Nothing is registered (and the copy is removed) when a row is bad or there are more than `max_rows` rows;
+    dataset_info.json is replaced atomically and its previous version kept as dataset_info.json.bak.
     """
     base = Path(os.path.abspath(resolve_dataset_dir(dataset_dir)))
     registry_file = base / REGISTRY_FILE
@@ -165,7 +166,7 @@ def register_upload(src_path: str | Path, dataset_dir: str | Path | None, name: 
         if copied:
             shutil.copyfile(src, target)
         try:
-            _check_rows(name, entry, base)
+            _check_rows(name, entry, base, max_rows)
             _write_registry(registry_file, {**registry, name: entry})
         except BaseException:
             if copied:
@@ -174,12 +175,14 @@ def register_upload(src_path: str | Path, dataset_dir: str | Path | None, name: 
     return entry
 
 
-def _check_rows(name: str, entry: dict, base: Path) -> None:
+def _check_rows(name: str, entry: dict, base: Path, max_rows: int | None = None) -> None:
     """Convert every row of a new entry's file, so a bad row is reported now (by row) rather than at training."""
     attr = DatasetAttr(name=name, load_from="file", path_or_id=entry["file_name"], formatting=entry["formatting"],
                        ranking=entry.get("ranking", False), columns=dict(entry.get("columns", {})),
                        tags=dict(entry.get("tags", {})))
     rows = read_rows(attr, base)
+    if max_rows is not None and len(rows) > max_rows:
+        raise StudioError("demo_upload_rows", rows=len(rows), limit=max_rows)
     convert_rows(attr, rows, require_response=not _is_plain_text(attr, rows))
 
 

@@ -58,6 +58,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--root-path", default=os.environ.get("GRADIO_ROOT_PATH") or None)
     parser.add_argument("--lang", choices=list(LANGUAGES), default=None,
                         help="first language (default: the browser's, else English)")
+    parser.add_argument("--demo", action="store_true",
+                        help="public demo mode: a private workspace per visitor and limits (STUDIO_DEMO_* variables); "
+                             "on by itself on Hugging Face Spaces and ModelScope Studios")
     return parser.parse_args(argv)
 
 
@@ -69,15 +72,32 @@ def main(argv: list[str] | None = None) -> int:
         print("warning: --share makes the studio reachable from the internet without a login. "
               "Add --auth user:password.", file=sys.stderr)
     port = args.port or find_free_port(args.host)
+    from studio import demo_mode
+
+    settings = demo_mode.DemoSettings.from_env() if demo_mode.demo_requested(args.demo) else None
+    demo_mode.activate(settings)
     from studio.app import CSS, create_app
     from studio.chat_server import stop_server
 
     # The chat model server is the studio's child in spirit: it goes when the studio goes.
-    atexit.register(stop_server)
+    atexit.register(demo_mode.stop_all_chat_servers if settings else stop_server)
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
 
+    # Each Blocks sets up its queue from this (Gradio's documented variable); calling demo.queue() once the app
+    # is built would rebuild Gradio's whole server app a second time, a quarter of a second of every start.
+    os.environ.setdefault("GRADIO_DEFAULT_CONCURRENCY_LIMIT", "4")
     demo = create_app(args.lang or "en")
-    demo.queue(default_concurrency_limit=4).launch(
+    extra: dict = {}
+    if settings is not None:
+        from starlette.middleware import Middleware
+
+        from studio.workspace import VisitorCookie
+
+        print(f"Demo mode ({demo_mode.detect_platform() or 'on request'}): {settings}", flush=True)
+        demo_mode.start_cleaner(settings)
+        extra = {"app_kwargs": {"middleware": [Middleware(VisitorCookie)]},
+                 "max_file_size": f"{settings.max_upload_mb:g}mb"}
+    demo.launch(
         server_name=args.host, server_port=port, share=args.share, auth=auth, root_path=args.root_path,
-        css=CSS, show_error=False, footer_links=[], quiet=False)
+        css=CSS, show_error=False, footer_links=[], quiet=False, **extra)
     return 0

@@ -18,7 +18,7 @@ from typing import Any
 from engine.config import config_from_dict, save_config, validate_config
 from engine.data.pipeline import check_local_data
 from engine.errors import ConfigError, StudioError
-from engine.paths import saves_dir, studio_home
+from engine.paths import studio_home
 from engine.runfolder import (
     CONFIG_FILE,
     RUNNING_LOG,
@@ -31,8 +31,11 @@ from engine.runfolder import (
     read_status,
     write_status,
 )
+from studio import demo_mode
+from studio.workspace import home, require_visitor, saves_dir, workspaces_root
 
 FINAL_STATES = ("finished", "failed", "aborted")
+_START_LOCK = threading.Lock()
 
 
 def resolve_run_dir(run_dir: str | Path, saves: Path | None = None) -> Path:
@@ -41,7 +44,7 @@ def resolve_run_dir(run_dir: str | Path, saves: Path | None = None) -> Path:
     given = Path(run_dir).expanduser()
     if ".." in given.parts:
         raise StudioError("output_dir_outside_saves", path=str(run_dir), saves=str(saves))
-    resolved = (given if given.is_absolute() else studio_home() / given).resolve()
+    resolved = (given if given.is_absolute() else home() / given).resolve()
     if resolved == saves or not resolved.is_relative_to(saves):
         raise StudioError("output_dir_outside_saves", path=str(run_dir), saves=str(saves))
     return resolved
@@ -108,17 +111,28 @@ def start_run(config: dict[str, Any], run_dir: str | Path, *, lang: str = "en", 
     run is live, the folder is outside the saves folder, or (training) it holds results the config does not ask to
     resume or overwrite. Returns the run's status dict (state `running`, the child's pid).
     """
-    saves = Path(saves or saves_dir()).resolve()
-    run_dir = resolve_run_dir(run_dir, saves)
-    folder_key, check = JOBS[command]
-    cfg = config_from_dict({**config, folder_key: str(run_dir)}, source="the studio settings")
-    live = find_live_runs(saves)
-    if live:
-        raise StudioError("run_already_live", path=str(live[0]))
-    if is_locked(run_dir):
-        raise ConfigError("run_locked", path=str(run_dir))
-    check(cfg, run_dir)
+    with _START_LOCK:  # two visitors of a demo must not both take the last free slot
+        saves = Path(saves or saves_dir()).resolve()
+        run_dir = resolve_run_dir(run_dir, saves)
+        folder_key, check = JOBS[command]
+        config = {**config, folder_key: str(run_dir)}
+        settings = demo_mode.active()
+        if settings is not None:
+            config = demo_mode.apply_limits(config, command, require_visitor(), settings)
+        cfg = config_from_dict(config, source="the studio settings")
+        live = find_live_runs(saves)
+        if live:
+            raise StudioError("run_already_live", path=str(live[0]))
+        if settings is not None and len(find_live_runs(workspaces_root())) >= settings.runs_total:
+            raise StudioError("demo_busy", limit=settings.runs_total)
+        if is_locked(run_dir):
+            raise ConfigError("run_locked", path=str(run_dir))
+        check(cfg, run_dir)
+        return _launch(cfg, run_dir, command, lang)
 
+
+def _launch(cfg: Any, run_dir: Path, command: str, lang: str) -> dict:
+    """Write the config and start the engine on it; the run folder records the child."""
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / CONFIG_FILE)
     log_path = (run_dir / RUNNING_LOG).resolve()

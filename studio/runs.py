@@ -14,7 +14,6 @@ import pandas as pd
 import yaml
 
 from engine.errors import StudioError, format_message
-from engine.paths import saves_dir
 from engine.plotting import loss_points
 from engine.runfolder import (
     CONFIG_FILE,
@@ -27,6 +26,7 @@ from engine.runfolder import (
     tail_text,
 )
 from studio.monitor import empty_frame
+from studio.workspace import saves_dir
 
 MODELS_DIR = "models"  # saves/models/ holds built models (the demo), not runs
 WEIGHT_FILES = ("adapter_model.safetensors", "model.safetensors", "model.safetensors.index.json")
@@ -216,3 +216,27 @@ def list_adapters(model_name: str, finetuning_type: str, saves: Path | None = No
 def reward_model_runs(saves: Path | None = None) -> list[str]:
     """Finished reward-model (`stage: rm`) runs, for the PPO / GRPO reward-model picker."""
     return [run["path"] for run in list_runs(saves) if run["stage"] == "rm" and run["state"] == "finished"]
+
+
+# What a downloaded run holds: its weights (adapter or full model), tokenizer, template and records; not the
+# checkpoints (the final weights are the result) and not pickled training state.
+_DOWNLOAD_SKIP_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".lock", ".tmp")
+
+
+def pack_run(run_dir: str | Path, out_dir: str | Path) -> Path:
+    """Zip a finished run's final files into `out_dir/<run>.zip` and return the zip's path.
+
+    Refuses runs without final weights (a running, failed or aborted run has only checkpoints, if anything).
+    """
+    import zipfile
+
+    run_dir = Path(run_dir)
+    if not any((run_dir / name).is_file() for name in WEIGHT_FILES):
+        raise StudioError("download_no_weights", path=str(run_dir))
+    out = Path(out_dir) / f"{sanitize_part(run_dir.name)}.zip"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(run_dir.iterdir()):
+            if path.is_file() and not path.name.startswith(".") and path.suffix not in _DOWNLOAD_SKIP_SUFFIXES:
+                archive.write(path, f"{run_dir.name}/{path.name}")
+    return out

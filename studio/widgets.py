@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.model.families import CUSTOM, HUBS, MODELS, model_path
-from engine.paths import studio_home
+from studio.workspace import home
 
 BOOSTERS = ("auto", "sdpa", "flashattn2", "unsloth", "liger_kernel")
 COMPUTE_TYPES = ("bf16", "fp16", "fp32", "pure_bf16")
@@ -124,7 +124,7 @@ def runs_dir(model: str, method: str) -> Path:
 def _resolve(path: str) -> Path:
     """A path as written in a config, made absolute; relative paths start at STUDIO_HOME, which holds saves/."""
     candidate = Path(path).expanduser()
-    return (candidate if candidate.is_absolute() else studio_home() / candidate).resolve()
+    return (candidate if candidate.is_absolute() else home() / candidate).resolve()
 
 
 def _run_name(path: str, model: str, method: str) -> str:

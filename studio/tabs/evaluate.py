@@ -72,6 +72,7 @@ def build_eval_config(mode: str, model_name: str, model_path: str, method: str, 
     from studio.runs import default_run_name, run_folder
     from studio.tabs.top import run_model_key
     from studio.widgets import checkpoint_to_config
+    from studio.workspace import dataset_dir as workspace_dataset_dir
 
     model_key = run_model_key(model_name, model_path)
     config: dict[str, Any] = {
@@ -86,7 +87,7 @@ def build_eval_config(mode: str, model_name: str, model_path: str, method: str, 
         raise StudioError("eval_one_checkpoint", detail=str(err)) from None
     if mode == "predict":
         config.update({"do_predict": True, "eval_dataset": ",".join(datasets or []) or None,
-                       "dataset_dir": dataset_dir or "data", "cutoff_len": int(cutoff_len or 1024),
+                       "dataset_dir": workspace_dataset_dir(dataset_dir), "cutoff_len": int(cutoff_len or 1024),
                        "max_samples": int(max_samples) if max_samples else None,
                        "max_new_tokens": int(max_new_tokens or 128), "top_p": top_p, "temperature": temperature,
                        "do_sample": bool(temperature and temperature > 0)})

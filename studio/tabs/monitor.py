@@ -150,7 +150,7 @@ def fresh_run_name() -> str:
 
 def settings_path(name: str) -> Path:
     """Where the form's settings are saved under a name."""
-    from engine.paths import saves_dir
+    from studio.workspace import saves_dir
 
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in (name or "").strip()) or "default"
     return saves_dir() / ".studio" / "settings" / f"{safe}.yaml"

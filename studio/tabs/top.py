@@ -21,16 +21,18 @@ def build(ctx: Context) -> None:
     from studio.components import config_widget
 
     lang = ctx.lang
-    first = list_models()[0]
+    models = demo_models() or [*list_models(), CUSTOM]
+    first = models[0]
     with gr.Row():
         ctx.add("lang", gr.Dropdown(choices=[(name, code) for code, name in LANGUAGES.items()], value=lang,
                                     label=t("top.lang.label", lang), elem_id="lang", interactive=True, scale=1),
                 key="top.lang")
-        ctx.add("model_name", gr.Dropdown(choices=[*list_models(), CUSTOM], value=first, elem_id="model_name",
+        ctx.add("model_name", gr.Dropdown(choices=models, value=first, elem_id="model_name",
                                           label=t("top.model_name.label", lang), info=t("top.model_name.info", lang),
                                           interactive=True, scale=2), key="top.model_name")
         ctx.add("model_path", gr.Textbox(value=model_path(first), label=t("top.model_path.label", lang),
-                                         info=t("top.model_path.info", lang), elem_id="model_path", scale=3),
+                                         info=t("top.model_path.info", lang), elem_id="model_path", scale=3,
+                                         interactive=not demo_models()),
                 key="top.model_path")
         ctx.add("hub", gr.Radio(choices=[(t(f"top.hub.choices.{h}", lang), h) for h in HUBS], value=HUBS[0],
                                 label=t("top.hub.label", lang), info=t("top.hub.info", lang), elem_id="hub",
@@ -50,6 +52,17 @@ def build(ctx: Context) -> None:
         ctx.add("booster", gr.Dropdown(choices=booster_choices(lang), value="auto", elem_id="booster",
                                        label=t("top.booster.label", lang), info=t("top.booster.info", lang),
                                        interactive=True, scale=1), key="top.booster", choices=BOOSTERS)
+
+
+def demo_models() -> list[str]:
+    """In demo mode, the registry models on the demo's allow-list (the offline demo first); else empty."""
+    from engine.model.families import list_models, model_path
+    from studio.demo_mode import active
+
+    settings = active()
+    if settings is None:
+        return []
+    return [name for name in list_models() if model_path(name) in settings.models]
 
 
 def quant_choices(lang: str) -> list[tuple[str, str]]:

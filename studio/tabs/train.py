@@ -67,6 +67,7 @@ def build(ctx: Context) -> None:
         config_widget(ctx, "lr_scheduler_type")
     with _group(ctx, "more"):
         with gr.Row():
+            config_widget(ctx, "max_steps", widget="number", value=0)
             config_widget(ctx, "logging_steps", widget="number")
             config_widget(ctx, "save_steps", widget="number")
             config_widget(ctx, "warmup_steps", widget="number")
@@ -189,7 +190,7 @@ FORM_FIELDS = [
     "template", "rope_scaling", "booster",
     "stage", "dataset_dir", "dataset", "learning_rate", "num_train_epochs", "max_grad_norm", "max_samples",
     "compute_type", "cutoff_len", "per_device_train_batch_size", "gradient_accumulation_steps", "val_size",
-    "lr_scheduler_type", "logging_steps", "save_steps", "warmup_steps", "neftune_noise_alpha", "report_to",
+    "lr_scheduler_type", "max_steps", "logging_steps", "save_steps", "warmup_steps", "neftune_noise_alpha", "report_to",
     "eval_strategy", "eval_steps", "early_stopping_patience", "load_best_model_at_end", "metric_for_best_model",
     "packing", "train_on_prompt", "mask_history", "resize_vocab", "extra_args",
     "lora_rank", "lora_alpha", "lora_dropout", "loraplus_lr_ratio", "create_new_adapter", "use_rslora", "use_dora",

@@ -65,9 +65,10 @@ def dataset_choices(dataset_dir: str, stage: str, lang: str) -> Any:
     import gradio as gr
 
     from studio.datasets import list_datasets
+    from studio.workspace import dataset_dir as workspace_dataset_dir
 
     try:
-        return gr.update(choices=list_datasets(dataset_dir, stage))
+        return gr.update(choices=list_datasets(workspace_dataset_dir(dataset_dir), stage))
     except StudioError as err:
         gr.Warning(err.message(lang))
         return gr.update(choices=[])
@@ -94,12 +95,18 @@ def register(path: str | None, name: str, formatting: str, ranking: bool, datase
              *mapping: str) -> str:
     """Validate every row and register the uploaded file under `name` in dataset_info.json."""
     from studio.datasets import register_upload
+    from studio.demo_mode import active, check_upload
+    from studio.workspace import dataset_dir as workspace_dataset_dir
 
     if not path:
         return f"❌ {t('data.no_file', lang)}"
     columns = {column: value for column, value in zip(MAPPABLE, mapping, strict=True) if value}
+    settings = active()
     try:
-        register_upload(path, dataset_dir, (name or "").strip(), formatting, columns, ranking=ranking)
+        if settings is not None:
+            check_upload(path, settings)
+        register_upload(path, workspace_dataset_dir(dataset_dir), (name or "").strip(), formatting, columns,
+                        ranking=ranking, max_rows=settings.max_samples if settings else None)
     except StudioError as err:
         return f"❌ {err.message(lang)}"
     return t("data.registered", lang, name=name)
@@ -109,10 +116,17 @@ def preview(dataset_dir: str, datasets: list[str], model_path: str, template: st
             index: float, train_on_prompt: bool, mask_history: bool, name: str, author: str, lang: str) -> tuple:
     """The first chosen dataset: a page of raw rows, one row rendered with its loss mask, and length statistics."""
     from studio.datasets import length_stats, preview_rows, render_preview
+    from studio.demo_mode import active, model_allowed
+    from studio.workspace import dataset_dir as workspace_dataset_dir
 
     if not datasets:
         return None, f"<p>{t('data.pick_dataset', lang)}</p>", "", None
     dataset, index = datasets[0], int(index or 0)
+    dataset_dir = workspace_dataset_dir(dataset_dir)
+    settings = active()
+    if settings is not None and not model_allowed(model_path, settings):
+        error = StudioError("demo_model_not_allowed", model=str(model_path), allowed=", ".join(settings.models))
+        return None, f"<p>❌ {error.message(lang)}</p>", "", None
     try:
         rows, total = preview_rows(dataset_dir, dataset, page=index // 5, page_size=5)
     except StudioError as err:

@@ -25,11 +25,13 @@ def build(ctx: Context) -> None:
             ctx.add("runs_confirm", gr.Checkbox(value=False, label=t("runs.confirm.label", lang),
                                                 elem_id="runs_confirm", interactive=True), key="runs.confirm")
         with gr.Row():
-            for name in ("runs_refresh", "runs_compare", "runs_resume", "runs_delete"):
+            for name in ("runs_refresh", "runs_compare", "runs_resume", "runs_download", "runs_delete"):
                 ctx.add(name, gr.Button(t(f"runs.{name}.label", lang), elem_id=name,
                                         variant="stop" if name == "runs_delete" else "secondary"),
                         key=f"runs.{name}", kind="button")
         ctx.add("runs_message", gr.Markdown("", elem_id="runs_message"))
+        ctx.add("runs_file", gr.File(visible=False, interactive=False, elem_id="runs_file",
+                                     label=t("runs.file.label", lang)), key="runs.file")
         ctx.add("runs_plot", gr.LinePlot(x="step", y="value", color="series", elem_id="runs_plot", height=280,
                                          label=t("runs.plot.label", lang)), key="runs.plot", kind="plot")
 
@@ -47,10 +49,14 @@ def refresh_runs(lang: str) -> tuple[Any, Any]:
 def compare_runs(picked: list[str], lang: str) -> tuple[Any, str]:
     """The loss curves of the picked runs on one chart."""
     from studio.runs import overlay_losses
+    from studio.workspace import check_inside
 
     if not picked:
         return None, t("runs.pick_first", lang)
-    return overlay_losses([Path(p) for p in picked]), ""
+    try:
+        return overlay_losses([check_inside(p) for p in picked]), ""
+    except StudioError as err:
+        return None, f"❌ {err.message(lang)}"
 
 
 def resume_picked(picked: list[str], lang: str) -> tuple[str, str, Any]:
@@ -62,8 +68,10 @@ def resume_picked(picked: list[str], lang: str) -> tuple[str, str, Any]:
 
     if len(picked or []) != 1:
         return t("runs.pick_one", lang), gr.update(), gr.Timer(active=False)
+    from studio.workspace import check_inside
+
     try:
-        config = resume_config(Path(picked[0]))
+        config = resume_config(check_inside(picked[0]))
         start_run(config, Path(picked[0]), lang=lang)
     except StudioError as err:
         return f"❌ {err.message(lang)}", gr.update(), gr.Timer(active=False)
@@ -88,6 +96,25 @@ def delete_picked(picked: list[str], confirmed: bool, lang: str) -> tuple[str, A
     return t("runs.deleted", lang, count=len(picked)), gr.update(value=False)
 
 
+def download_picked(picked: list[str], lang: str) -> tuple[str, Any]:
+    """Zip the one picked finished run (adapter or weights, tokenizer, template, logs) for the browser to save."""
+    import tempfile
+
+    import gradio as gr
+
+    from studio.runs import pack_run
+    from studio.workspace import check_inside
+
+    if len(picked or []) != 1:
+        return t("runs.pick_one_download", lang), gr.update(visible=False, value=None)
+    try:
+        run_dir = check_inside(picked[0])
+        archive = pack_run(run_dir, tempfile.mkdtemp(prefix="studio-download-"))
+    except StudioError as err:
+        return f"❌ {err.message(lang)}", gr.update(visible=False, value=None)
+    return t("runs.download_ready", lang, name=archive.name), gr.update(visible=True, value=str(archive))
+
+
 def wire(ctx: Context) -> None:
     """Buttons of the runs list."""
     lang = ctx["lang"]
@@ -99,6 +126,8 @@ def wire(ctx: Context) -> None:
                               **private)
     ctx["runs_resume"].click(resume_picked, [ctx["runs_pick"], lang],
                              [ctx["runs_message"], ctx["run_dir"], ctx["timer"]], **private)
+    ctx["runs_download"].click(download_picked, [ctx["runs_pick"], lang], [ctx["runs_message"], ctx["runs_file"]],
+                               **private)
     ctx["runs_delete"].click(delete_picked, [ctx["runs_pick"], ctx["runs_confirm"], lang],
                              [ctx["runs_message"], ctx["runs_confirm"]], **private).then(
         refresh_runs, lang, listing, **private)

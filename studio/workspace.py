@@ -1,0 +1,230 @@
+"""Where the studio keeps a visitor's things.
+
+Normally that is the shared `STUDIO_HOME` (its `saves/` and `data/`). In demo mode every visitor gets a private
+workspace, `STUDIO_HOME/workspaces/<id>/` with its own `saves/` (runs, saved settings, the chat server's state)
+and `data/` (uploads, and a registry that also lists the shipped demo datasets, linked). A visitor is recognised by a
+random cookie the studio sets on the first page load (`studio_visitor`); a browser that refuses the cookie still
+gets a workspace of its own, for as long as the page stays open (Gradio's session). The folder name is a hash of
+that token, so paths shown in the page never reveal it. Handlers learn the visitor from the request Gradio is
+serving; nothing else in the studio needs to pass it around.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import secrets
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from engine import paths
+from engine.errors import StudioError
+
+VISITOR_COOKIE = "studio_visitor"
+WORKSPACES = "workspaces"
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
+_SEEN_FILE = ".last_seen"
+_SEEN_EVERY = 30.0  # seconds between touches of a workspace's last-seen file
+_seen: dict[str, float] = {}
+_registry_lock = threading.Lock()
+
+
+def demo_on() -> bool:
+    from studio.demo_mode import active
+
+    return active() is not None
+
+
+def workspaces_root() -> Path:
+    """The folder holding every visitor's workspace."""
+    return paths.studio_home() / WORKSPACES
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def valid_token(token: str | None) -> bool:
+    return bool(token) and bool(_TOKEN.match(token))
+
+
+def _current_request() -> Any:
+    try:
+        from gradio.context import LocalContext
+    except ImportError:  # pragma: no cover - gradio is a dependency of the studio
+        return None
+    return LocalContext.request.get(None)
+
+
+def visitor_id(request: Any = None) -> str | None:
+    """The current visitor's workspace name (a hash), or None outside a request."""
+    request = request if request is not None else _current_request()
+    if request is None:
+        return None
+    try:
+        token = request.cookies.get(VISITOR_COOKIE)
+    except AttributeError:
+        token = None
+    if valid_token(token):
+        return "v" + hashlib.sha256(token.encode()).hexdigest()[:24]
+    session = getattr(request, "session_hash", None)
+    if session:
+        return "s" + hashlib.sha256(str(session).encode()).hexdigest()[:24]
+    return None
+
+
+def home(request: Any = None) -> Path:
+    """The folder relative paths start from: STUDIO_HOME, or in demo mode the visitor's workspace.
+
+    Outside a request (while the page is being built) demo mode answers an empty placeholder that is never
+    written: lists come out empty and every write path asks for a visitor (`require_visitor`).
+    """
+    if not demo_on():
+        return paths.studio_home()
+    visitor = visitor_id(request)
+    if visitor is None:
+        return workspaces_root() / "_nobody"
+    folder = workspaces_root() / visitor
+    _touch(folder, visitor)
+    return folder
+
+
+def saves_dir(request: Any = None) -> Path:
+    """Run outputs and the studio's own state for the current visitor."""
+    if not demo_on():
+        return paths.saves_dir()
+    return home(request) / "saves"
+
+
+def require_visitor() -> Path:
+    """The visitor's workspace for actions that write (start a run, upload, load a model)."""
+    if demo_on() and visitor_id() is None:
+        raise StudioError("demo_no_visitor")
+    return home()
+
+
+def _touch(folder: Path, visitor: str) -> None:
+    now = time.time()
+    if now - _seen.get(visitor, 0.0) < _SEEN_EVERY:
+        return
+    _seen[visitor] = now
+    (folder / "saves").mkdir(parents=True, exist_ok=True)
+    (folder / _SEEN_FILE).write_text(str(int(now)), encoding="utf-8")
+
+
+def last_seen(folder: Path) -> float:
+    """When the workspace was last used (epoch seconds; its folder's mtime if it never recorded one)."""
+    try:
+        return float((folder / _SEEN_FILE).read_text(encoding="utf-8").strip())
+    except (OSError, ValueError):
+        try:
+            return folder.stat().st_mtime
+        except OSError:
+            return 0.0
+
+
+def dataset_dir(value: str | None) -> str:
+    """The dataset folder a form means; in demo mode always the visitor's own (created on first use)."""
+    if not demo_on():
+        return value or "data"
+    folder = home() / "data"
+    ensure_registry(folder)
+    return str(folder)
+
+
+def ensure_registry(folder: Path) -> Path:
+    """A visitor's `dataset_info.json`: the shipped local datasets (linked, not copied) plus the visitor's uploads."""
+    registry_path = folder / "dataset_info.json"
+    with _registry_lock:
+        if registry_path.is_file():
+            return registry_path
+        shipped_dir = paths.resource_dir("data").resolve()
+        shipped = json.loads((shipped_dir / "dataset_info.json").read_text(encoding="utf-8"))
+        own: dict[str, Any] = {}
+        for name, entry in shipped.items():
+            if "file_name" not in entry:
+                continue  # hub datasets cannot be size-checked before a run: the demo keeps to local ones
+            link, target = folder / entry["file_name"], shipped_dir / entry["file_name"]
+            if not target.exists() or ".." in Path(entry["file_name"]).parts:
+                continue
+            link.parent.mkdir(parents=True, exist_ok=True)
+            if not link.is_symlink() and not link.exists():
+                link.symlink_to(target, target_is_directory=target.is_dir())
+            own[name] = entry
+        tmp = registry_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(own, indent=2, ensure_ascii=False), encoding="utf-8")
+        os.replace(tmp, registry_path)
+    return registry_path
+
+
+def check_inside(path: str | Path, request: Any = None) -> Path:
+    """A run folder named by the page, resolved; in demo mode refused unless it lies in the visitor's workspace."""
+    resolved = Path(path).expanduser()
+    resolved = (resolved if resolved.is_absolute() else home(request) / resolved).resolve()
+    if demo_on():
+        root = home(request).resolve()
+        if ".." in Path(path).parts or not (resolved == root or resolved.is_relative_to(root)):
+            raise StudioError("demo_path_outside", key="run", path=str(path))
+    return resolved
+
+
+def remove_workspace(folder: Path) -> None:
+    """Delete a workspace folder (its runs must already be stopped)."""
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+class VisitorCookie:
+    """ASGI middleware: give a browser that has no visitor cookie one, on the page itself (an HTML response).
+
+    Only HTML responses carry it, so the assets a first page load fetches in parallel cannot hand out competing
+    tokens. Over https (a hosting platform, usually inside an iframe) the cookie is `SameSite=None; Secure;
+    Partitioned`; on plain http it is `SameSite=Lax`.
+    """
+
+    def __init__(self, app: Any, max_age: int = 14 * 24 * 3600) -> None:
+        self.app = app
+        self.max_age = max_age
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope.get("type") != "http" or self._has_cookie(scope):
+            await self.app(scope, receive, send)
+            return
+        secure = scope.get("scheme") == "https" or self._header(scope, b"x-forwarded-proto") == "https"
+        attributes = "SameSite=None; Secure; Partitioned" if secure else "SameSite=Lax"
+        cookie = f"{VISITOR_COOKIE}={new_token()}; Path=/; Max-Age={self.max_age}; HttpOnly; {attributes}"
+
+        async def send_with_cookie(message: dict) -> None:
+            if message.get("type") == "http.response.start":
+                headers = list(message.get("headers", []))
+                content_type = next((v for k, v in headers if k.lower() == b"content-type"), b"")
+                if content_type.startswith(b"text/html"):
+                    headers.append((b"set-cookie", cookie.encode("latin-1")))
+                    message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_cookie)
+
+    @staticmethod
+    def _header(scope: dict, name: bytes) -> str:
+        for key, value in scope.get("headers", []):
+            if key.lower() == name:
+                return value.decode("latin-1").split(",")[0].strip().lower()
+        return ""
+
+    def _has_cookie(self, scope: dict) -> bool:
+        from http.cookies import CookieError, SimpleCookie
+
+        raw = next((v for k, v in scope.get("headers", []) if k.lower() == b"cookie"), b"")
+        if not raw:
+            return False
+        try:
+            jar = SimpleCookie(raw.decode("latin-1"))
+        except CookieError:
+            return False
+        morsel = jar.get(VISITOR_COOKIE)
+        return morsel is not None and valid_token(morsel.value)
