@@ -73,7 +73,7 @@ def detect_platform(environ: Mapping[str, str] | None = None) -> str | None:
     environ = os.environ if environ is None else environ
     if environ.get("SPACE_ID") or environ.get("SYSTEM") == "spaces":
         return "spaces"
-    if environ.get("MODELSCOPE_ENVIRONMENT") == "studio" or environ.get("STUDIO_ID"):
+    if environ.get("MODELSCOPE_ENVIRONMENT") == "studio":
         return "modelscope"
     return None
 
