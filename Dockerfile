@@ -60,8 +60,8 @@ RUN python -c 'import sys, tomllib; \
 # The source (filtered by .dockerignore), installed in place so that `studio` and `python -m engine` run this copy.
 COPY . .
 RUN pip install --no-deps -e . \
-    && mkdir -p saves /cache/huggingface \
-    && chown -R studio:studio data saves /cache
+    && mkdir -p saves workspaces /cache/huggingface \
+    && chown -R studio:studio data saves workspaces /cache
 
 # By number, so that the host (and Kubernetes' runAsNonRoot) can tell it is not root.
 USER ${USER_UID}
