@@ -264,3 +264,28 @@ def test_pack_run_zips_the_final_files_but_not_checkpoints(tmp_path):
     with pytest.raises(StudioError) as err:
         pack_run(run, tmp_path / "out")
     assert err.value.key == "download_no_weights"
+
+
+def test_chat_models_follow_the_demo_limits(demo):
+    from studio.chat_server import find_server, start_server
+
+    settings, visit = demo
+    home_a = visit(TOKEN_A)
+    with pytest.raises(StudioError) as err:
+        start_server({"model_name_or_path": "/opt/some/model"})
+    assert err.value.key == "demo_model_not_allowed"
+    with pytest.raises(StudioError) as err:
+        start_server({"model_name_or_path": "demo", "adapter_name_or_path": "/etc"})
+    assert err.value.key == "demo_path_outside"
+    # Another visitor's chat model is loaded and the demo allows one in total.
+    state = visit(TOKEN_B) / "saves" / ".studio" / "chat" / "server.json"
+    state.parent.mkdir(parents=True)
+    state.write_text(json.dumps({"pid": os.getpid(), "pid_start_time": process_start_time(os.getpid()),
+                                 "url": "http://127.0.0.1:1"}), encoding="utf-8")
+    assert find_server() is not None  # B's own page finds it
+    visit(TOKEN_A)
+    assert find_server() is None  # A's page does not
+    with pytest.raises(StudioError) as err:
+        start_server({"model_name_or_path": "demo"})
+    assert err.value.key == "demo_chat_busy"
+    assert not (home_a / "saves" / ".studio" / "chat" / "server.json").exists()
