@@ -22,7 +22,7 @@ DEFAULT_MODELS = ("demo", "HuggingFaceTB/SmolLM2-135M-Instruct", "Qwen/Qwen2.5-0
 # Config keys that name files or folders: in demo mode each must stay inside the visitor's workspace.
 PATH_KEYS = ("adapter_name_or_path", "output_dir", "dataset_dir", "media_dir", "tokenized_path", "cache_dir",
              "export_dir", "logging_dir", "deepspeed", "ref_model_adapters", "reward_model", "reward_model_adapters",
-             "save_dir", "export_quantization_dataset")
+             "save_dir", "task_dir", "export_quantization_dataset")
 # Keys that would publish to or authenticate against a hub.
 HUB_KEYS = ("push_to_hub", "hub_model_id", "export_hub_model_id", "hf_hub_token", "ms_hub_token")
 # Read-only folders shipped with the studio that configs may point into (benchmarks, deepspeed presets).
@@ -188,6 +188,8 @@ def apply_limits(config: dict[str, Any], command: str, workspace: Path, settings
     if samples and int(samples) > settings.max_samples:
         raise StudioError("demo_samples_limit", value=int(samples), limit=settings.max_samples)
     config["max_samples"] = int(samples) if samples else settings.max_samples
+    if command == "eval" and config.get("task"):
+        _check_local_task(str(config["task"]), config.get("task_dir"))
     if command == "train":
         steps = int(config.get("max_steps") or 0)
         if steps > settings.max_steps:
@@ -200,6 +202,16 @@ def apply_limits(config: dict[str, Any], command: str, workspace: Path, settings
             if estimate > settings.max_steps:
                 raise StudioError("demo_steps_estimate", value=estimate, limit=settings.max_steps)
     return config
+
+
+def _check_local_task(task: str, task_dir: str | None) -> None:
+    """The demo scores only benchmarks found on disk: a hub benchmark would download gigabytes for one visitor."""
+    from engine.eval.tasks import list_tasks, parse_task, task_folder
+
+    name, _ = parse_task(task)
+    if not task_folder(task_dir, name).is_dir():
+        local = [t for t in list_tasks(task_dir) if task_folder(task_dir, parse_task(t)[0]).is_dir()]
+        raise StudioError("demo_eval_task", task=task, tasks=", ".join(local) or "-")
 
 
 def limits_text(settings: DemoSettings, lang: str) -> str:

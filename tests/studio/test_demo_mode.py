@@ -289,3 +289,16 @@ def test_chat_models_follow_the_demo_limits(demo):
         start_server({"model_name_or_path": "demo"})
     assert err.value.key == "demo_chat_busy"
     assert not (home_a / "saves" / ".studio" / "chat" / "server.json").exists()
+
+
+def test_evaluation_in_the_demo_keeps_to_shipped_benchmarks(demo):
+    settings, visit = demo
+    home = visit()
+    base = {"model_name_or_path": "demo", "output_dir": str(home / "saves" / "eval1")}
+    apply_limits({**base, "task": "studio_bench_test"}, "eval", home, settings)
+    with pytest.raises(StudioError) as err:
+        apply_limits({**base, "task": "mmlu_test"}, "eval", home, settings)
+    assert err.value.key == "demo_eval_task" and "studio_bench_test" in err.value.message("en")
+    with pytest.raises(StudioError) as err:
+        apply_limits({**base, "task": "studio_bench_test", "task_dir": "/usr/share"}, "eval", home, settings)
+    assert err.value.key == "demo_path_outside"
