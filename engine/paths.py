@@ -46,3 +46,9 @@ def resolve_dataset_dir(value: str | Path | None) -> Path:
 def demo_model_dir() -> Path:
     """Where `model_name_or_path: demo` is built."""
     return saves_dir() / "models" / "demo"
+
+
+def tokenized_cache_dir() -> Path:
+    """Where tokenized datasets are cached (env STUDIO_TOKENIZED_CACHE, default: saves/.cache/tokenized)."""
+    override = os.environ.get("STUDIO_TOKENIZED_CACHE")
+    return Path(override).expanduser() if override else saves_dir() / ".cache" / "tokenized"

@@ -67,6 +67,8 @@ def build_train_config(form: dict[str, Any], *, run_name: str | None = None) -> 
         if key in KEYS and type(None) in typing.get_args(KEYS[key][2]):
             value = _none_if_blank(config[key])
             config[key] = None if value == 0 and not isinstance(value, bool) else value  # 0 means "off" there
+    if not config.get("max_steps"):
+        config["max_steps"] = -1  # the widget's 0 means "run all the epochs" (the engine's -1)
     config.update(parse_extra_args(form.get("extra_args")))
     config["dataset_dir"] = workspace_dataset_dir(config.get("dataset_dir"))
     name = run_name or (form.get("run_name") or "").strip() or default_run_name()

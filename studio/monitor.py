@@ -34,6 +34,8 @@ NOT_METRICS = {"current_steps", "total_steps", "percentage", "elapsed_time", "re
                "loss", "eval_loss"}
 NOT_METRIC_SUFFIXES = ("_runtime", "_per_second")
 MAX_CACHED_RUNS = 16
+# A chart is a few hundred pixels wide: more points per series only cost serialising and drawing time.
+CHART_POINTS = 600
 
 
 def empty_frame() -> pd.DataFrame:
@@ -98,6 +100,28 @@ def metrics_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     if not steps:
         return empty_frame()
     return pd.DataFrame({"step": steps, "value": values, "series": series})
+
+
+def thin_frame(frame: pd.DataFrame, max_points: int = CHART_POINTS) -> pd.DataFrame:
+    """A curve frame with at most about `max_points` rows per series, for drawing a long run.
+
+    Each longer series is cut into `max_points // 2` runs of consecutive rows, and the lowest and the highest point
+    of each run are kept (spikes stay visible), with the series' first and last points; shorter series are kept
+    whole, and the frame comes back unchanged when no series is longer.
+    """
+    if frame.empty or frame["series"].value_counts().max() <= max_points:
+        return frame
+    parts = []
+    for _, rows in frame.groupby("series", sort=False):
+        if len(rows) <= max_points:
+            parts.append(rows)
+            continue
+        rows = rows.reset_index(drop=True)
+        bucket = rows.index * max(1, max_points // 2) // len(rows)
+        values = rows["value"].groupby(bucket)
+        keep = {0, len(rows) - 1, *values.idxmin(), *values.idxmax()}
+        parts.append(rows.loc[sorted(keep)])
+    return pd.concat(parts, ignore_index=True)
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,19 @@ os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
 TINY_MODEL = {"hidden_size": 64, "num_layers": 2, "num_heads": 4, "num_kv_heads": 2, "intermediate_size": 128,
               "vocab_size": 1024}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def tokenized_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The tokenization cache of every test in a temporary folder, never the repository's saves/."""
+    folder = tmp_path_factory.mktemp("tokenized-cache")
+    previous = os.environ.get("STUDIO_TOKENIZED_CACHE")
+    os.environ["STUDIO_TOKENIZED_CACHE"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("STUDIO_TOKENIZED_CACHE", None)
+    else:
+        os.environ["STUDIO_TOKENIZED_CACHE"] = previous
 
 
 @pytest.fixture(scope="session")

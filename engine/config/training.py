@@ -64,7 +64,8 @@ class TrainingArguments:
     run_name: str | None = option(None, "Name of the run in the tracker.")
     dataloader_num_workers: int = option(0, "Worker processes loading batches.", min=0)
     dataloader_pin_memory: bool = option(True, "Pin host memory for faster GPU transfer.")
-    group_by_length: bool = option(False, "Batch examples of similar length together.")
+    group_by_length: bool = option(False, "Batch examples of similar length together (less padding; padding-free "
+                                   "and packed batches have little or none).")
     remove_unused_columns: bool = option(False, "Drop dataset columns the model does not take.")
     resume_from_checkpoint: str | bool | None = option(None, "Checkpoint folder to resume, or true for the latest.")
     predict_with_generate: bool = option(False, "Generate text when predicting.")

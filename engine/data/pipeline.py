@@ -1,11 +1,19 @@
-"""From config to tokenized train and eval sets: load, fill placeholders, split, tokenize, pack."""
+"""From config to tokenized train and eval sets: load, fill placeholders, split, tokenize, cache, pack.
+
+The tokenized rows come from `tokenized_path` when it holds them, else from the tokenization cache, else from
+tokenizing (in `preprocessing_num_workers` processes) — and are then saved to both. SFT packing runs after loading,
+so saved rows are unpacked and one entry serves runs with and without packing.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
+from pathlib import Path
 from typing import Any
 
 from engine.config import RunConfig
+from engine.data.columns import Splits, TokenColumns
 from engine.data.preprocess import TokenizedDataset, pack_rows, require_rows, tokenize_pt, tokenize_sft
 
 logger = logging.getLogger(__name__)
@@ -30,31 +38,73 @@ def load_split_examples(config: RunConfig, *, require_response: bool) -> tuple[l
 
 
 def _tokenize(config: RunConfig, examples: list[dict], template: Any, tokenizer: Any) -> list[dict]:
+    """Rows of one split: pre-training blocks (packed when asked), or SFT rows left unpacked."""
+    from engine.data.workers import worker_count
+
     data, stage = config.data, config.finetuning.stage
+    workers = worker_count(data.preprocessing_num_workers, len(examples))
+    common = {"cutoff_len": data.cutoff_len, "batch_size": data.preprocessing_batch_size, "num_workers": workers}
     if stage == "pt":
         from engine.data import example_text
 
         packing = data.packing is not False  # pre-training packs unless told not to
-        return tokenize_pt([example_text(e) for e in examples], tokenizer, cutoff_len=data.cutoff_len,
-                           packing=packing)
-    rows = tokenize_sft(examples, template, tokenizer, cutoff_len=data.cutoff_len,
-                        train_on_prompt=data.train_on_prompt, mask_history=data.mask_history,
-                        default_system=data.default_system, enable_thinking=data.enable_thinking)
-    return pack_rows(rows, data.cutoff_len) if data.packing else rows
+        return tokenize_pt([example_text(e) for e in examples], tokenizer, packing=packing, **common)
+    return tokenize_sft(examples, template, tokenizer, train_on_prompt=data.train_on_prompt,
+                        mask_history=data.mask_history, default_system=data.default_system,
+                        enable_thinking=data.enable_thinking, **common)
 
 
-def prepare_datasets(config: RunConfig, template: Any, tokenizer: Any) -> tuple[TokenizedDataset, Any]:
-    """Tokenized train set and eval set (None when there is no eval data) for pt and sft."""
+def tokenize_splits(config: RunConfig, template: Any, tokenizer: Any) -> Splits:
+    """Read the datasets and tokenize them: `{"train": …, "eval": …}` (no eval when there is no eval data)."""
+    started = time.perf_counter()
     train_examples, eval_examples = load_split_examples(config, require_response=config.finetuning.stage != "pt")
     train_rows = _tokenize(config, train_examples, template, tokenizer)
     if config.training.do_train:
         require_rows(train_rows, config.data.dataset or "")
-    eval_rows = _tokenize(config, eval_examples, template, tokenizer) if eval_examples else []
-    train, evaluation = TokenizedDataset(train_rows), TokenizedDataset(eval_rows) if eval_rows else None
+    splits = {"train": TokenColumns.from_rows(train_rows)}
+    if eval_examples:
+        splits["eval"] = TokenColumns.from_rows(_tokenize(config, eval_examples, template, tokenizer))
+    logger.info("Tokenized %d examples in %.1f s.", len(train_examples) + len(eval_examples),
+                time.perf_counter() - started)
+    return splits
+
+
+def load_tokenized_splits(config: RunConfig, template: Any, tokenizer: Any) -> Splits:
+    """The run's tokenized splits: from `tokenized_path` or the cache when they hold them, else tokenized now."""
+    from engine.data.cache import cached_splits, saved_splits
+    from engine.data.fingerprint import cache_key, tokenize_settings
+
+    data = config.data
+
+    def from_cache() -> Splits:
+        key = cache_key(config, template, tokenizer)
+        if key is None:
+            return tokenize_splits(config, template, tokenizer)
+        return cached_splits(key, lambda: tokenize_splits(config, template, tokenizer),
+                             overwrite=data.overwrite_cache)
+
+    if data.tokenized_path:
+        settings = tokenize_settings(config, template, tokenizer)
+        return saved_splits(Path(data.tokenized_path), settings, from_cache, overwrite=data.overwrite_cache)
+    return from_cache()
+
+
+def prepare_datasets(config: RunConfig, template: Any, tokenizer: Any) -> tuple[TokenizedDataset, Any]:
+    """Tokenized train set and eval set (None when there is no eval data) for pt and sft."""
+    data = config.data
+    splits = load_tokenized_splits(config, template, tokenizer)
+    train_columns, eval_columns = splits["train"], splits.get("eval")
+    if config.training.do_train:
+        require_rows(train_columns, data.dataset or data.tokenized_path or "")
+    if data.packing and config.finetuning.stage != "pt":  # the cache holds unpacked SFT rows
+        train = TokenizedDataset(pack_rows(train_columns.to_rows(), data.cutoff_len))
+        evaluation = TokenizedDataset(pack_rows(eval_columns.to_rows(), data.cutoff_len)) if eval_columns else None
+    else:
+        train = TokenizedDataset(train_columns)
+        evaluation = TokenizedDataset(eval_columns) if eval_columns else None
     logger.info("Training on %d sequences (%d tokens)%s.", len(train), train.num_tokens,
                 f", evaluating on {len(evaluation)}" if evaluation else "")
     return train, evaluation
-
 
 
 def check_local_data(config: RunConfig) -> None:

@@ -1,7 +1,12 @@
-"""Speed-ups that need extra packages or a GPU: the attention implementation, Unsloth and Liger kernels.
+"""Speed-ups: the attention implementation, packed-sequence attention, selective logits, Unsloth and Liger kernels.
 
 Every package is imported only when its feature is asked for, and a missing package or a missing GPU is a
 `ModelError` that says what to install or what to turn off, never an ImportError from deep inside a library.
+
+Packed and padding-free batches put several examples in one row with restarting `position_ids` and no attention
+mask. transformers keeps them apart (a block-diagonal mask for sdpa/eager, varlen kernels for FlashAttention), but
+sdpa then computes the whole row × row score matrix and masks most of it away. `SEGMENT_ATTENTION` runs sdpa once
+per example instead (causal inside it), so a packed row costs what its examples cost on their own.
 """
 
 from __future__ import annotations
@@ -25,6 +30,12 @@ ATTN_IMPLEMENTATIONS: dict[str, str | None] = {
     "fa2": "flash_attention_2",
     "fa3": "flash_attention_3",
 }
+SEGMENT_ATTENTION = "sdpa_segments"
+"""The attention implementation name under which `segment_sdpa_attention` is registered with transformers."""
+# Implementations that keep examples packed in one row apart (given restarting position_ids and no mask).
+PACKING_AWARE_ATTENTION = ("sdpa", "eager", "flash_attention_2", "flash_attention_3", SEGMENT_ATTENTION)
+# Implementations whose cost grows with the examples rather than with the packed row (auto padding-free).
+VARLEN_ATTENTION = ("flash_attention_2", "flash_attention_3", SEGMENT_ATTENTION)
 # The import name of the package each FlashAttention version ships, and the extra that installs it.
 _FLASH_PACKAGES = {"fa2": ("flash_attn", "flash-attn"), "fa3": ("flash_attn_interface", "flash-attn")}
 
@@ -112,6 +123,14 @@ def check_unsloth(finetuning_args: FinetuningArguments) -> None:
         raise ModelError("unsloth_needs_lora", method=finetuning_args.finetuning_type)
 
 
+def unsloth_checkpointing(model_args: ModelArguments) -> bool | str:
+    """Unsloth's activation checkpointing: its own with `use_unsloth_gc`, none with `disable_gradient_checkpointing`,
+    else Unsloth's default (on)."""
+    if model_args.use_unsloth_gc:
+        return "unsloth"
+    return not model_args.disable_gradient_checkpointing
+
+
 def load_unsloth_model(path: str, config: Any, model_args: ModelArguments, finetuning_args: FinetuningArguments,
                        compute_dtype: Any, max_seq_length: int | None = None) -> Any:
     """The base model through Unsloth's `FastLanguageModel.from_pretrained` (its tokenizer is discarded: ours wins).
@@ -133,7 +152,7 @@ def load_unsloth_model(path: str, config: Any, model_args: ModelArguments, finet
         revision=model_args.model_revision,
         device_map={"": local_rank()},
         trust_remote_code=model_args.trust_remote_code,
-        use_gradient_checkpointing="unsloth" if model_args.use_unsloth_gc else True,
+        use_gradient_checkpointing=unsloth_checkpointing(model_args),
     )
     return model
 
@@ -149,6 +168,113 @@ def unsloth_peft_model(model: Any, model_args: ModelArguments, lora_kwargs: dict
         "lora_dropout": lora_kwargs["lora_dropout"],
         "use_rslora": lora_kwargs["use_rslora"],
         "modules_to_save": lora_kwargs.get("modules_to_save"),
-        "use_gradient_checkpointing": "unsloth" if model_args.use_unsloth_gc else True,
+        "use_gradient_checkpointing": unsloth_checkpointing(model_args),
     }
     return FastLanguageModel.get_peft_model(model, **kwargs)
+
+
+# ---------------------------------------------------------------- packed sequences
+
+
+def base_model(model: Any) -> Any:
+    """The transformers model inside a PEFT wrapper (or the model itself)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def supports_packed_sequences(model: Any) -> bool:
+    """Whether examples packed into one row (restarting position ids, no attention mask) stay apart in `model`.
+
+    transformers' own text models build their masks with `masking_utils`, which reads the restarts as example
+    boundaries for the implementations in `PACKING_AWARE_ATTENTION`. Remote code, multimodal wrappers and models
+    with recurrent or linear-attention layers (which would carry state from one example into the next) do not.
+    """
+    import sys
+
+    base = base_model(model)
+    config = base.config
+    if config.get_text_config() is not config or config._attn_implementation not in PACKING_AWARE_ATTENTION:
+        return False
+    module = sys.modules.get(type(base).__module__)
+    if not type(base).__module__.startswith("transformers.models.") or not hasattr(module, "create_causal_mask"):
+        return False
+    layer_types = getattr(config, "layer_types", None) or []
+    return all(kind in ("full_attention", "sliding_attention") for kind in layer_types)
+
+
+def accepts_selected_logits(model: Any) -> bool:
+    """Whether `model` takes a 2-D boolean `logits_to_keep` and `shift_labels` (transformers' standard LM heads)."""
+    import inspect
+
+    forward = type(base_model(model)).forward
+    try:
+        source = inspect.getsource(forward)
+    except (OSError, TypeError):
+        return False
+    return "slice_logits_to_keep(" in source and "self.loss_function(" in source and "**kwargs" in source
+
+
+def enable_segment_attention(model: Any) -> bool:
+    """Switch a model that runs sdpa to `SEGMENT_ATTENTION`; returns whether it now uses it.
+
+    For rows that hold a single example, and for decoding steps, it is exactly transformers' sdpa; the name is not
+    saved with the model.
+    """
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    base = base_model(model)
+    if base.config._attn_implementation != "sdpa":
+        return base.config._attn_implementation == SEGMENT_ATTENTION
+    AttentionInterface.register(SEGMENT_ATTENTION, segment_sdpa_attention)
+    AttentionMaskInterface.register(SEGMENT_ATTENTION, sdpa_mask)  # masks as sdpa builds them, for the stock path
+    base.set_attn_implementation(SEGMENT_ATTENTION)  # warns and keeps sdpa for models that cannot switch
+    return base.config._attn_implementation == SEGMENT_ATTENTION
+
+
+def packed_segments(module: Any, query: Any, key: Any, position_ids: Any = None,
+                    **kwargs: Any) -> list[list[tuple[int, int]]] | None:
+    """Per row, the (start, end) of each example packed into it; None when sdpa must run with its mask.
+
+    Examples start where the position ids do not go up by one, as in transformers' `find_packed_sequence_indices`.
+    Only whole rows are split (queries and keys of the same length, so never a decoding step with a cache); a
+    left-padded prompt splits into its padding and its text, which is what its mask says too.
+    """
+    import torch
+
+    if position_ids is None or position_ids.dim() != 2 or not getattr(module, "is_causal", True):
+        return None
+    if getattr(module, "sliding_window", None) or any(kwargs.get(k) is not None for k in ("sliding_window", "s_aux")):
+        return None
+    rows, length = query.shape[0], query.shape[2]
+    if key.shape[2] != length or position_ids.shape[-1] != length:
+        return None
+    positions = position_ids.expand(rows, -1)
+    starts = torch.diff(positions, dim=-1, prepend=positions[:, :1] - 1) != 1
+    starts[:, 0] = True
+    found = starts.nonzero().tolist()
+    if len(found) == rows:
+        return None  # one example per row: the stock path with its mask is the same work
+    segments: list[list[tuple[int, int]]] = [[] for _ in range(rows)]
+    for index, (row, start) in enumerate(found):
+        end = found[index + 1][1] if index + 1 < len(found) and found[index + 1][0] == row else length
+        segments[row].append((start, end))
+    return segments
+
+
+def segment_sdpa_attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any,
+                           **kwargs: Any) -> tuple[Any, None]:
+    """transformers' sdpa, run once per example of each packed row (causal inside the example)."""
+    import torch
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    segments = packed_segments(module, query, key, **kwargs)
+    if segments is None:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+    options = {name: kwargs[name] for name in ("dropout", "scaling") if name in kwargs}
+    rows = []
+    for row, bounds in enumerate(segments):
+        parts = [sdpa_attention_forward(module, query[row:row + 1, :, start:end], key[row:row + 1, :, start:end],
+                                        value[row:row + 1, :, start:end], None, is_causal=True, **options)[0]
+                 for start, end in bounds]
+        rows.append(torch.cat(parts, dim=1) if len(parts) > 1 else parts[0])
+    return (torch.cat(rows) if len(rows) > 1 else rows[0]), None

@@ -6,11 +6,12 @@ template writes its own), so the boundary between ignored and trained tokens is 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from engine.errors import ConfigError, ModelError
-from engine.templates.render import turn_texts
+from engine.templates.render import Turn, turn_texts
 from engine.templates.template import Template
 
 IGNORE_INDEX = -100
@@ -19,10 +20,55 @@ IGNORE_INDEX = -100
 MIN_PART_TOKENS = 8
 
 EncodedTurn = tuple[list[int], list[int]]
+# (messages, system, tools) of one conversation, as `render_conversation` takes them.
+Conversation = tuple[Sequence[Mapping[str, Any]], str | None, str | None]
 
 
 def _encode(tokenizer: Any, text: str) -> list[int]:
     return list(tokenizer.encode(text, add_special_tokens=False)) if text else []
+
+
+def encode_texts(tokenizer: Any, texts: Sequence[str]) -> list[list[int]]:
+    """Each text's ids, as `tokenizer.encode(text, add_special_tokens=False)` gives them, for many texts at once.
+
+    One batch call instead of one call per text (a fast tokenizer then spends its time in Rust, not in Python), and
+    a text that occurs several times (a repeated system prompt or reply) is encoded once.
+    """
+    unique = list(dict.fromkeys(text for text in texts if text))
+    if not unique:
+        return [[] for _ in texts]
+    direct = _rust_batch_encoder(tokenizer)
+    if direct is not None:
+        encoded = direct(unique)
+    else:
+        encoded = tokenizer(unique, add_special_tokens=False, return_attention_mask=False,
+                            return_token_type_ids=False)["input_ids"]
+    table = dict(zip(unique, encoded, strict=True))
+    return [list(table[text]) if text else [] for text in texts]
+
+
+def _rust_batch_encoder(tokenizer: Any) -> Callable[[list[str]], list[list[int]]] | None:
+    """The Rust tokenizer's own batch call when it gives exactly what `tokenizer.encode` gives, else None.
+
+    transformers' `TokenizersBackend.encode` switches truncation and padding off, sets whether special tokens are
+    split, and calls the Rust `encode_batch`; converting its result back costs a quarter of the time. When the class
+    changes none of that and the Rust tokenizer is already set the same way, calling it directly is the same call.
+    """
+    module = sys.modules.get("transformers.tokenization_utils_tokenizers")
+    base = sys.modules.get("transformers.tokenization_utils_base")
+    backend_class = getattr(module, "TokenizersBackend", None)
+    if backend_class is None or base is None or not isinstance(tokenizer, backend_class):
+        return None
+    cls = type(tokenizer)
+    if cls._encode_plus is not backend_class._encode_plus or cls.encode is not base.PreTrainedTokenizerBase.encode:
+        return None
+    backend = tokenizer.backend_tokenizer
+    if backend.truncation is not None or backend.padding is not None:
+        return None
+    if backend.encode_special_tokens != bool(getattr(tokenizer, "split_special_tokens", False)):
+        return None
+    encode_batch = getattr(backend, "encode_batch_fast", backend.encode_batch)  # _fast skips the char offsets
+    return lambda texts: [encoding.ids for encoding in encode_batch(texts, add_special_tokens=False)]
 
 
 def _encoded_turns(
@@ -35,6 +81,21 @@ def _encoded_turns(
     *,
     training: bool,
 ) -> list[EncodedTurn]:
+    turns = _checked_texts(template, tokenizer, messages, system, tools, enable_thinking, training=training)
+    return [(_encode(tokenizer, prompt), _encode(tokenizer, response)) for prompt, response in turns]
+
+
+def _checked_texts(
+    template: Template,
+    tokenizer: Any,
+    messages: Sequence[Mapping[str, Any]],
+    system: str | None,
+    tools: str | None,
+    enable_thinking: bool | None,
+    *,
+    training: bool,
+) -> list[Turn]:
+    """The (prompt, response) texts of a conversation; a training one must end with a reply the template shows."""
     turns = turn_texts(
         template,
         tokenizer,
@@ -47,7 +108,7 @@ def _encoded_turns(
     )
     if training and not turns[-1][1]:
         raise ModelError("chat_template_unaligned")
-    return [(_encode(tokenizer, prompt), _encode(tokenizer, response)) for prompt, response in turns]
+    return turns
 
 
 def render_conversation(
@@ -72,7 +133,53 @@ def render_conversation(
     if cutoff_len is not None and cutoff_len < 1:
         raise ConfigError("invalid_cutoff_len", value=cutoff_len)
     turns = _encoded_turns(template, tokenizer, messages, system, tools, enable_thinking, training=True)
+    return _finish(template, tokenizer, (messages, system, tools), turns, cutoff_len=cutoff_len,
+                   train_on_prompt=train_on_prompt, mask_history=mask_history, enable_thinking=enable_thinking)
+
+
+def render_conversations(
+    template: Template,
+    tokenizer: Any,
+    conversations: Sequence[Conversation],
+    *,
+    cutoff_len: int | None = None,
+    train_on_prompt: bool = False,
+    mask_history: bool = False,
+    enable_thinking: bool | None = None,
+) -> list[tuple[list[int], list[int]]]:
+    """`render_conversation` of each `(messages, system, tools)`, with the same result, faster for many of them.
+
+    Every conversation is laid out as text first; then all the prompt and response texts are encoded in one batch
+    (see `encode_texts`), which is where the time went when each text was encoded on its own.
+    """
+    if cutoff_len is not None and cutoff_len < 1:
+        raise ConfigError("invalid_cutoff_len", value=cutoff_len)
+    texts = [_checked_texts(template, tokenizer, messages, system, tools, enable_thinking, training=True)
+             for messages, system, tools in conversations]
+    ids = iter(encode_texts(tokenizer, [part for turns in texts for turn in turns for part in turn]))
+    results = []
+    for conversation, turns in zip(conversations, texts, strict=True):
+        encoded = [(next(ids), next(ids)) for _ in turns]
+        results.append(_finish(template, tokenizer, conversation, encoded, cutoff_len=cutoff_len,
+                               train_on_prompt=train_on_prompt, mask_history=mask_history,
+                               enable_thinking=enable_thinking))
+    return results
+
+
+def _finish(
+    template: Template,
+    tokenizer: Any,
+    conversation: Conversation,
+    turns: list[EncodedTurn],
+    *,
+    cutoff_len: int | None,
+    train_on_prompt: bool,
+    mask_history: bool,
+    enable_thinking: bool | None,
+) -> tuple[list[int], list[int]]:
+    """Truncate a conversation's encoded turns to `cutoff_len` and lay out its ids and labels."""
     if cutoff_len is not None:
+        messages, system, tools = conversation
 
         def last_turn_alone() -> EncodedTurn:
             # The last exchange as a conversation of its own, so it keeps the prefix and the system prompt.

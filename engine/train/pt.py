@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 from engine.config import RunConfig
+
+logger = logging.getLogger(__name__)
 
 
 def run(config: RunConfig, *, run_dir: Path, resume: str | None, abort: Any) -> dict[str, Any]:
@@ -14,6 +17,9 @@ def run(config: RunConfig, *, run_dir: Path, resume: str | None, abort: Any) -> 
     from engine.model.loader import load_model, load_tokenizer
     from engine.train.trainer_setup import build_trainer, compute_dtype, train_and_save
 
+    if config.data.neat_packing:
+        logger.warning("neat_packing applies to sft: pre-training packs its text as one stream cut into cutoff_len "
+                       "blocks, so a block can hold the end of one document and the start of the next.")
     tokenizer = load_tokenizer(config.model)
     train_set, eval_set = prepare_datasets(config, None, tokenizer)
     model = load_model(tokenizer, config.model, config.finetuning, is_trainable=config.training.do_train,

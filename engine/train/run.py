@@ -85,11 +85,22 @@ def run_training(config: RunConfig) -> int:
     abort.install()
     logger.info("Rank %s of %s: %s training into %s", os.environ.get("RANK", "0"), os.environ.get("WORLD_SIZE", "1"),
                 config.finetuning.stage, run_dir)
+    _warn_unused_data_options(config)
     try:
         return _run_stage(config, run_dir, resume, abort, main, lock)
     finally:
         abort.uninstall()
         restore_output()
+
+
+def _warn_unused_data_options(config: RunConfig) -> None:
+    """The tokenization cache and worker options serve pt and sft; other stages say so rather than ignore them."""
+    data = config.data
+    asked = [name for name, value in (("tokenized_path", data.tokenized_path), ("overwrite_cache", data.overwrite_cache),
+                                      ("preprocessing_num_workers", data.preprocessing_num_workers)) if value]
+    if asked and config.finetuning.stage not in ("pt", "sft"):
+        logger.warning("%s only apply to the pt and sft stages; stage %s tokenizes its data without them.",
+                       ", ".join(asked), config.finetuning.stage)
 
 
 def _run_stage(config: RunConfig, run_dir: Path, resume: str | None, abort: Any, main: bool, lock: RunLock) -> int:

@@ -169,18 +169,76 @@ def write_all_results(run_dir: Path, results: dict[str, Any]) -> None:
     path.write_text(json.dumps(existing, indent=2), encoding="utf-8")
 
 
+def batch_layout(config: RunConfig, model: Any) -> dict[str, bool]:
+    """How pt/sft batches are laid out: `padding_free` (one row, no padding), `select_logits` (LM head only where
+    the loss is taken) and `varlen_kwargs` (example boundaries for FlashAttention). None changes the loss; each is
+    used only where the model supports it.
+
+    Padding-free is on by default when examples in one row stay apart and attention costs what the examples cost:
+    FlashAttention's varlen kernels, or on the CPU sdpa run once per example (on a GPU, sdpa over a whole packed
+    row beats many small per-example calls). `padding_free: true` also flattens batches for sdpa and eager.
+    """
+    import torch
+
+    from engine.model.boosters import (
+        VARLEN_ATTENTION,
+        accepts_selected_logits,
+        base_model,
+        enable_segment_attention,
+        supports_packed_sequences,
+    )
+
+    wanted = config.data.padding_free
+    packed = bool(config.data.packing) or wanted is not False
+    on_cpu = config.training.use_cpu or not torch.cuda.is_available()
+    if packed and on_cpu and supports_packed_sequences(model):
+        enable_segment_attention(model)  # packed rows and padding-free batches then cost what their examples cost
+    supported = supports_packed_sequences(model)
+    attention = str(base_model(model).config._attn_implementation)
+    flash = attention.startswith("flash_attention")
+    if config.data.packing and flash and wanted is False:
+        # FlashAttention keeps packed examples apart only in a single row (transformers' `_is_packed_sequence`).
+        logger.warning("padding_free: false is ignored: packing with FlashAttention needs padding-free batches.")
+        wanted = True
+    if wanted and not supported:
+        logger.warning("padding_free: this model cannot keep examples in one row apart (attention %s); batches are "
+                       "padded instead.", attention)
+    if wanted is None:
+        wanted = attention in VARLEN_ATTENTION
+    m, ft = config.model, config.finetuning
+    # Liger's fused loss and Unsloth never build the logits; label smoothing needs all of them.
+    select = (not (m.enable_liger_kernel or m.use_unsloth) and config.training.label_smoothing_factor == 0
+              and accepts_selected_logits(model))
+    padding_free = bool(wanted and supported)
+    layout = {"padding_free": padding_free, "select_logits": select, "varlen_kwargs": padding_free and flash}
+    logger.info("Batch layout: %s (attention: %s, stage %s).", layout, attention, ft.stage)
+    return layout
+
+
+def build_collator(config: RunConfig, model: Any, tokenizer: Any) -> Any:
+    """The pt/sft collator for this run's batch layout."""
+    from engine.data.preprocess import SequenceCollator
+
+    return SequenceCollator(pad_token_id=tokenizer.pad_token_id, **batch_layout(config, model))
+
+
 def build_trainer(config: RunConfig, model: Any, tokenizer: Any, train_set: Any, eval_set: Any, *,
                   run_dir: Path, abort: Any, collator: Any = None, **extra: Any) -> Any:
     """transformers' Trainer with our arguments, optimiser (LoRA+/GaLore/BAdam when asked), collator and callbacks."""
     from transformers import Trainer
 
-    from engine.data.preprocess import SequenceCollator
     from engine.model.optimizers import create_optimizer
 
     ft = config.finetuning
+    collator = collator or build_collator(config, model, tokenizer)
     # Layer-wise GaLore steps inside the backward pass: no accumulation, no global clipping.
     layerwise = ft.use_galore and ft.galore_layerwise
-    args = build_training_arguments(config, **({"max_grad_norm": 0.0} if layerwise else {}))
+    overrides: dict[str, Any] = {"max_grad_norm": 0.0} if layerwise else {}
+    if "compute_metrics" not in extra:  # nothing reads the predictions: keep evaluation from gathering the logits
+        overrides["prediction_loss_only"] = True
+    if getattr(collator, "padding_free", False) and config.training.include_num_input_tokens_seen:
+        overrides["include_num_input_tokens_seen"] = "all"  # no padding to leave out (and pad may equal eos)
+    args = build_training_arguments(config, **overrides)
     optimizer = create_optimizer(model, args.learning_rate, args.weight_decay, ft,
                                  {"betas": (args.adam_beta1, args.adam_beta2), "eps": args.adam_epsilon},
                                  optim=config.training.optim)
@@ -189,7 +247,7 @@ def build_trainer(config: RunConfig, model: Any, tokenizer: Any, train_set: Any,
         args=args,
         train_dataset=train_set,
         eval_dataset=eval_set,
-        data_collator=collator or SequenceCollator(pad_token_id=tokenizer.pad_token_id),
+        data_collator=collator,
         processing_class=tokenizer,
         callbacks=make_callbacks(config, run_dir, abort),
         optimizers=(optimizer, None),

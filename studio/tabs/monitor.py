@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -104,27 +105,62 @@ def abort_training(run_dir: str, lang: str) -> str:
     return t("train.msg.nothing_to_abort", lang)
 
 
-def poll(run_dir: str, lang: str, metric: str, monitor: Any) -> tuple[Any, ...]:
+class MonitorSession:
+    """One page's monitor: the run-folder reader, and what the page's charts, metric picker and log were last sent.
+
+    A tick re-sends only what changed: a long run's curves hold thousands of points, and serialising and redrawing
+    them every second left the page seconds behind the run.
+    """
+
+    def __init__(self) -> None:
+        from studio.monitor import RunMonitor
+
+        self.monitor = RunMonitor()
+        self._sent: dict[str, tuple[Any, ...]] = {}
+        self._lock = threading.Lock()
+
+    def changed(self, output: str, *key: Any) -> bool:
+        """Whether `output` must be sent for `key`, which is then remembered as sent. Texts and tuples compare by
+        value, anything else (the run monitor's frames, replaced only when lines were appended) by identity."""
+        with self._lock:
+            last = self._sent.get(output)
+            if last is not None and len(last) == len(key) and all(map(_same, last, key)):
+                return False
+            self._sent[output] = key
+            return True
+
+
+def _same(a: Any, b: Any) -> bool:
+    return a is b or (isinstance(a, (str, tuple)) and type(a) is type(b) and a == b)
+
+
+def poll(run_dir: str, lang: str, metric: str, session: MonitorSession | None) -> tuple[Any, ...]:
     """Timer tick: read the run folder and refresh status, progress, charts and log; stop polling at the end.
 
     The metric chart shows one chosen series at a time (learning rate, grad norm and throughput differ by orders
-    of magnitude); its choices grow as the run logs new metrics.
+    of magnitude); its choices grow as the run logs new metrics. Charts, picker and log are sent only when they
+    changed since this page's last poll, and a long run's curves are thinned to what a chart can show.
     """
     import gradio as gr
 
-    from studio.monitor import RunMonitor, status_markdown
+    from studio.monitor import status_markdown, thin_frame
 
     if not run_dir:  # nothing to show: the idle texts (in the current language)
         return (t("train.msg.no_run", lang), progress_html(None, lang), gr.update(), gr.update(), gr.update(),
-                gr.update(), gr.Timer(active=False), monitor)
-    monitor = monitor or RunMonitor()
-    view = monitor.poll(Path(run_dir))
+                gr.update(), gr.Timer(active=False), session)
+    session = session if isinstance(session, MonitorSession) else MonitorSession()
+    view = session.monitor.poll(Path(run_dir))
     live = view.state in ("running", "new")
-    names = list(dict.fromkeys(view.metrics["series"])) or ["lr"]
+    names = tuple(view.metrics["series"].unique()) or ("lr",)
     metric = metric if metric in names else names[0]
-    chosen = view.metrics[view.metrics["series"] == metric]
-    return (status_markdown(view, lang), progress_html(view, lang), view.loss, chosen,
-            gr.update(choices=names, value=metric), view.log_tail, gr.Timer(active=live), monitor)
+    skip = gr.skip()
+    loss = thin_frame(view.loss) if session.changed("loss", run_dir, view.loss) else skip
+    chosen = (thin_frame(view.metrics[view.metrics["series"] == metric])
+              if session.changed("metrics", run_dir, view.metrics, metric) else skip)
+    picker = gr.update(choices=list(names), value=metric) if session.changed("picker", names, metric) else skip
+    log = view.log_tail if session.changed("log", view.log_tail) else skip
+    return (status_markdown(view, lang), progress_html(view, lang), loss, chosen, picker, log, gr.Timer(active=live),
+            session)
 
 
 def reattach(lang: str) -> tuple[str, Any]:
@@ -184,9 +220,9 @@ def wire(ctx: Context, demo: Any) -> None:
 
     form = [ctx[name] for name in FORM_FIELDS]
     lang = ctx["lang"]
-    monitor = gr.State(None)
+    session = gr.State(None)  # one MonitorSession per page
     outputs = [ctx["status"], ctx["progress"], ctx["loss_plot"], ctx["metrics_plot"], ctx["metric_pick"], ctx["log"],
-               ctx["timer"], monitor]
+               ctx["timer"], session]
     private = {"api_visibility": "private"}
     ctx["preview_button"].click(preview_command, [lang, *form], ctx["command"], **private)
     ctx["start_button"].click(start_training, [lang, *form], [ctx["status"], ctx["run_dir"], ctx["timer"]],
@@ -194,8 +230,8 @@ def wire(ctx: Context, demo: Any) -> None:
     ctx["abort_button"].click(abort_training, [ctx["run_dir"], lang], ctx["status"], **private)
     ctx["save_button"].click(save_settings, [ctx["config_path"], lang, *form], None, **private)
     ctx["load_button"].click(load_settings, [ctx["config_path"], lang], form, **private)
-    ctx["timer"].tick(poll, [ctx["run_dir"], lang, ctx["metric_pick"], monitor], outputs, **private)
-    ctx["metric_pick"].input(poll, [ctx["run_dir"], lang, ctx["metric_pick"], monitor], outputs, **private)
-    lang.change(poll, [ctx["run_dir"], lang, ctx["metric_pick"], monitor], outputs, **private)  # texts follow
+    ctx["timer"].tick(poll, [ctx["run_dir"], lang, ctx["metric_pick"], session], outputs, **private)
+    ctx["metric_pick"].input(poll, [ctx["run_dir"], lang, ctx["metric_pick"], session], outputs, **private)
+    lang.change(poll, [ctx["run_dir"], lang, ctx["metric_pick"], session], outputs, **private)  # texts follow
     demo.load(reattach, [lang], [ctx["run_dir"], ctx["timer"]], **private)
     demo.load(fresh_run_name, None, ctx["run_name"], **private)

@@ -534,3 +534,57 @@ def test_chat_loop_clear_and_end_of_input(tiny_model_dir: Path):
     assert run_chat(backend, read, out, io.StringIO()) == 0
     assert out.getvalue().count("Assistant: Hello there, friend.") == 3
     assert seen == [1, 3, 1]  # the history grows, and `clear` empties it
+
+
+def test_event_pump_sends_every_event_in_order_and_closes_the_generator():
+    import asyncio
+
+    from engine.inference.api import _in_threads
+
+    closed = threading.Event()
+
+    def events(count: int) -> Iterator[str]:
+        try:
+            for index in range(count):
+                yield f"data: {index}\n\n"
+        finally:
+            closed.set()
+
+    async def read_all() -> str:
+        return "".join([chunk async for chunk in _in_threads(events(200))])
+
+    assert asyncio.run(read_all()) == "".join(f"data: {index}\n\n" for index in range(200)) and closed.is_set()
+
+
+def test_event_pump_stops_an_abandoned_generator_and_passes_on_failures():
+    import asyncio
+
+    from engine.inference.api import _in_threads
+
+    closed = threading.Event()
+
+    def endless() -> Iterator[str]:
+        try:
+            while True:
+                yield "data: x\n\n"
+                time.sleep(0.001)
+        finally:
+            closed.set()
+
+    async def read_one_then_leave() -> str:
+        stream = _in_threads(endless())
+        first = await stream.__anext__()
+        await stream.aclose()  # what the response does when the client goes away
+        return first
+
+    assert asyncio.run(read_one_then_leave()).startswith("data: x") and closed.is_set()
+
+    def failing() -> Iterator[str]:
+        yield "data: 1\n\n"
+        raise ValueError("generation broke")
+
+    async def read_failing() -> list[str]:
+        return [chunk async for chunk in _in_threads(failing())]
+
+    with pytest.raises(ValueError, match="generation broke"):
+        asyncio.run(read_failing())

@@ -66,3 +66,10 @@ def test_extra_args_are_merged_and_checked(studio_home):
 def test_run_name_with_dots_is_refused(studio_home):
     with pytest.raises(StudioError):
         build_train_config(form(run_name="../../etc"))
+
+
+def test_max_steps_zero_means_all_epochs(studio_home):
+    config, _ = build_train_config(form(max_steps=0))  # the Train tab shows 0 for "off"
+    assert config["max_steps"] == -1
+    validate_config(config_from_dict(config))
+    assert build_train_config(form(max_steps=20.0))[0]["max_steps"] == 20

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 import zipfile
 from pathlib import Path
 
@@ -39,10 +40,18 @@ def visitor(browser):
 
 
 def start(page) -> str:
-    page.get_by_role("button", name="Start").click()
+    """Press Start and return the status text once it has changed (a refusal replaces the previous one)."""
     status = page.locator("#status")
-    status.get_by_text(re.compile("❌|Starting|Step")).first.wait_for(timeout=60_000)
-    return status.inner_text()
+    before = status.inner_text()
+    page.get_by_role("button", name="Start").click()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        text = status.inner_text()
+        pending = re.match(r"\s*[\d.]+s\b", text)  # Gradio's timer shows while the event runs
+        if not pending and text != before and re.search("❌|Starting|Step|Finished", text):
+            return text
+        page.wait_for_timeout(200)
+    raise AssertionError(f"the status did not change after Start: {before!r}")
 
 
 def open_runs(page) -> None:

@@ -194,3 +194,42 @@ def test_polling_five_thousand_lines_stays_incremental(run_dir: Path, reads: lis
           f"one new line {one_more * 1000:.1f} ms")
     assert view.current_steps == 5000 and len(view.loss) == 10000 and again.current_steps == 5000
     assert grown.current_steps == 5001 and len(reads) == 2 and reads[1] > 0
+
+
+def test_long_curves_are_thinned_for_the_chart_keeping_spikes_and_ends():
+    from studio.monitor import loss_frame, thin_frame
+
+    records = [record(i, total=5000, loss=2.0 - i / 5000) for i in range(1, 5001)]
+    records[2345]["loss"] = 40.0  # one spike
+    full = loss_frame(records)
+    thin = thin_frame(full, max_points=400)
+    sizes = thin.groupby("series").size()
+    assert list(thin.columns) == ["step", "value", "series"] and set(sizes.index) == {"loss", "smoothed"}
+    assert sizes.max() <= 402 and sizes.min() > 100
+    loss = thin[thin.series == "loss"]
+    assert 40.0 in set(loss["value"]) and loss["step"].is_monotonic_increasing
+    assert loss["step"].iloc[0] == 1 and loss["step"].iloc[-1] == 5000
+    short = loss_frame(records[:50])
+    assert thin_frame(short, max_points=400) is short
+
+
+def test_a_tick_sends_charts_and_log_only_when_they_changed(run_dir: Path):
+    import gradio as gr
+
+    from studio.tabs.monitor import poll
+
+    skip = gr.skip()
+    append(run_dir, record(1, loss=2.0, lr=1e-3), record(2, loss=1.5, lr=1e-3))
+    status, progress, loss, metrics, picker, log, timer, session = poll(str(run_dir), "en", "lr", None)
+    assert "Step 2 of 10" in progress and list(loss["step"]) == [1, 2, 1, 2] and list(metrics["value"]) == [1e-3] * 2
+    assert picker["choices"] == ["lr"] and timer.active
+    again = poll(str(run_dir), "en", "lr", session)
+    assert again[2:6] == (skip, skip, skip, skip) and again[-1] is session and "Step 2 of 10" in again[1]
+    append(run_dir, record(3, loss=1.2, lr=2e-3, grad_norm=0.5))
+    grown = poll(str(run_dir), "en", "lr", session)
+    assert list(grown[2][grown[2].series == "loss"]["value"]) == [2.0, 1.5, 1.2]
+    assert list(grown[3]["value"]) == [1e-3, 1e-3, 2e-3] and grown[4]["choices"] == ["lr", "grad_norm"]
+    picked = poll(str(run_dir), "en", "grad_norm", session)  # the user picked another metric
+    assert picked[2] == skip and list(picked[3]["value"]) == [0.5] and picked[4]["value"] == "grad_norm"
+    fresh_page = poll(str(run_dir), "en", "lr", None)  # a reload starts a new session: everything is sent
+    assert len(fresh_page[2]) == 6 and fresh_page[-1] is not session
