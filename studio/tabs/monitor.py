@@ -47,8 +47,11 @@ def progress_html(view: Any, lang: str) -> str:
     if view is None or not view.total_steps:
         percent, text = 0.0, t("train.msg.progress_idle", lang)
     else:
-        percent = float(view.percentage or 0.0)
-        text = t("train.msg.progress", lang, current=view.current_steps, total=view.total_steps,
+        # A finished run's last logged step can precede its last step (logging_steps): the bar shows it complete.
+        done = getattr(view, "state", None) == "finished"
+        percent = 100.0 if done else float(view.percentage or 0.0)
+        text = t("train.msg.progress", lang, current=view.total_steps if done else view.current_steps,
+                 total=view.total_steps,
                  percent=f"{percent:.0f}", elapsed=view.elapsed or "0:00:00", remaining=view.remaining or "0:00:00")
     return (f'<div class="studio-progress"><div class="studio-progress-bar" style="width:{percent:.1f}%"></div>'
             f'<span class="studio-progress-text">{html.escape(text)}</span></div>')

@@ -233,3 +233,16 @@ def test_a_tick_sends_charts_and_log_only_when_they_changed(run_dir: Path):
     assert picked[2] == skip and list(picked[3]["value"]) == [0.5] and picked[4]["value"] == "grad_norm"
     fresh_page = poll(str(run_dir), "en", "lr", None)  # a reload starts a new session: everything is sent
     assert len(fresh_page[2]) == 6 and fresh_page[-1] is not session
+
+
+def test_a_finished_run_shows_a_full_progress_bar():
+    from types import SimpleNamespace
+
+    from studio.tabs.monitor import progress_html
+
+    # logging_steps=5 with 6 steps: the last logged step is 5, yet the run did all 6.
+    view = SimpleNamespace(state="finished", total_steps=6, current_steps=5, percentage=83.3, elapsed="0:00:11",
+                           remaining="0:00:02")
+    assert "Step 6 of 6 (100%)" in progress_html(view, "en") and "width:100.0%" in progress_html(view, "en")
+    running = SimpleNamespace(**{**vars(view), "state": "running"})
+    assert "Step 5 of 6 (83%)" in progress_html(running, "en")
