@@ -148,21 +148,12 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def process_tree(pid: int) -> list[int]:
-    """`pid` and every process below it, found through /proc (Linux)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").glob("[0-9]*"):
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[-1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [pid], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in found:
-                found.append(child)
-                todo.append(child)
-    return found
+    """`pid` and every process below it (Linux)."""
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+    from engine.runfolder import process_descendants
+
+    return [pid, *process_descendants([pid])]
 
 
 def _status_kib(pid: int, key: str) -> int:

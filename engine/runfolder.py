@@ -67,6 +67,24 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def process_descendants(pids: list[int]) -> list[int]:
+    """Every process below `pids` (children, grandchildren, ...), found through /proc (Linux; empty elsewhere)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[-1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], list(pids)
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.append(child)
+                todo.append(child)
+    return found
+
+
 def is_process_alive(pid: int | None, start_time: str | None = None) -> bool:
     """Whether `pid` is still the process that wrote the status (zombies count as dead)."""
     if not pid:

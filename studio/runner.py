@@ -28,6 +28,7 @@ from engine.runfolder import (
     is_process_alive,
     list_checkpoints,
     mark_running,
+    process_descendants,
     read_status,
     write_status,
 )
@@ -173,24 +174,6 @@ def _live_processes(status: dict[str, Any]) -> list[int]:
     return found
 
 
-def _descendants(pids: list[int]) -> list[int]:
-    """Every process below `pids` (torchrun's ranks run in sessions of their own), found through /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").glob("[0-9]*"):
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[-1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], list(pids)
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in found:
-                found.append(child)
-                todo.append(child)
-    return found
-
-
 def abort_run(run_dir: str | Path, *, grace: float = 30.0) -> bool:
     """Ask a live run to stop (SIGTERM: the engine saves a checkpoint); SIGKILL follows after `grace` seconds.
 
@@ -225,7 +208,7 @@ def _finish_abort(run_dir: Path, status: dict[str, Any], grace: float) -> None:
     if not _wait_gone(status, grace):
         live = _live_processes(status)
         # Collect the whole tree first: once the launcher dies its children are re-parented and lost from view.
-        for pid in [*reversed(live), *_descendants(live)]:
+        for pid in [*reversed(live), *process_descendants(live)]:
             _signal_group(pid, signal.SIGKILL)
         killed = True
         _wait_gone(status, 10.0)
