@@ -78,9 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     demo_mode.activate(settings)
     from studio.app import CSS, create_app
     from studio.chat_server import stop_server
+    from studio.janitor import start_cleaner, stop_all_chat_servers
 
     # The chat model server is the studio's child in spirit: it goes when the studio goes.
-    atexit.register(demo_mode.stop_all_chat_servers if settings else stop_server)
+    atexit.register(stop_all_chat_servers if settings else stop_server)
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
 
     # Each Blocks sets up its queue from this (Gradio's documented variable); calling demo.queue() once the app
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         from studio.workspace import VisitorCookie
 
         print(f"Demo mode ({demo_mode.detect_platform() or 'on request'}): {settings}", flush=True)
-        demo_mode.start_cleaner(settings)
+        start_cleaner(settings)
         extra = {"app_kwargs": {"middleware": [Middleware(VisitorCookie)]},
                  "max_file_size": f"{settings.max_upload_mb:g}mb"}
     demo.launch(

@@ -24,6 +24,7 @@ from typing import Any
 
 from engine import paths
 from engine.errors import StudioError
+from studio import demo_mode
 
 VISITOR_COOKIE = "studio_visitor"
 WORKSPACES = "workspaces"
@@ -34,10 +35,13 @@ _seen: dict[str, float] = {}
 _registry_lock = threading.Lock()
 
 
-def demo_on() -> bool:
-    from studio.demo_mode import active
+# A workspace's chat model state, relative to the workspace (the chat server keeps it under its saves folder).
+CHAT_STATE = Path("saves") / ".studio" / "chat" / "server.json"
 
-    return active() is not None
+
+def demo_on() -> bool:
+    """Whether the studio serves the public demo (the flag lives in `studio.demo_mode`)."""
+    return demo_mode.active() is not None
 
 
 def workspaces_root() -> Path:

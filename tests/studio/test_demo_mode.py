@@ -14,7 +14,7 @@ import pytest
 
 from engine.errors import StudioError
 from engine.runfolder import process_start_time, write_status
-from studio import demo_mode, workspace
+from studio import demo_mode, janitor, workspace
 from studio.demo_mode import DemoSettings, apply_limits, demo_requested, detect_platform
 
 TOKEN_A = "a" * 32
@@ -211,10 +211,10 @@ def test_idle_workspaces_are_cleaned_up(demo, tmp_path):
         live = old / "saves" / "demo" / "lora" / "live"
         live.mkdir(parents=True)
         write_status(live, "running", pid=sleeper.pid, pid_start_time=process_start_time(sleeper.pid))
-        assert demo_mode.clean_idle_workspaces(settings) == []  # its run is aborted first, the folder kept
+        assert janitor.clean_idle_workspaces(settings) == []  # its run is aborted first, the folder kept
         sleeper.wait(timeout=20)
         write_status(live, "aborted")
-        assert demo_mode.clean_idle_workspaces(settings) == [old.name]
+        assert janitor.clean_idle_workspaces(settings) == [old.name]
     finally:
         if sleeper.poll() is None:
             sleeper.kill()

@@ -1,0 +1,68 @@
+"""The public demo's clean-up: idle chat models unloaded, idle workspaces deleted, everything stopped on exit.
+
+Kept apart from `studio.demo_mode` (which only states and checks the limits) so that the limits sit below the
+runner and the chat server, and the clean-up above them: no import circle.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from studio.chat_server import live_servers, stop_server
+from studio.demo_mode import DemoSettings
+from studio.runner import abort_run, find_live_runs
+from studio.workspace import CHAT_STATE, last_seen, remove_workspace, workspaces_root
+
+logger = logging.getLogger(__name__)
+
+
+def stop_all_chat_servers() -> int:
+    """Stop every workspace's chat model (the studio is exiting); returns how many were running."""
+    servers = live_servers(workspaces_root())
+    for path in servers:
+        stop_server(path)
+    return len(servers)
+
+
+def clean_idle_workspaces(settings: DemoSettings, now: float | None = None) -> list[str]:
+    """Unload chat models idle past `chat_idle_minutes`; delete workspaces idle past `idle_minutes`.
+
+    A workspace with a live run has the run aborted and is deleted on a later pass, once the run has stopped.
+    Returns the names of the deleted workspaces.
+    """
+    now = time.time() if now is None else now
+    root = workspaces_root()
+    removed = []
+    for folder in sorted(root.iterdir()) if root.is_dir() else []:
+        if not folder.is_dir():
+            continue
+        idle = now - last_seen(folder)
+        chat_state = folder / CHAT_STATE
+        if idle > settings.chat_idle_minutes * 60 and chat_state.exists():
+            stop_server(chat_state)
+        if idle > settings.idle_minutes * 60:
+            live = find_live_runs(folder / "saves")
+            for run_dir in live:
+                abort_run(run_dir, grace=10.0)
+            if live:
+                continue  # removed on a later pass, once its runs have stopped
+            remove_workspace(folder)
+            removed.append(folder.name)
+    return removed
+
+
+def start_cleaner(settings: DemoSettings, every: float = 60.0) -> threading.Event:
+    """A daemon thread that runs `clean_idle_workspaces` every `every` seconds; set the returned event to stop it."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(every):
+            try:
+                clean_idle_workspaces(settings)
+            except Exception:  # the demo must keep serving even if one clean-up pass fails
+                logger.exception("cleaning idle demo workspaces failed")
+
+    threading.Thread(target=loop, name="demo-cleaner", daemon=True).start()
+    return stop
