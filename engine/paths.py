@@ -18,6 +18,11 @@ def resource_dir(name: str) -> Path:
     return _SOURCE_ROOT / name
 
 
+def looks_like_local_path(name: str) -> bool:
+    """Whether a model name is meant as a folder (hub ids are `org/name`)."""
+    return name.startswith((".", "/", "~")) or name.count("/") > 1 or os.sep == "\\" and "\\" in name
+
+
 def studio_home() -> Path:
     """The folder holding `saves/` (env STUDIO_HOME, default: the working directory)."""
     return Path(os.environ.get("STUDIO_HOME") or os.getcwd()).resolve()

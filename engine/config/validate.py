@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 from typing import Any
 
 from engine.config.finetuning import PREF_LOSSES
 from engine.config.loader import GROUPS, RunConfig
 from engine.errors import ConfigError, Phrase
+from engine.paths import looks_like_local_path
 
 # The dataset kind (see `engine.data.dataset_kind`) a stage trains on, where it needs a particular one.
 STAGE_DATASET_KINDS = {"rm": "ranking", "dpo": "ranking", "kto": "kto"}
@@ -40,11 +40,6 @@ def _check_one(key: str, value: Any, meta: Any) -> None:
         raise ConfigError("too_small", key=key, value=value, relation=relation, limit=low)
     if high is not None and value > high:
         raise ConfigError("too_large", key=key, value=value, limit=high)
-
-
-def looks_like_local_path(name: str) -> bool:
-    """Whether a model name is meant as a folder (hub ids are `org/name`)."""
-    return name.startswith((".", "/", "~")) or name.count("/") > 1 or os.sep == "\\" and "\\" in name
 
 
 # Accepted so LLaMA-Factory configs load, but not implemented here: setting them is refused, never ignored.

@@ -14,6 +14,7 @@ from typing import Any
 
 from engine.config import RunConfig, read_yaml
 from engine.errors import ConfigError, ModelError
+from engine.paths import looks_like_local_path
 
 CARD_FILE = "README.md"
 # Files of the run-folder contract that describe the export process, not the model: never uploaded.
@@ -39,8 +40,6 @@ def run_info(run_dir: Path | None) -> dict[str, Any]:
 
 def is_hub_id(name: str) -> bool:
     """Whether `name` reads as a Hub repository id (`org/name`), not a local folder or the demo model."""
-    from engine.config.validate import looks_like_local_path
-
     return name.count("/") == 1 and not looks_like_local_path(name) and not Path(name).expanduser().exists()
 
 

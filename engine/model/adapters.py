@@ -16,9 +16,10 @@ from typing import Any
 
 from engine.config.finetuning import FinetuningArguments
 from engine.config.model import ModelArguments
-from engine.config.validate import looks_like_local_path
 from engine.errors import ModelError
+from engine.model.load_errors import translated_errors
 from engine.model.quantization import count_4bit_elements, is_quantized
+from engine.paths import looks_like_local_path
 
 logger = logging.getLogger(__name__)
 
@@ -210,8 +211,6 @@ def _adapter_location(name: str) -> str:
 def _load_adapter(model: Any, location: str, model_args: ModelArguments, is_trainable: bool) -> Any:
     """`PeftModel.from_pretrained` with errors that name the adapter and the base model."""
     from peft import PeftModel
-
-    from engine.model.loader import translated_errors
 
     folder = location if os.path.isdir(location) else None
     try:
