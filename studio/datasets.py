@@ -1,5 +1,6 @@
-"""The Train tab's dataset features as plain functions: list by stage, page through rows, upload and register a file,
-and preview a row token by token as the model will see it (with the loss mask), plus token-length statistics.
+"""The Train tab's dataset features as plain functions: list by stage, page through rows, and preview a row token
+by token as the model will see it (with the loss mask), plus token-length statistics. Uploads live in
+`studio.uploads` (re-exported here).
 
 Torch-free: rows are read and converted by `engine.data`, rendered by `engine.templates`, and tokenized by
 `studio.light_tokenizer` (the model folder's tokenizer.json through the `tokenizers` library).
@@ -8,18 +9,11 @@ Torch-free: rows are read and converted by `engine.data`, rendered by `engine.te
 from __future__ import annotations
 
 import html
-import json
 import math
-import os
-import re
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from engine.data import (
-    REGISTRY_FILE,
-    SUPPORTED_EXTENSIONS,
     DatasetAttr,
     RowsError,
     convert_rows,
@@ -30,36 +24,18 @@ from engine.data import (
     load_registry,
     read_rows,
 )
-from engine.data.files import describe_row, read_file
-from engine.data.registry import check_entry
-from engine.errors import ConfigError, DataError, StudioError, format_message
+from engine.data.files import describe_row
+from engine.errors import ConfigError, DataError, format_message
 from engine.model.chat_template import load_template
-from engine.paths import resolve_dataset_dir
-from engine.runfolder import file_lock
 from engine.templates import IGNORE_INDEX, render_conversation
 from studio.light_tokenizer import LightTokenizer, load_light_tokenizer
+from studio.uploads import detect_columns, register_upload, suggest_mapping
+
+__all__ = ["STAGE_KINDS", "detect_columns", "format_length_stats", "length_stats", "list_datasets", "preview_rows",
+           "register_upload", "render_preview", "suggest_mapping"]
 
 STAGE_KINDS = {"pt": {"sft", "ranking", "kto"}, "sft": {"sft"}, "rm": {"ranking"}, "dpo": {"ranking"},
                "kto": {"kto"}, "ppo": {"sft"}, "grpo": {"sft"}}
-UPLOADS = "uploads"
-DETECT_ROWS = 100
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
-# Column names people use for each field, best first (matched case-insensitively).
-_SYNONYMS = {
-    "prompt": ("instruction", "prompt", "question", "query", "text"),
-    "query": ("input",),
-    "response": ("output", "response", "answer", "completion", "target"),
-    "history": ("history",),
-    "messages": ("conversations", "messages", "conversation", "dialog", "dialogue", "chat"),
-    "system": ("system", "system_prompt"),
-    "tools": ("tools", "functions"),
-    "chosen": ("chosen", "preferred"),
-    "rejected": ("rejected", "dispreferred"),
-    "kto_tag": ("kto_tag", "label"),
-    "images": ("images", "image"),
-    "videos": ("videos", "video"),
-    "audios": ("audios", "audio"),
-}
 _LEARNED_STYLE = "background:#dcfce7;color:#14532d;border-bottom:2px solid #16a34a;"
 _MASKED_STYLE = "background:#f3f4f6;color:#9ca3af;border-bottom:2px solid transparent;"
 _TOKEN_STYLE = "border-radius:3px;margin-right:1px;padding:0 1px;"
@@ -94,122 +70,6 @@ def preview_rows(dataset_dir: str | Path | None, name: str, page: int = 0, page_
     rows = read_rows(_local_attr(dataset_dir, name), dataset_dir)
     start = max(page, 0) * page_size
     return list(rows[start:start + page_size]), len(rows)
-
-
-# --- uploads
-
-
-def detect_columns(path: str | Path) -> list[str]:
-    """Column names of an uploaded json / jsonl / csv / parquet / txt file (union over its first rows)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError("upload_missing", path=str(path))
-    rows, _ = read_file(path, path.name, path.stem)
-    return list(dict.fromkeys(key for row in rows[:DETECT_ROWS] for key in row))
-
-
-def suggest_mapping(columns: list[str], formatting: str) -> dict[str, str]:
-    """A best-guess `columns` mapping (field → column) for a file with these columns; unguessed fields are left out."""
-    fields = ("messages",) if formatting in ("sharegpt", "openai") else ("prompt", "query", "response", "history")
-    fields += ("system", "tools", "chosen", "rejected", "kto_tag", "images", "videos", "audios")
-    by_lower = {column.lower(): column for column in reversed(columns)}  # the first spelling wins
-    mapping: dict[str, str] = {}
-    for field in fields:
-        for synonym in _SYNONYMS[field]:
-            column = by_lower.get(synonym)
-            if column is not None and column not in mapping.values():
-                mapping[field] = column
-                break
-    if "prompt" not in mapping and "query" in mapping and formatting == "alpaca":
-        mapping["prompt"] = mapping.pop("query")  # a file with only input/output: the input is the prompt
-    return mapping
-
-
-def register_upload(src_path: str | Path, dataset_dir: str | Path | None, name: str, formatting: str,
-                    columns: dict[str, str], tags: dict | None = None, ranking: bool = False,
-                    max_rows: int | None = None) -> dict:
-    """Copy an uploaded file to `<dataset_dir>/uploads/<name><ext>`, check every row, and register it; returns the entry.
-
-    Nothing is registered (and the copy is removed) when a row is bad or there are more than `max_rows` rows;
-    dataset_info.json is replaced atomically and its previous version kept as dataset_info.json.bak.
-    """
-    base = Path(os.path.abspath(resolve_dataset_dir(dataset_dir)))
-    registry_file = base / REGISTRY_FILE
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise DataError("dataset_name_invalid", name=name)
-    src = Path(src_path)
-    if not src.is_file():
-        raise DataError("upload_missing", path=str(src))
-    ext = src.suffix.lower()
-    if ext not in SUPPORTED_EXTENSIONS:
-        raise DataError("dataset_file_unsupported", name=name, file=src.name, ext=ext or "(none)",
-                        supported=", ".join(SUPPORTED_EXTENSIONS))
-    entry: dict[str, Any] = {"file_name": f"{UPLOADS}/{name}{ext}", "formatting": formatting}
-    mapped = {key: value for key, value in (columns or {}).items() if value}
-    if mapped:
-        entry["columns"] = mapped
-    if tags and any(tags.values()):
-        entry["tags"] = {key: value for key, value in tags.items() if value}
-    if ranking:
-        entry["ranking"] = True
-    check_entry(name, entry, str(registry_file))
-    (base / UPLOADS).mkdir(parents=True, exist_ok=True)
-    with file_lock(base / UPLOADS / ".register.lock"):
-        registry = load_registry(base) if registry_file.is_file() else {}
-        if name in registry:
-            raise DataError("dataset_name_taken", name=name, registry=str(registry_file))
-        owner = next((key for key, other in registry.items() if other.get("file_name") == entry["file_name"]), None)
-        if owner is not None:
-            raise DataError("upload_file_taken", file=entry["file_name"], owner=owner)
-        target = base / entry["file_name"]
-        copied = not (target.exists() and os.path.samefile(src, target))
-        if copied:
-            shutil.copyfile(src, target)
-        try:
-            _check_rows(name, entry, base, max_rows)
-            _write_registry(registry_file, {**registry, name: entry})
-        except BaseException:
-            if copied:
-                target.unlink(missing_ok=True)
-            raise
-    return entry
-
-
-def _check_rows(name: str, entry: dict, base: Path, max_rows: int | None = None) -> None:
-    """Convert every row of a new entry's file, so a bad row is reported now (by row) rather than at training."""
-    attr = DatasetAttr(name=name, load_from="file", path_or_id=entry["file_name"], formatting=entry["formatting"],
-                       ranking=entry.get("ranking", False), columns=dict(entry.get("columns", {})),
-                       tags=dict(entry.get("tags", {})))
-    rows = read_rows(attr, base)
-    if max_rows is not None and len(rows) > max_rows:
-        raise StudioError("demo_upload_rows", rows=len(rows), limit=max_rows)
-    convert_rows(attr, rows, require_response=not _is_plain_text(attr, rows))
-
-
-def _is_plain_text(attr: DatasetAttr, rows: list[dict]) -> bool:
-    """Whether a dataset is pre-training text: alpaca rows with a prompt and no response column anywhere."""
-    if attr.formatting != "alpaca" or attr.ranking or attr.columns.get("kto_tag"):
-        return False
-    column = attr.columns.get("response")
-    return not column or not any(column in row for row in rows)
-
-
-def _write_registry(path: Path, registry: dict) -> None:
-    """Replace dataset_info.json atomically (temp file + rename), keeping the previous version as .bak."""
-    text = json.dumps(registry, indent=2, ensure_ascii=False) + "\n"
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(temp, path.stat().st_mode & 0o777 if path.exists() else 0o644)
-        if path.exists():
-            shutil.copy2(path, path.with_name(path.name + ".bak"))
-        os.replace(temp, path)
-    except OSError as err:
-        Path(temp).unlink(missing_ok=True)
-        raise DataError("dataset_registry_write_failed", path=str(path), reason=str(err)) from None
 
 
 # --- token preview

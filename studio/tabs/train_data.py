@@ -79,11 +79,13 @@ def on_file(path: str | None, formatting: str, lang: str) -> list[Any]:
     import gradio as gr
 
     from studio.datasets import detect_columns, suggest_mapping
+    from studio.demo_mode import active
 
     if not path:
         return [gr.update(choices=[""], value="") for _ in MAPPABLE] + [""]
+    settings = active()
     try:
-        columns = detect_columns(path)
+        columns = detect_columns(path, max_rows=settings.max_samples if settings else None)
     except StudioError as err:
         return [gr.update(choices=[""], value="") for _ in MAPPABLE] + [f"❌ {err.message(lang)}"]
     guess = suggest_mapping(columns, formatting)
