@@ -31,6 +31,7 @@ commands:
   api CONFIG.yaml [key=value ...]     serve the model over an OpenAI-compatible API (api_host, api_port, api_key)
   chat CONFIG.yaml [key=value ...]    chat with the model in the terminal (`clear` resets, `exit` quits)
   export CONFIG.yaml [key=value ...]  merge adapters and export (export_dir; GPTQ, GGUF + Ollama, hub upload)
+  check train|eval|export CONFIG.yaml  run a job's pre-launch checks (data read, rows counted); prints JSON
   version                              print the version
 
 Add --debug to any command to see a Python traceback for errors."""
@@ -131,6 +132,13 @@ def command_export(args: argparse.Namespace) -> int:
     return run_export(load_config(args.config, args.overrides))
 
 
+def command_check(args: argparse.Namespace) -> int:
+    """Run a job's pre-launch checks and print the outcome as one JSON line (what the studio runs before a job)."""
+    from engine.preflight import main as check_main
+
+    return check_main(args.job, args.config, args.overrides)
+
+
 def config_command(sub: Any, name: str, what: str, description: str) -> argparse.ArgumentParser:
     """A sub-command that takes a YAML config, key=value overrides and --debug."""
     command = sub.add_parser(name, help=what, description=description)
@@ -154,6 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--force", action="store_true", help="rebuild even when an identical build exists")
     demo.add_argument("--debug", action="store_true", help="show tracebacks")
     sub.add_parser("version", help="print the version")
+    check = sub.add_parser("check", help="a job's pre-launch checks, as JSON",
+                           description="Check a train, eval or export config and its data; print one JSON line.")
+    check.add_argument("job", choices=["train", "eval", "export"])
+    check.add_argument("config", help="YAML config file")
+    check.add_argument("overrides", nargs="*", help="key=value settings that override the file")
+    check.add_argument("--debug", action="store_true", help="show tracebacks")
     for name, what in (("api", "serve the model over an OpenAI-compatible API"), ("chat", "chat in the terminal")):
         config_command(sub, name, what, what.capitalize() + ", from a YAML config.")
     config_command(sub, "export", "export merged weights, GPTQ, GGUF and Ollama",
@@ -187,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     setup_logging()
     handlers: dict[str, Any] = {"train": command_train, "demo-model": command_demo_model, "api": command_api,
-                                "chat": command_chat, "eval": command_eval, "export": command_export}
+                                "chat": command_chat, "eval": command_eval, "export": command_export,
+                                "check": command_check}
     try:
         if args.command == "version":
             from engine import __version__

@@ -4,12 +4,7 @@ small state file after a page refresh or a studio restart, and talked to over HT
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import signal
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,11 +15,12 @@ import yaml
 from engine.config import config_from_dict, validate_config
 from engine.errors import StudioError
 from engine.paths import studio_home
-from engine.runfolder import is_process_alive, process_start_time, tail_text, write_json_atomic
-from studio import demo_mode
-from studio.workspace import require_visitor, saves_dir, workspaces_root
+from engine.runfolder import tail_text, write_json_atomic
+from studio import demo_mode, supervisor
+from studio.workspace import CHAT_STATE, home, require_visitor, saves_dir, workspaces_root
 
 READY_PREFIX = "API server ready on "  # the line `studio api` prints once it accepts connections
+STOP_GRACE = 10.0  # seconds a server gets to shut down before it is killed
 
 
 def chat_dir() -> Path:
@@ -36,68 +32,105 @@ def _state_path() -> Path:
     return chat_dir() / "server.json"
 
 
-def find_server() -> dict[str, Any] | None:
-    """The running chat server's state (url, key, pid, model), or None when there is none."""
+def _read_state(path: Path) -> dict[str, Any] | None:
     try:
-        state = json.loads(_state_path().read_text(encoding="utf-8"))
+        state = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if not is_process_alive(state.get("pid"), state.get("pid_start_time")) or not state.get("url"):
+    return state if isinstance(state, dict) else None
+
+
+def _is_live(state: dict[str, Any] | None) -> bool:
+    return state is not None and supervisor.alive(state.get("pid"), state.get("pid_start_time"))
+
+
+def find_server() -> dict[str, Any] | None:
+    """The running chat server's state (url, key, pid, model), or None when there is none (or it is starting)."""
+    state = _read_state(_state_path())
+    if not _is_live(state) or not isinstance(state.get("url"), str):
         return None
     return state
 
 
 def start_server(config: dict[str, Any], *, timeout: float = 600.0) -> dict[str, Any]:
-    """Validate `config`, stop any earlier server, start a new one and wait until it answers."""
+    """Validate `config`, replace any earlier server with a new one and wait until it answers.
+
+    Two Loads at once (two clicks, two tabs, two studios) never leave two servers: the second one with the same
+    settings waits for the first's server, one with other settings replaces it.
+    """
     settings = demo_mode.active()
+    base = home()
     if settings is not None:
-        config = demo_mode.apply_limits(config, "chat", require_visitor(), settings)
+        base = require_visitor()
+        config = demo_mode.apply_limits(config, "chat", base, settings)
     cfg = config_from_dict({**config, "api_host": "127.0.0.1", "api_port": 0, "api_model_name": "studio"},
                            source="the chat settings")
     validate_config(cfg, "chat")
-    stop_server()
-    if settings is not None and len(live_servers(workspaces_root())) >= settings.chats_total:
-        raise StudioError("demo_chat_busy", limit=settings.chats_total)
+    wanted = cfg.to_dict(include_secrets=False)
+    with supervisor.exclusive("chat"):
+        state = _read_state(_state_path())
+        if not (_is_live(state) and state.get("config") == wanted):
+            stop_server()
+            if settings is not None and len(live_servers(workspaces_root())) >= settings.chats_total:
+                raise StudioError("demo_chat_busy", limit=settings.chats_total)
+            state = _spawn(wanted, base, settings)
+    return _wait_ready(state, timeout)
+
+
+def _spawn(wanted: dict[str, Any], base: Path, settings: Any) -> dict[str, Any]:
+    """Start `python -m engine api` on `wanted` from `base` and record it before anyone else can look."""
     folder = chat_dir()
     folder.mkdir(parents=True, exist_ok=True)
     key = secrets.token_urlsafe(24)
     config_path = folder / "config.yaml"
-    config_path.write_text(yaml.safe_dump(cfg.to_dict(include_secrets=False), sort_keys=False), encoding="utf-8")
+    config_path.write_text(yaml.safe_dump(wanted, sort_keys=False), encoding="utf-8")
     out_path, log_path = folder / "ready.txt", folder / "server_log.txt"
-    env = {**os.environ, "API_KEY": key, "STUDIO_HOME": str(studio_home()), "PYTHONUNBUFFERED": "1"}
-    with open(out_path, "w") as out, open(log_path, "w") as log:
-        child = subprocess.Popen([sys.executable, "-m", "engine", "api", str(config_path)], stdin=subprocess.DEVNULL,
-                                 stdout=out, stderr=log, env=env, start_new_session=True)
-    # Reap the server when it ends so no zombie is left in the studio's process table.
-    threading.Thread(target=child.wait, name=f"reap-chat-{child.pid}", daemon=True).start()
-    state = {"pid": child.pid, "pid_start_time": process_start_time(child.pid), "key": key, "url": None,
-             "model": cfg.model.model_name_or_path, "adapter": cfg.model.adapter_name_or_path}
+    out_path.write_bytes(b"")
+    log_path.write_bytes(b"")
+    env = {"API_KEY": key, "STUDIO_HOME": str(studio_home()),
+           **(demo_mode.job_env(base) if settings is not None else {})}
+    child = supervisor.spawn(supervisor.engine_command("api", str(config_path)), cwd=base, log=out_path, env=env,
+                             stderr=log_path)
+    state = {**child, "key": key, "url": None, "config": wanted, "model": wanted.get("model_name_or_path"),
+             "adapter": wanted.get("adapter_name_or_path")}
     write_json_atomic(_state_path(), state)
+    return state
+
+
+def _wait_ready(state: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """Wait until the server in `state` prints its ready line; record its address and return the state."""
+    folder = chat_dir()
+    out_path, log_path = folder / "ready.txt", folder / "server_log.txt"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        line = next((ln for ln in out_path.read_text().splitlines() if ln.startswith(READY_PREFIX)), None)
-        if line:
-            state["url"] = line[len(READY_PREFIX):].strip()
-            write_json_atomic(_state_path(), state)
+        if isinstance(state.get("url"), str):
             return state
-        if child.poll() is not None:
+        line = next((ln for ln in _read_text(out_path).splitlines() if ln.startswith(READY_PREFIX)), None)
+        if line:
+            with supervisor.exclusive("chat"):
+                current = _read_state(_state_path())
+                if current is None or current.get("pid") != state["pid"]:
+                    raise StudioError("chat_server_failed", log="(replaced by another Load)")
+                state = {**current, "url": line[len(READY_PREFIX):].strip()}
+                write_json_atomic(_state_path(), state)
+            return state
+        if not _is_live(state):
             raise StudioError("chat_server_failed", log=tail_text(log_path, max_lines=6) or "(empty)")
         time.sleep(0.2)
     stop_server()
     raise StudioError("chat_server_timeout", seconds=int(timeout))
 
 
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
 def live_servers(root: Path) -> list[Path]:
     """The state files of chat servers still running anywhere under `root` (every workspace of a demo)."""
-    found = []
-    for path in Path(root).glob("*/saves/.studio/chat/server.json"):
-        try:
-            state = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if is_process_alive(state.get("pid"), state.get("pid_start_time")):
-            found.append(path)
-    return found
+    return [path for path in Path(root).glob(f"*/{CHAT_STATE.as_posix()}") if _is_live(_read_state(path))]
 
 
 def stop_server(state_path: Path | None = None) -> bool:
@@ -106,24 +139,10 @@ def stop_server(state_path: Path | None = None) -> bool:
     `state_path` names another workspace's server (the demo's clean-up); by default the current one's.
     """
     state_path = state_path or _state_path()
-    try:
-        state = json.loads(state_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    pid = state.get("pid")
-    stopped = False
-    if is_process_alive(pid, state.get("pid_start_time")):
-        for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
-            try:
-                os.killpg(os.getpgid(pid), sig)
-            except (ProcessLookupError, PermissionError):
-                break
-            deadline = time.monotonic() + wait
-            while time.monotonic() < deadline and is_process_alive(pid, state.get("pid_start_time")):
-                time.sleep(0.1)
-            if not is_process_alive(pid, state.get("pid_start_time")):
-                break
-        stopped = True
+    state = _read_state(state_path)
+    stopped = _is_live(state)
+    if stopped:
+        supervisor.stop([(state["pid"], state.get("pid_start_time"))], grace=STOP_GRACE)
     state_path.unlink(missing_ok=True)
     return stopped
 

@@ -1,22 +1,20 @@
-"""Start and abort training runs: the engine runs in its own process session; the run folder is the only shared state.
+"""Start and abort engine jobs (train, eval, export): each runs in its own process; the run folder is the only
+shared state.
 
 Torch-free: the studio decides nothing that needs torch (the engine re-launches itself under torchrun when it
-sees several GPUs).
+sees several GPUs). Checks that read the user's data run in an engine process (`studio.supervisor.run_check`),
+never here; the studio-wide start lock is held only while live jobs are counted and the new one is started.
 """
 
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
+import tempfile
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
-from engine.config import config_from_dict, save_config, validate_config
-from engine.data.pipeline import check_local_data
+from engine.config import config_from_dict, save_config
 from engine.errors import ConfigError, StudioError
 from engine.paths import studio_home
 from engine.runfolder import (
@@ -25,18 +23,16 @@ from engine.runfolder import (
     STATUS_FILE,
     has_results,
     is_locked,
-    is_process_alive,
     list_checkpoints,
     mark_running,
-    process_descendants,
     read_status,
     write_status,
 )
-from studio import demo_mode
+from studio import demo_mode, supervisor
 from studio.workspace import home, require_visitor, saves_dir, workspaces_root
 
 FINAL_STATES = ("finished", "failed", "aborted")
-_START_LOCK = threading.Lock()
+CHECKS = Path(".studio") / "checks"  # configs under check, inside the saves folder they belong to
 
 
 def resolve_run_dir(run_dir: str | Path, saves: Path | None = None) -> Path:
@@ -63,114 +59,111 @@ def find_live_runs(saves: Path | None = None) -> list[Path]:
     return sorted(live)
 
 
-def _check_resume(config: Any, run_dir: Path) -> None:
-    """Refuse a resume that the engine would refuse, before anything is written."""
+def _check_reuse(config: Any, run_dir: Path, base: Path) -> None:
+    """Refuse a resume or a reuse of the folder that the engine would refuse, before anything is written."""
     value = config.training.resume_from_checkpoint
     if value in (None, False, ""):
+        if has_results(run_dir) and not config.training.overwrite_output_dir:
+            raise ConfigError("run_dir_has_results", path=str(run_dir))
         return
     if value is True or str(value).lower() == "true":
         if not list_checkpoints(run_dir):
             raise ConfigError("no_checkpoint_to_resume", path=str(run_dir))
-    elif not Path(str(value)).is_dir():
+    elif not (base / Path(str(value)).expanduser()).is_dir():  # the engine runs in `base`: relative means the same
         raise ConfigError("checkpoint_missing", path=str(value))
 
 
-def _check_train(cfg: Any, run_dir: Path) -> None:
-    validate_config(cfg, "train")
-    check_local_data(cfg)  # a broken or empty dataset is refused here, before anything starts
-    _check_resume(cfg, run_dir)
-    asks_reuse = cfg.training.resume_from_checkpoint not in (None, False, "") or cfg.training.overwrite_output_dir
-    if has_results(run_dir) and not asks_reuse:
-        raise ConfigError("run_dir_has_results", path=str(run_dir))
-
-
-def _check_eval(cfg: Any, run_dir: Path) -> None:
-    from engine.eval import check_eval_config
-
-    check_eval_config(cfg)
-
-
-def _check_export(cfg: Any, run_dir: Path) -> None:
-    from engine.export.run import check_export
-
-    check_export(cfg)
-
-
-# Each engine command the studio runs as a job: the config key naming its folder, and its pre-launch checks.
-JOBS: dict[str, tuple[str, Any]] = {
-    "train": ("output_dir", _check_train),
-    "eval": ("output_dir", _check_eval),
-    "export": ("export_dir", _check_export),
-}
+# Each engine command the studio runs as a job: the config key naming its folder.
+JOBS: dict[str, str] = {"train": "output_dir", "eval": "output_dir", "export": "export_dir"}
 
 
 def start_run(config: dict[str, Any], run_dir: str | Path, *, lang: str = "en", saves: Path | None = None,
               command: str = "train") -> dict:
     """Validate `config` (flat keys), write it into `run_dir` and start `python -m engine <command>` there.
 
-    Raises StudioError (show `err.message(lang)`) before anything is written when the config is invalid, another
-    run is live, the folder is outside the saves folder, or (training) it holds results the config does not ask to
-    resume or overwrite. Returns the run's status dict (state `running`, the child's pid).
+    Raises StudioError (show `err.message(lang)`) before anything is written when the config is invalid, its data
+    is broken, another job is live (or the demo is full), the folder is outside the saves folder, or (training)
+    it holds results the config does not ask to resume or overwrite. Returns the run's status dict (state
+    `running`, the child's pid).
     """
-    with _START_LOCK:  # two visitors of a demo must not both take the last free slot
-        saves = Path(saves or saves_dir()).resolve()
-        run_dir = resolve_run_dir(run_dir, saves)
-        folder_key, check = JOBS[command]
-        config = {**config, folder_key: str(run_dir)}
-        settings = demo_mode.active()
-        if settings is not None:
-            config = demo_mode.apply_limits(config, command, require_visitor(), settings)
-        cfg = config_from_dict(config, source="the studio settings")
-        live = find_live_runs(saves)
-        if live:
-            raise StudioError("run_already_live", path=str(live[0]))
-        if settings is not None and len(find_live_runs(workspaces_root())) >= settings.runs_total:
-            raise StudioError("demo_busy", limit=settings.runs_total)
+    saves = Path(saves or saves_dir()).resolve()
+    run_dir = resolve_run_dir(run_dir, saves)
+    config = {**config, JOBS[command]: str(run_dir)}
+    settings = demo_mode.active()
+    base, env = home(), {}
+    if settings is not None:
+        base = require_visitor()
+        config = demo_mode.apply_limits(config, command, base, settings)
+        env = demo_mode.job_env(base)
+    cfg = config_from_dict(config, source="the studio settings")
+    _refuse_busy(saves, settings)
+    if is_locked(run_dir):
+        raise ConfigError("run_locked", path=str(run_dir))
+    if command == "train":
+        _check_reuse(cfg, run_dir, base)
+    result = _run_check(cfg, command, saves, base, env)
+    if settings is not None:
+        demo_mode.check_budgets(config, command, result.get("rows"), settings)
+    with supervisor.exclusive("jobs"):  # two clicks or two studios must not both take the last free slot
+        _refuse_busy(saves, settings)
         if is_locked(run_dir):
             raise ConfigError("run_locked", path=str(run_dir))
-        check(cfg, run_dir)
-        return _launch(cfg, run_dir, command, lang)
+        return _launch(cfg, run_dir, command, lang, base, env)
 
 
-def _launch(cfg: Any, run_dir: Path, command: str, lang: str) -> dict:
-    """Write the config and start the engine on it; the run folder records the child."""
+def _run_check(cfg: Any, command: str, saves: Path, base: Path, env: dict[str, str]) -> dict[str, Any]:
+    """The engine's pre-launch checks of `cfg`, in their own process, from a config file outside the run folder."""
+    folder = saves / CHECKS
+    folder.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(dir=folder, prefix=f"{command}-", suffix=".yaml")
+    path = Path(name)
+    try:
+        os.close(handle)
+        save_config(cfg, path)
+        return supervisor.run_check(command, path, cwd=base, env=env)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _refuse_busy(saves: Path, settings: Any) -> None:
+    """Refuse a start while this visitor (or the demo as a whole) already runs as many jobs as allowed."""
+    live = find_live_runs(saves)
+    if settings is None:
+        if live:
+            raise StudioError("run_already_live", path=str(live[0]))
+        return
+    demo_mode.check_capacity(len(live), _live_for_client(saves), len(find_live_runs(workspaces_root())), settings)
+
+
+def _live_for_client(saves: Path) -> int:
+    """Live jobs in every workspace the current visitor's client (their address) has opened."""
+    from studio.workspace import same_client_workspaces
+
+    return sum(len(find_live_runs(folder / "saves")) for folder in same_client_workspaces(saves.parent))
+
+
+def _launch(cfg: Any, run_dir: Path, command: str, lang: str, base: Path, env: dict[str, str]) -> dict:
+    """Write the config and start the engine on it from `base`; the run folder records the child."""
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / CONFIG_FILE)
     log_path = (run_dir / RUNNING_LOG).resolve()
-    env = {**os.environ, "STUDIO_RUNNING_LOG": str(log_path), "PYTHONUNBUFFERED": "1",
-           "STUDIO_HOME": str(studio_home()), "STUDIO_LANG": lang}
-    command_line = [sys.executable, "-m", "engine", command, str(run_dir / CONFIG_FILE)]
-    with open(log_path, "ab") as log:
-        child = subprocess.Popen(command_line, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                 env=env, start_new_session=True)
-    status = mark_running(run_dir, pid=child.pid)
+    child_env = {**env, "STUDIO_RUNNING_LOG": str(log_path), "STUDIO_HOME": str(studio_home()),
+                 "STUDIO_LANG": lang}
+    child = supervisor.spawn(supervisor.engine_command(command, str(run_dir / CONFIG_FILE)), cwd=base,
+                             log=log_path, env=child_env)
+    status = mark_running(run_dir, pid=child["pid"])
     # The launcher is recorded apart from `pid`: under torchrun rank 0 replaces `pid` with its own.
-    status = write_status(run_dir, "running", launcher_pid=child.pid, launcher_start_time=status["pid_start_time"])
-    # Reap the child so it never lingers as a zombie; a missing final state is reconciled by read_status.
-    threading.Thread(target=child.wait, name=f"reap-{child.pid}", daemon=True).start()
-    return status
+    return write_status(run_dir, "running", launcher_pid=child["pid"], launcher_start_time=status["pid_start_time"])
 
 
-def _signal_group(pid: int, sig: int) -> None:
-    """Signal `pid`'s process group, or `pid` alone when it shares ours (a run started from this very shell)."""
-    try:
-        pgid = os.getpgid(pid)
-        if pgid == os.getpgrp():
-            os.kill(pid, sig)
-        else:
-            os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _live_processes(status: dict[str, Any]) -> list[int]:
+def _live_processes(status: dict[str, Any]) -> list[tuple[int, str | None]]:
     """The run's processes that are still the ones status.json names (pids are reused: start times must match)."""
-    found = []
+    found: list[tuple[int, str | None]] = []
     for pid_key, start_key in (("pid", "pid_start_time"), ("launcher_pid", "launcher_start_time")):
         pid, start = status.get(pid_key), status.get(start_key)
         # An empty start time means the platform has no /proc; None means the status never recorded one.
-        if pid and start is not None and pid not in found and is_process_alive(pid, start):
-            found.append(pid)
+        if start is not None and supervisor.alive(pid, start) and pid not in [p for p, _ in found]:
+            found.append((pid, start))
     return found
 
 
@@ -183,35 +176,24 @@ def abort_run(run_dir: str | Path, *, grace: float = 30.0) -> bool:
     status = read_status(run_dir)
     if status.get("state") != "running":
         return False
-    pids = _live_processes(status)
-    if not pids:
+    records = _live_processes(status)
+    if not records:
         return False
-    # SIGTERM goes to the training process only: torchrun's agent would kill the ranks before they save.
-    _signal_group(pids[0], signal.SIGTERM)
-    threading.Thread(target=_finish_abort, args=(run_dir, status, grace), name=f"abort-{pids[0]}",
+    # SIGTERM to the training process's group: under torchrun the ranks save before the agent stops them.
+    supervisor.request_stop(records[0][0])
+    threading.Thread(target=_finish_abort, args=(run_dir, status, records, grace), name=f"abort-{records[0][0]}",
                      daemon=True).start()
     return True
 
 
-def _wait_gone(status: dict[str, Any], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while _live_processes(status):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
-    return True
-
-
-def _finish_abort(run_dir: Path, status: dict[str, Any], grace: float) -> None:
+def _finish_abort(run_dir: Path, status: dict[str, Any], records: list[tuple[int, str | None]],
+                  grace: float) -> None:
     """Wait for the run to stop, kill it after `grace`, and make sure its status ends as `aborted`."""
     killed = False
-    if not _wait_gone(status, grace):
-        live = _live_processes(status)
-        # Collect the whole tree first: once the launcher dies its children are re-parented and lost from view.
-        for pid in [*reversed(live), *process_descendants(live)]:
-            _signal_group(pid, signal.SIGKILL)
+    if not supervisor.wait_gone(records, grace):
+        supervisor.kill_tree([pid for pid, start in records if supervisor.alive(pid, start)])
         killed = True
-        _wait_gone(status, 10.0)
+        supervisor.wait_gone(records, 10.0)
     current = read_status(run_dir, reconcile=False)
     # The engine writes its own final state when it can; a `failed` without exit code is only read_status's
     # reconcile of a process that died from our signal.

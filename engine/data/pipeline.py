@@ -107,23 +107,34 @@ def prepare_datasets(config: RunConfig, template: Any, tokenizer: Any) -> tuple[
     return train, evaluation
 
 
-def check_local_data(config: RunConfig) -> None:
+def check_local_data(config: RunConfig) -> int | None:
     """Read and convert the run's local datasets (torch-free, no tokenizer) so bad files fail before a launch.
 
-    Hub datasets are left to the training process: reading them here would download them into the caller.
+    Returns the number of training rows the run will use (after max_samples and the validation split), or None
+    when a training dataset comes from a hub: hub datasets are left to the training process, since reading them
+    here would download them into the caller.
     """
     from engine.data import get_dataset_attrs, load_examples, split_examples
 
     data = config.data
     require_response = config.finetuning.stage != "pt"
+    rows: int | None = 0
     for names in (data.dataset, data.eval_dataset):
         if not names:
             continue
-        local = [attr.name for attr in get_dataset_attrs(names, data.dataset_dir) if attr.load_from == "file"]
+        attrs = get_dataset_attrs(names, data.dataset_dir)
+        local = [attr.name for attr in attrs if attr.load_from == "file"]
+        if names == data.dataset and len(local) < len(attrs):
+            rows = None
         if not local:
             continue
         examples = load_examples(local, data.dataset_dir, require_response=require_response,
                                  max_samples=data.max_samples, seed=config.training.seed)
-        if names == data.dataset and data.val_size and not data.eval_dataset:
-            split_examples(examples, int(data.val_size) if data.val_size >= 1 else data.val_size,
-                           config.training.seed)
+        if names != data.dataset:
+            continue
+        if data.val_size and not data.eval_dataset:
+            examples, _ = split_examples(examples, int(data.val_size) if data.val_size >= 1 else data.val_size,
+                                         config.training.seed)
+        if rows is not None:
+            rows = len(examples)
+    return rows

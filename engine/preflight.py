@@ -1,0 +1,83 @@
+"""The checks a job must pass before it starts, run in an engine process of their own: `python -m engine check`.
+
+The studio never reads a user's dataset in its own process (a small compressed file can expand to gigabytes, and
+one visitor's slow read must not hold up another's Start). It writes the job's config, runs
+`python -m engine check <train|eval|export> <config.yaml>` with a memory cap and a timeout, and reads one JSON
+object from the last line of its output: `{"ok": true, "rows": N}` (training rows the job will use, null when a
+dataset comes from a hub) or `{"ok": false, "error": {"key": …, "params": {…}}}`, a StudioError it can show in
+the page's language. Torch-free, like everything the checks need.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+from engine.config import RunConfig, load_config, validate_config
+from engine.errors import Phrase, StudioError
+
+CHECKED_COMMANDS = ("train", "eval", "export")
+MEMORY_ENV = "STUDIO_CHECK_MEMORY_MB"  # address-space cap for the check process (the studio sets it)
+
+
+def run_checks(command: str, config: RunConfig) -> dict[str, Any]:
+    """Every check `command` needs before launch; returns what the caller may want to know (training rows)."""
+    if command == "train":
+        from engine.data.pipeline import check_local_data
+
+        validate_config(config, "train")
+        return {"rows": check_local_data(config)}
+    if command == "eval":
+        from engine.eval import check_eval_config
+
+        check_eval_config(config)
+        return {"rows": None}
+    if command == "export":
+        from engine.export.run import check_export
+
+        check_export(config)
+        return {"rows": None}
+    raise ValueError(f"no checks for {command!r}; known: {', '.join(CHECKED_COMMANDS)}")
+
+
+def error_to_json(err: StudioError) -> dict[str, Any]:
+    """A StudioError as JSON: Phrase parameters keep their kind so the other side translates them too."""
+    params = {k: ({"phrase": str(v)} if isinstance(v, Phrase) else v if isinstance(v, (int, float, bool)) or v is None
+                  else str(v)) for k, v in err.params.items()}
+    return {"key": err.key, "params": params}
+
+
+def error_from_json(data: dict[str, Any]) -> StudioError:
+    """The StudioError `error_to_json` wrote."""
+    params = {k: Phrase(v["phrase"]) if isinstance(v, dict) and "phrase" in v else v
+              for k, v in (data.get("params") or {}).items()}
+    return StudioError(str(data.get("key") or "check_failed"), **params)
+
+
+def _cap_memory() -> None:
+    """Limit this process's address space when asked, so a hostile file fails here rather than exhausting RAM."""
+    megabytes = os.environ.get(MEMORY_ENV)
+    if not megabytes:
+        return
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on Windows
+        return
+    limit = int(megabytes) * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def main(command: str, config_path: str, overrides: list[str]) -> int:
+    """`python -m engine check COMMAND CONFIG.yaml`: print one JSON line with the outcome; exit 0 when it passed."""
+    _cap_memory()
+    try:
+        result = {"ok": True, **run_checks(command, load_config(config_path, overrides))}
+    except StudioError as err:
+        result = {"ok": False, "error": error_to_json(err)}
+    except MemoryError:
+        result = {"ok": False, "error": {"key": "check_out_of_memory", "params": {}}}
+    sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+    return 0 if result["ok"] else 1
