@@ -8,9 +8,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +18,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from engine.atomic_write import write_json_atomic, write_text_atomic
 from engine.errors import ConfigError
+from engine.processes import is_process_alive, process_descendants, process_start_time, valid_pid
+
+__all__ = [  # the process helpers and the atomic writer live below this module; readers import them from here
+    "CONFIG_FILE", "LOCK_FILE", "RESULT_FILES", "RUNNING_LOG", "STATES", "STATUS_FILE", "TRAINER_LOG", "RunLock",
+    "TrainerLogWriter", "attach_running_log", "clear_results", "file_lock", "has_results", "is_complete_checkpoint",
+    "is_locked", "is_process_alive", "list_checkpoints", "mark_running", "now_iso", "process_descendants",
+    "process_start_time", "read_status", "read_trainer_log", "remove_incomplete_checkpoints", "tail_text",
+    "wait_for_state", "write_json_atomic", "write_status",
+]
 
 STATUS_FILE = "status.json"
 TRAINER_LOG = "trainer_log.jsonl"
@@ -33,72 +43,6 @@ STATES = ("running", "finished", "failed", "aborted")
 def now_iso() -> str:
     """The current time as an ISO-8601 string with the time zone."""
     return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
-
-
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON through a temporary file and a rename, so readers never see half a file."""
-    # Process and thread in the name: two threads of one process (the studio) may write the same file at once.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, ensure_ascii=False, indent=2)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
-
-
-def process_start_time(pid: int) -> str | None:
-    """The kernel's start time of a process (to tell a reused pid from the original), None when gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None if not _pid_alive(pid) else ""
-    # The command name (field 2) may hold spaces and parentheses: split after its closing one.
-    fields = stat.rsplit(")", 1)[-1].split()
-    return fields[19] if len(fields) > 19 else ""
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def process_descendants(pids: list[int]) -> list[int]:
-    """Every process below `pids` (children, grandchildren, ...), found through /proc (Linux; empty elsewhere)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").glob("[0-9]*"):
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[-1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], list(pids)
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in found:
-                found.append(child)
-                todo.append(child)
-    return found
-
-
-def is_process_alive(pid: int | None, start_time: str | None = None) -> bool:
-    """Whether `pid` is still the process that wrote the status (zombies count as dead)."""
-    if not pid:
-        return False
-    current = process_start_time(pid)
-    if current is None:
-        return False
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
-        if state == "Z":
-            return False
-    except OSError:
-        pass
-    return not start_time or not current or current == start_time
 
 
 def write_status(run_dir: Path, state: str, **fields: Any) -> dict[str, Any]:
@@ -116,8 +60,8 @@ def write_status(run_dir: Path, state: str, **fields: Any) -> dict[str, Any]:
     return status
 
 
-def mark_running(run_dir: Path, pid: int | None = None) -> dict[str, Any]:
-    """Record that this process (or `pid`) is running the folder."""
+def mark_running(run_dir: Path, pid: int | None = None, task: str | None = None) -> dict[str, Any]:
+    """Record that this process (or `pid`) is running the folder; `task` names the job kind (train, eval, ...)."""
     pid = pid or os.getpid()
     path = Path(run_dir) / STATUS_FILE
     if path.exists():  # a resumed run: a fresh start time, no stale end
@@ -125,15 +69,26 @@ def mark_running(run_dir: Path, pid: int | None = None) -> dict[str, Any]:
         status.pop("started_at", None)
         status.pop("ended_at", None)
         write_json_atomic(path, status)
-    return write_status(run_dir, "running", pid=pid, pid_start_time=process_start_time(pid))
+    fields: dict[str, Any] = {"pid": pid, "pid_start_time": process_start_time(pid)}
+    if task is not None:
+        fields["task"] = task
+    return write_status(run_dir, "running", **fields)
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
+# status.json is small; a bigger file is not one the engine wrote, and reading it whole would stall a reader.
+MAX_STATUS_BYTES = 1 << 20
+
+
+def _read_json(path: Path, limit: int | None = MAX_STATUS_BYTES) -> dict[str, Any] | None:
+    """The JSON object in `path`; None when missing, unreadable, not an object, or over `limit` bytes."""
     try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+        with open(path, "rb") as f:
+            text = f.read() if limit is None else f.read(limit + 1)
+        if limit is not None and len(text) > limit:
+            return None
+        data = json.loads(text)
         return data if isinstance(data, dict) else None
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
 
 
@@ -150,20 +105,68 @@ def tail_text(path: Path, max_lines: int = 20, max_bytes: int = 16384) -> str:
     return "\n".join(data.splitlines()[-max_lines:])
 
 
+_TEXT_FIELDS = ("pid_start_time", "launcher_start_time", "started_at", "ended_at", "task", "checkpoint")
+
+
+def clean_status(raw: dict[str, Any]) -> dict[str, Any]:
+    """status.json's fields as readers expect them: a known state, pids as ints or None, texts as str or None."""
+    status = dict(raw)
+    state = status.get("state")
+    status["state"] = state if isinstance(state, str) and state in STATES else "unknown"
+    for key in ("pid", "launcher_pid"):
+        if key in status:
+            status[key] = valid_pid(status[key])
+    for key in _TEXT_FIELDS:
+        if key in status and not isinstance(status[key], str):
+            status[key] = None
+    if "error" in status and status["error"] is not None and not isinstance(status["error"], str):
+        status["error"] = str(status["error"])[:500]
+    if "exit_code" in status and type(status["exit_code"]) is not int:
+        status["exit_code"] = None
+    return status
+
+
+_OOM_KILLER = re.compile(r"out of memory: kill|oom-kill|oom_reaper|invoked oom-killer", re.IGNORECASE)
+_KILLED = re.compile(r"^\s*killed\s*$|\bsignal 9\b|\bSIGKILL\b|exitcode\s*:\s*-9\b", re.IGNORECASE | re.MULTILINE)
+_JOB_NAMES = {"train": "training", "eval": "evaluation", "export": "export"}
+
+
+def ended_without_status(status: dict[str, Any], run_dir: Path) -> str:
+    """Why a `running` folder has no live process: what the log's tail says about how it ended."""
+    tail = tail_text(Path(run_dir) / RUNNING_LOG, max_lines=20)
+    last = next((line.strip() for line in reversed(tail.splitlines()) if line.strip()), "")
+    job = _JOB_NAMES.get(str(status.get("task")), "training")
+    message = f"The {job} process ended without a final status"
+    if _OOM_KILLER.search(tail):
+        message += (": it was killed by the system's out-of-memory killer (the machine ran out of RAM; lower "
+                    "per_device_train_batch_size or cutoff_len, or close other programs)")
+    elif _KILLED.search(tail):
+        message += ": it was killed (SIGKILL), by a user or by the system's out-of-memory killer"
+    elif valid_pid(status.get("pid")) is None:
+        message += ": status.json names no valid process id"
+    return f"{message}. Last log line: {last[:300] or '(empty)'}"
+
+
 def read_status(run_dir: Path, *, reconcile: bool = True) -> dict[str, Any]:
-    """The run's status; a `running` run whose process is gone is reported (and, with reconcile, saved) as failed."""
+    """The run's status; a `running` run whose process is gone is reported (and, with reconcile, saved) as failed.
+
+    Never raises for what the file holds: a status.json that is not a JSON object reads as state `unknown`.
+    """
     run_dir = Path(run_dir)
-    status = _read_json(run_dir / STATUS_FILE)
-    if status is None:
+    path = run_dir / STATUS_FILE
+    raw = _read_json(path)
+    if raw is None:
+        if path.exists():
+            return {"state": "unknown", "error": f"{path} is not a status file this studio can read; "
+                                                 "delete it if no job is running there."}
         has_results = any((run_dir / name).exists() for name in RESULT_FILES)
         return {"state": "unknown" if has_results else "new"}
-    if status.get("state") == "running" and not is_process_alive(status.get("pid"), status.get("pid_start_time")):
-        tail = tail_text(run_dir / RUNNING_LOG, max_lines=5)
-        last = next((line for line in reversed(tail.splitlines()) if line.strip()), "")
-        status.update(state="failed", exit_code=status.get("exit_code"), ended_at=now_iso(),
-                      error=f"The training process ended without a final status. Last log line: {last or '(empty)'}")
+    status = clean_status(raw)
+    if status["state"] == "running" and not is_process_alive(raw.get("pid"), raw.get("pid_start_time")):
+        status.update(state="failed", ended_at=now_iso(), error=ended_without_status(status, run_dir))
+        status.setdefault("exit_code", None)
         if reconcile:
-            write_json_atomic(run_dir / STATUS_FILE, status)
+            write_json_atomic(path, status)
     return status
 
 
@@ -203,11 +206,16 @@ class TrainerLogWriter:
     def truncate_after(self, step: int) -> None:
         """Drop lines past `step` (a run resumed from an earlier checkpoint re-logs them)."""
         records, _ = read_trainer_log(self.path.parent)
-        kept = [r for r in records if int(r.get("current_steps", 0)) <= step]
+        kept = [r for r in records if _step_of(r) <= step]
         if len(kept) != len(records):
-            tmp = self.path.with_name(f".{self.path.name}.tmp")
-            tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept), encoding="utf-8")
-            tmp.replace(self.path)
+            write_text_atomic(self.path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept))
+
+
+def _step_of(record: dict[str, Any]) -> float:
+    try:
+        return float(record.get("current_steps", 0))
+    except (TypeError, ValueError):
+        return 0.0
 
 
 class _Tee:
@@ -317,16 +325,42 @@ def is_locked(run_dir: Path) -> bool:
     return False
 
 
-def list_checkpoints(run_dir: Path) -> list[Path]:
-    """`checkpoint-N` folders in step order."""
+# The file each kind of checkpoint writes last: the Trainer's `_save_checkpoint` ends with trainer_state.json
+# (checked in transformers 5.25), PPO's `save_checkpoint` with ppo_state.json. A folder without it, or with it cut
+# short, was not completely written.
+CHECKPOINT_LAST_FILES = ("trainer_state.json", "ppo_state.json")
+
+
+def is_complete_checkpoint(folder: Path) -> bool:
+    """Whether a `checkpoint-N` folder was completely written (its last file is there and whole)."""
+    # No size limit: trainer_state.json carries the whole log history and grows with long runs.
+    return any(_read_json(Path(folder) / name, limit=None) is not None for name in CHECKPOINT_LAST_FILES)
+
+
+def list_checkpoints(run_dir: Path, *, complete_only: bool = True) -> list[Path]:
+    """`checkpoint-N` folders in step order: the completely written ones (all of them for clean-up)."""
     found = [p for p in Path(run_dir).glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
+    if complete_only:
+        found = [p for p in found if is_complete_checkpoint(p)]
     return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
+
+
+def remove_incomplete_checkpoints(run_dir: Path) -> list[Path]:
+    """Delete `checkpoint-N` folders a failed or killed save left half-written; returns what was removed.
+
+    Only the holder of the folder's lock may call this: a checkpoint being saved right now is incomplete too.
+    """
+    removed = [p for p in list_checkpoints(run_dir, complete_only=False) if not is_complete_checkpoint(p)]
+    for folder in removed:
+        shutil.rmtree(folder, ignore_errors=True)
+    return removed
 
 
 def has_results(run_dir: Path) -> bool:
     """Whether the folder holds another run's results (more than a fresh config)."""
     run_dir = Path(run_dir)
-    return any((run_dir / name).exists() for name in RESULT_FILES) or bool(list_checkpoints(run_dir))
+    return any((run_dir / name).exists() for name in RESULT_FILES) or bool(
+        list_checkpoints(run_dir, complete_only=False))
 
 
 def clear_results(run_dir: Path) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from engine.atomic_write import write_text_atomic
 from engine.config.data import DataArguments
 from engine.config.evaluation import EvaluationArguments
 from engine.config.export import ExportArguments
@@ -167,7 +168,4 @@ def save_config(config: RunConfig, path: str | Path) -> None:
     """Write the resolved config as flat YAML, secrets left out, atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        yaml.safe_dump(config.to_dict(include_secrets=False), f, sort_keys=False, allow_unicode=True)
-    tmp.replace(path)
+    write_text_atomic(path, yaml.safe_dump(config.to_dict(include_secrets=False), sort_keys=False, allow_unicode=True))
