@@ -147,3 +147,25 @@ def test_two_load_clicks_leave_one_chat_server(studio_home: Path, tiny_model_dir
 def test_malformed_pids_are_never_alive_nor_signalled(pid: Any):
     assert not supervisor.alive(pid, "1")
     assert supervisor.stop([(pid, "1")], grace=0.1) is False
+
+
+MALFORMED_STATUS = ['{"state": "running", "pid": "123"}', '{"state": ["running"], "pid": [1]}', "[1, 2]", "null",
+                    '"finished"', "", "\x00\xff garbage", '{"state": "finished", "started_at": 5, "ended_at": [],'
+                    ' "error": {"x": 1}, "checkpoint": 7, "exit_code": "one", "task": 3}',
+                    '{"state": "running", "pid": 99999999999999999999, "pid_start_time": 12}']
+
+
+@pytest.mark.parametrize("text", MALFORMED_STATUS)
+def test_malformed_status_files_never_break_the_runs_list_or_the_monitor(studio_home: Path, text: str):
+    from studio.monitor import RunMonitor, progress_text, status_markdown
+    from studio.runs import list_runs, runs_table
+
+    run_dir = run_folder("m", "lora", "odd")
+    run_dir.mkdir(parents=True)
+    (run_dir / "status.json").write_bytes(text.encode("utf-8", errors="surrogateescape"))
+    (run_dir / "trainer_log.jsonl").write_text('{"current_steps": 1, "total_steps": 2, "loss": 1.0}\n')
+    runs = list_runs()
+    assert [Path(r["path"]) for r in runs] == [run_dir] and isinstance(runs_table(runs), object)
+    view = RunMonitor().poll(run_dir)
+    assert isinstance(view.state, str)
+    status_markdown(view), progress_text(view)
