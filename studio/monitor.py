@@ -26,6 +26,7 @@ from engine.runfolder import (
     read_trainer_log,
     tail_text,
 )
+from studio.markup import escape_markdown, md
 
 LOG_TAIL_LINES = 40
 FRAME_COLUMNS = ["step", "value", "series"]
@@ -278,14 +279,15 @@ def progress_text(view: RunView, lang: str = "en") -> str:
 
 def status_markdown(view: RunView, lang: str = "en") -> str:
     """The run's state in a few Markdown lines: state, what it means, progress, and final results."""
-    state = format_message(f"monitor.state.{view.state}", lang)
-    lines = [f"**{state}**: {format_message(view.message_key, lang, **view.message_params)}"]
+    # The cause of a failure comes from the run folder (a path, a dataset name, a line of the log): escaped.
+    state = md(f"monitor.state.{view.state}", lang)
+    lines = [f"**{state}**: {md(view.message_key, lang, **view.message_params)}"]
     if view.total_steps and view.state in ("aborted", "failed"):  # a running run has the progress bar
-        lines.append(progress_text(view, lang))
+        lines.append(escape_markdown(progress_text(view, lang)))
     loss = view.results.get("train_loss")
     if view.state == "finished" and _is_number(loss):
-        lines.append(format_message("monitor.results", lang, loss=f"{loss:.4f}",
-                                    runtime=format_seconds(view.results.get("train_runtime")) or "?"))
+        lines.append(md("monitor.results", lang, loss=f"{loss:.4f}",
+                        runtime=format_seconds(view.results.get("train_runtime")) or "?"))
     if view.state == "failed" and view.log_tail:
-        lines.append(format_message("monitor.see_log", lang))
+        lines.append(md("monitor.see_log", lang))
     return "\n\n".join(lines)

@@ -10,6 +10,7 @@ from typing import Any
 from engine.errors import StudioError
 from studio.context import Context
 from studio.i18n import t
+from studio.markup import escape_markdown, md, md_error
 
 THINK = re.compile(r"<think>(.*?)(</think>|$)", re.S)
 
@@ -104,9 +105,9 @@ def load_chat_model(lang: str, model_name: str, model_path: str, method: str, ch
         config.update(checkpoint_to_config(checkpoint or [], run_model_key(model_name, model_path), method))
         state = start_server(config)
     except (StudioError, ValueError) as err:
-        yield f"❌ {err.message(lang) if isinstance(err, StudioError) else err}"
+        yield f"❌ {md_error(err, lang) if isinstance(err, StudioError) else escape_markdown(err)}"
         return
-    yield t("chat.msg.loaded", lang, model=state["model"], adapter=state.get("adapter") or "—")
+    yield md("chat.msg.loaded", lang, model=state["model"], adapter=state.get("adapter") or "—")
 
 
 def unload_chat_model(lang: str) -> str:
@@ -133,7 +134,7 @@ def send(message: str, history: list[dict], display: list[dict], system: str, to
     try:
         tools = parse_tools(tools_text)
     except StudioError as err:
-        yield gr.update(), history, display, f"❌ {err.message(lang)}"
+        yield gr.update(), history, display, f"❌ {md_error(err, lang)}"
         return
     history = [*history, {"role": "user", "content": message}]
     shown_user = html.escape(message) if escape else message
@@ -146,7 +147,7 @@ def send(message: str, history: list[dict], display: list[dict], system: str, to
             display[-1] = {"role": "assistant", "content": render_reply(reply, escape, show_thinking, lang)}
             yield "", history, display, gr.update()
     except StudioError as err:
-        yield gr.update(), history[:-1], display[:-2], f"❌ {err.message(lang)}"
+        yield gr.update(), history[:-1], display[:-2], f"❌ {md_error(err, lang)}"
         return
     history = [*history, {"role": "assistant", "content": reply}]
     yield "", history, display, gr.update()
@@ -175,6 +176,6 @@ def wire(ctx: Context, demo: Any) -> None:
         state = find_server()
         if state is None:
             return t("chat.msg.not_loaded", lang_value)
-        return t("chat.msg.loaded", lang_value, model=state["model"], adapter=state.get("adapter") or "—")
+        return md("chat.msg.loaded", lang_value, model=state["model"], adapter=state.get("adapter") or "—")
 
     demo.load(current, lang, ctx["chat_status"], **private)

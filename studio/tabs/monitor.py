@@ -12,6 +12,7 @@ import yaml
 from engine.errors import StudioError
 from studio.context import Context
 from studio.i18n import t
+from studio.markup import html_error, html_text, md_error
 from studio.tabs.train import FORM_FIELDS
 
 TIMER_SECONDS = 1.0
@@ -70,7 +71,7 @@ def preview_command(lang: str, *values: Any) -> Any:
     try:
         config, run_dir = build_train_config(_form(values))
     except StudioError as err:
-        gr.Warning(err.message(lang))
+        gr.Warning(html_error(err, lang))
         return gr.update()
     text = f"# studio train {run_dir / 'config.yaml'}\n" + yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
     return gr.update(value=text, visible=True)
@@ -86,9 +87,8 @@ def launch_job(command: str, build: Any, starting_key: str, lang: str, values: t
         config, run_dir = build(*values)
         start_run(config, run_dir, lang=lang, command=command)
     except StudioError as err:
-        message = err.message(lang)
-        gr.Warning(message)
-        return f"❌ {message}", gr.update(), gr.Timer(active=False)
+        gr.Warning(html_error(err, lang))
+        return f"❌ {md_error(err, lang)}", gr.update(), gr.Timer(active=False)
     return t(starting_key, lang), str(run_dir), gr.Timer(active=True)
 
 
@@ -202,7 +202,7 @@ def save_settings(name: str, lang: str, *values: Any) -> None:
     path = settings_path(name)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(_form(values), sort_keys=False, allow_unicode=True), encoding="utf-8")
-    gr.Info(t("train.msg.settings_saved", lang, path=str(path)))
+    gr.Info(html_text("train.msg.settings_saved", lang, path=str(path)))
 
 
 def load_settings(name: str, lang: str) -> list[Any]:
@@ -211,7 +211,7 @@ def load_settings(name: str, lang: str) -> list[Any]:
 
     path = settings_path(name)
     if not path.is_file():
-        gr.Warning(t("train.msg.settings_missing", lang, path=str(path)))
+        gr.Warning(html_text("train.msg.settings_missing", lang, path=str(path)))
         return [gr.update() for _ in FORM_FIELDS]
     saved = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     return [gr.update(value=saved[name]) if name in saved else gr.update() for name in FORM_FIELDS]

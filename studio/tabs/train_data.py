@@ -8,6 +8,7 @@ from typing import Any
 from engine.errors import StudioError
 from studio.context import Context
 from studio.i18n import t
+from studio.markup import html_error, html_text, md, md_error
 
 FORMATTINGS = ["alpaca", "sharegpt", "openai"]
 MAPPABLE = ["prompt", "query", "response", "history", "messages", "system", "tools", "chosen", "rejected", "kto_tag"]
@@ -70,7 +71,7 @@ def dataset_choices(dataset_dir: str, stage: str, lang: str) -> Any:
     try:
         return gr.update(choices=list_datasets(workspace_dataset_dir(dataset_dir), stage))
     except StudioError as err:
-        gr.Warning(err.message(lang))
+        gr.Warning(html_error(err, lang))
         return gr.update(choices=[])
 
 
@@ -87,10 +88,10 @@ def on_file(path: str | None, formatting: str, lang: str) -> list[Any]:
     try:
         columns = detect_columns(path, max_rows=settings.max_samples if settings else None)
     except StudioError as err:
-        return [gr.update(choices=[""], value="") for _ in MAPPABLE] + [f"❌ {err.message(lang)}"]
+        return [gr.update(choices=[""], value="") for _ in MAPPABLE] + [f"❌ {md_error(err, lang)}"]
     guess = suggest_mapping(columns, formatting)
     updates = [gr.update(choices=["", *columns], value=guess.get(c, "")) for c in MAPPABLE]
-    return [*updates, t("data.columns_found", lang, columns=", ".join(columns))]
+    return [*updates, md("data.columns_found", lang, columns=", ".join(columns))]
 
 
 def register(path: str | None, name: str, formatting: str, ranking: bool, dataset_dir: str, lang: str,
@@ -101,7 +102,7 @@ def register(path: str | None, name: str, formatting: str, ranking: bool, datase
     from studio.workspace import dataset_dir as workspace_dataset_dir
 
     if not path:
-        return f"❌ {t('data.no_file', lang)}"
+        return f"❌ {md('data.no_file', lang)}"
     columns = {column: value for column, value in zip(MAPPABLE, mapping, strict=True) if value}
     settings = active()
     try:
@@ -110,8 +111,8 @@ def register(path: str | None, name: str, formatting: str, ranking: bool, datase
         register_upload(path, workspace_dataset_dir(dataset_dir), (name or "").strip(), formatting, columns,
                         ranking=ranking, max_rows=settings.max_samples if settings else None)
     except StudioError as err:
-        return f"❌ {err.message(lang)}"
-    return t("data.registered", lang, name=name)
+        return f"❌ {md_error(err, lang)}"
+    return md("data.registered", lang, name=name)
 
 
 def preview(dataset_dir: str, datasets: list[str], model_path: str, template: str, cutoff_len: float,
@@ -122,17 +123,17 @@ def preview(dataset_dir: str, datasets: list[str], model_path: str, template: st
     from studio.workspace import dataset_dir as workspace_dataset_dir
 
     if not datasets:
-        return None, f"<p>{t('data.pick_dataset', lang)}</p>", "", None
+        return None, f"<p>{html_text('data.pick_dataset', lang)}</p>", "", None
     dataset, index = datasets[0], int(index or 0)
     dataset_dir = workspace_dataset_dir(dataset_dir)
     settings = active()
     if settings is not None and not model_allowed(model_path, settings):
         error = StudioError("demo_model_not_allowed", model=str(model_path), allowed=", ".join(settings.models))
-        return None, f"<p>❌ {error.message(lang)}</p>", "", None
+        return None, f"<p>❌ {html_error(error, lang)}</p>", "", None
     try:
         rows, total = preview_rows(dataset_dir, dataset, page=index // 5, page_size=5)
     except StudioError as err:
-        return None, f"<p>❌ {err.message(lang)}</p>", "", None
+        return None, f"<p>❌ {html_error(err, lang)}</p>", "", None
     placeholders = {"name": name, "author": author}
     try:
         rendered = render_preview(dataset_dir, dataset, model_path, template if template != "none" else None,
@@ -141,8 +142,8 @@ def preview(dataset_dir: str, datasets: list[str], model_path: str, template: st
         stats = length_stats(dataset_dir, dataset, model_path, template if template != "none" else None,
                              int(cutoff_len))
     except StudioError as err:
-        return json.loads(json.dumps(rows, default=str)), f"<p>{err.message(lang)}</p>", "", None
-    summary = t("data.stats", lang, total=total, mean=f"{stats['mean']:.0f}", p95=stats["p95"], max=stats["max"],
+        return json.loads(json.dumps(rows, default=str)), f"<p>{html_error(err, lang)}</p>", "", None
+    summary = md("data.stats", lang, total=total, mean=f"{stats['mean']:.0f}", p95=stats["p95"], max=stats["max"],
                 truncated=stats["truncated"], cutoff=int(cutoff_len))
     return json.loads(json.dumps(rows, default=str)), rendered, summary, stats["histogram"]
 

@@ -8,6 +8,7 @@ from typing import Any
 from engine.errors import StudioError
 from studio.context import Context
 from studio.i18n import t
+from studio.markup import md, md_error
 
 
 def build(ctx: Context) -> None:
@@ -56,7 +57,7 @@ def compare_runs(picked: list[str], lang: str) -> tuple[Any, str]:
     try:
         return overlay_losses([check_inside(p) for p in picked]), ""
     except StudioError as err:
-        return None, f"❌ {err.message(lang)}"
+        return None, f"❌ {md_error(err, lang)}"
 
 
 def resume_picked(picked: list[str], lang: str) -> tuple[str, str, Any]:
@@ -74,8 +75,8 @@ def resume_picked(picked: list[str], lang: str) -> tuple[str, str, Any]:
         config = resume_config(check_inside(picked[0]))
         start_run(config, Path(picked[0]), lang=lang)
     except StudioError as err:
-        return f"❌ {err.message(lang)}", gr.update(), gr.Timer(active=False)
-    return t("runs.resumed", lang, path=picked[0]), picked[0], gr.Timer(active=True)
+        return f"❌ {md_error(err, lang)}", gr.update(), gr.Timer(active=False)
+    return md("runs.resumed", lang, path=picked[0]), picked[0], gr.Timer(active=True)
 
 
 def delete_picked(picked: list[str], confirmed: bool, lang: str) -> tuple[str, Any]:
@@ -92,7 +93,7 @@ def delete_picked(picked: list[str], confirmed: bool, lang: str) -> tuple[str, A
         for path in picked:
             delete_run(Path(path))
     except StudioError as err:
-        return f"❌ {err.message(lang)}", gr.update()
+        return f"❌ {md_error(err, lang)}", gr.update()
     return t("runs.deleted", lang, count=len(picked)), gr.update(value=False)
 
 
@@ -111,8 +112,8 @@ def download_picked(picked: list[str], lang: str) -> tuple[str, Any]:
         run_dir = check_inside(picked[0])
         archive = pack_run(run_dir, tempfile.mkdtemp(prefix="studio-download-"))
     except StudioError as err:
-        return f"❌ {err.message(lang)}", gr.update(visible=False, value=None)
-    return t("runs.download_ready", lang, name=archive.name), gr.update(visible=True, value=str(archive))
+        return f"❌ {md_error(err, lang)}", gr.update(visible=False, value=None)
+    return md("runs.download_ready", lang, name=archive.name), gr.update(visible=True, value=str(archive))
 
 
 def wire(ctx: Context) -> None:
