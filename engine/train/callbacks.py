@@ -1,15 +1,15 @@
-"""Trainer callbacks: the live log that the studio reads, and a graceful stop on SIGTERM."""
+"""Trainer callbacks: the live log that the studio reads, and a graceful stop on SIGTERM (a `StopSignal`)."""
 
 from __future__ import annotations
 
 import math
-import signal
 import time
 from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback
 
+from engine.jobs import StopSignal
 from engine.runfolder import TrainerLogWriter
 
 # Trainer log keys copied into trainer_log.jsonl under the same name (stage metrics keep theirs).
@@ -78,29 +78,8 @@ class LogCallback(TrainerCallback):
         self.writer.write(record)
 
 
-class AbortCallback(TrainerCallback):
+class AbortCallback(StopSignal, TrainerCallback):
     """Turns SIGTERM into 'save a checkpoint at the next step and stop', so an abort loses nothing."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous = None
-
-    def install(self) -> None:
-        """Handle SIGTERM (and SIGINT) in this process."""
-
-        def handler(signum: int, frame: Any) -> None:
-            if self.requested:  # a second signal: stop now
-                raise KeyboardInterrupt
-            self.requested = True
-
-        self._previous = (signal.signal(signal.SIGTERM, handler), signal.signal(signal.SIGINT, handler))
-
-    def uninstall(self) -> None:
-        """Give SIGTERM and SIGINT back to their previous handlers."""
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous[0])
-            signal.signal(signal.SIGINT, self._previous[1])
-            self._previous = None
 
     def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
         if self._any_rank_requested():

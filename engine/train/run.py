@@ -1,46 +1,34 @@
-"""One training run from start to final status: the run folder, the lock, the stage, and what happens on failure."""
+"""A training job: where the run writes, what it resumes from, and the stage as the body of the job lifecycle."""
 
 from __future__ import annotations
 
 import logging
 import os
-import sys
-import traceback
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from engine.config import RunConfig, save_config
-from engine.errors import ConfigError, StudioError
-from engine.runfolder import (
-    RunLock,
-    attach_running_log,
-    clear_results,
-    has_results,
-    list_checkpoints,
-    mark_running,
-    write_status,
-)
+from engine.config import RunConfig
+from engine.errors import ConfigError
+from engine.jobs import Job, default_run_dir, run_job
+from engine.runfolder import clear_results, has_results, list_checkpoints
+from engine.train import get_stage_runner
+from engine.train.trainer_setup import is_main_process
 
 logger = logging.getLogger("engine")
 
 
 def default_output_dir(config: RunConfig) -> str:
     """saves/<model>/<method>/train_<time>, as the studio names runs."""
-    from engine.paths import saves_dir
-
-    model = Path(config.model.model_name_or_path.rstrip("/")).name or "model"
-    stamp = datetime.now().strftime("%Y-%m-%d-%H-%M-%S")
-    return str(saves_dir() / model / config.finetuning.finetuning_type / f"train_{stamp}")
+    return default_run_dir(config, "train")
 
 
 def resolve_resume(config: RunConfig, run_dir: Path) -> str | None:
-    """The checkpoint folder to resume from (`true` → the latest in the run folder), or None."""
+    """The checkpoint folder to resume from (`true` → the latest complete one in the run folder), or None."""
     value = config.training.resume_from_checkpoint
     if value in (None, False, ""):
         return None
     if value is True or str(value).lower() == "true":
-        checkpoints = list_checkpoints(run_dir)
+        checkpoints = list_checkpoints(run_dir)  # complete ones only: a half-written save is never resumed
         if not checkpoints:
             raise ConfigError("no_checkpoint_to_resume", path=str(run_dir))
         return str(checkpoints[-1])
@@ -67,30 +55,34 @@ def prepare_run_dir(config: RunConfig, main: bool = True) -> tuple[Path, str | N
 
 def run_training(config: RunConfig) -> int:
     """Run one training job into its run folder and leave a final status; returns the process exit code."""
-    from engine.train.callbacks import AbortCallback
-    from engine.train.trainer_setup import is_main_process
+    from engine.train.callbacks import AbortCallback  # transformers: only once a job runs
 
     main = is_main_process()
     run_dir, resume = prepare_run_dir(config, main)
-    lock = RunLock(run_dir)
-    restore_output = lambda: None  # noqa: E731
-    if main:
-        lock.acquire()
-        if has_results(run_dir) and resume is None and config.training.overwrite_output_dir:
-            clear_results(run_dir)
-        restore_output = attach_running_log(run_dir)
-        save_config(config, run_dir / "config.yaml")
-        mark_running(run_dir)
-    abort = AbortCallback()
-    abort.install()
+    overwrite = main and resume is None and config.training.overwrite_output_dir and has_results(run_dir)
+    job = Job("train", run_dir, config, stop=AbortCallback(), main=main, clear=clear_results if overwrite else None,
+              interrupted="Stopped before a checkpoint could be saved.")
+    return run_job(job, lambda: _train(job, resume))
+
+
+def _train(job: Job, resume: str | None) -> dict[str, Any]:
+    """The body: check the checkpoint it resumes from, seed, run the stage; an abort names its checkpoint."""
+    from transformers import set_seed
+
+    from engine.train.checkpoints import check_checkpoint_files
+
+    config = job.config
     logger.info("Rank %s of %s: %s training into %s", os.environ.get("RANK", "0"), os.environ.get("WORLD_SIZE", "1"),
-                config.finetuning.stage, run_dir)
+                config.finetuning.stage, job.run_dir)
     _warn_unused_data_options(config)
-    try:
-        return _run_stage(config, run_dir, resume, abort, main, lock)
-    finally:
-        abort.uninstall()
-        restore_output()
+    if resume:
+        check_checkpoint_files(Path(resume))  # before any trainer unpickles what it holds
+    set_seed(config.training.seed)  # before the model exists: fresh adapter weights depend on it
+    get_stage_runner(config)(config, run_dir=job.run_dir, resume=resume, abort=job.stop)
+    if not job.stop.requested:
+        return {}
+    checkpoints = list_checkpoints(job.run_dir)
+    return {"checkpoint": str(checkpoints[-1]) if checkpoints else None}
 
 
 def _warn_unused_data_options(config: RunConfig) -> None:
@@ -101,36 +93,3 @@ def _warn_unused_data_options(config: RunConfig) -> None:
     if asked and config.finetuning.stage not in ("pt", "sft"):
         logger.warning("%s only apply to the pt and sft stages; stage %s tokenizes its data without them.",
                        ", ".join(asked), config.finetuning.stage)
-
-
-def _run_stage(config: RunConfig, run_dir: Path, resume: str | None, abort: Any, main: bool, lock: RunLock) -> int:
-    from engine.train import get_stage_runner
-
-    try:
-        from transformers import set_seed
-
-        set_seed(config.training.seed)  # before the model exists: fresh adapter weights depend on it
-        get_stage_runner(config)(config, run_dir=run_dir, resume=resume, abort=abort)
-    except StudioError as err:
-        return _finish(run_dir, main, "failed", 1, err.message(), lock)
-    except KeyboardInterrupt:
-        return _finish(run_dir, main, "aborted", 0, "Stopped before a checkpoint could be saved.", lock)
-    except BaseException as err:  # noqa: BLE001 - every crash must end as a recorded `failed`
-        traceback.print_exc()
-        summary = f"{type(err).__name__}: {err}".splitlines()[0][:500]
-        return _finish(run_dir, main, "failed", 1, summary, lock)
-    if abort.requested:
-        checkpoints = list_checkpoints(run_dir)
-        where = str(checkpoints[-1]) if checkpoints else None
-        return _finish(run_dir, main, "aborted", 0, None, lock, checkpoint=where)
-    return _finish(run_dir, main, "finished", 0, None, lock)
-
-
-def _finish(run_dir: Path, main: bool, state: str, code: int, error: str | None, lock: RunLock,
-            **extra: Any) -> int:
-    if main:
-        if error:
-            print(f"[{state}] {error}", file=sys.stderr)
-        write_status(run_dir, state, exit_code=code, error=error, **extra)
-        lock.release()
-    return code
