@@ -1,4 +1,4 @@
-"""`studio launch`: serve the studio on 127.0.0.1 (port 7860 or the next free one), with optional login."""
+"""`studio launch`: serve the studio on 127.0.0.1 (port 7860 or the next free one), with optional throttled login."""
 
 from __future__ import annotations
 
@@ -10,7 +10,14 @@ import socket
 import sys
 from pathlib import Path
 
+from starlette.middleware import Middleware
+
 from studio.i18n import LANGUAGES
+from studio.login import ClientAddress, make_auth
+
+# Gradio's cache clean-up: every 10 minutes, delete uploads and served files older than an hour (and all of them
+# when the studio stops). An upload is copied into the dataset folder when registered, so nothing needed is lost.
+CACHE_CLEANUP = (600, 3600)
 
 
 def find_free_port(host: str, start: int = 7860, tries: int = 100) -> int:
@@ -88,17 +95,22 @@ def main(argv: list[str] | None = None) -> int:
     # is built would rebuild Gradio's whole server app a second time, a quarter of a second of every start.
     os.environ.setdefault("GRADIO_DEFAULT_CONCURRENCY_LIMIT", "4")
     demo = create_app(args.lang or "en")
+    # Uploads and the files handed to the browser (downloads) live in Gradio's cache: delete them once old.
+    demo.delete_cache = CACHE_CLEANUP
+    middleware: list = []
     extra: dict = {}
+    if auth:
+        middleware.append(Middleware(ClientAddress))
     if settings is not None:
-        from starlette.middleware import Middleware
-
         from studio.workspace import VisitorCookie
 
         print(f"Demo mode ({demo_mode.detect_platform() or 'on request'}): {settings}", flush=True)
         start_cleaner(settings)
-        extra = {"app_kwargs": {"middleware": [Middleware(VisitorCookie)]},
-                 "max_file_size": f"{settings.max_upload_mb:g}mb"}
+        middleware.append(Middleware(VisitorCookie))
+        extra["max_file_size"] = f"{settings.max_upload_mb:g}mb"
+    if middleware:
+        extra["app_kwargs"] = {"middleware": middleware}
     demo.launch(
-        server_name=args.host, server_port=port, share=args.share, auth=auth, root_path=args.root_path,
-        css=CSS, show_error=False, footer_links=[], quiet=False, **extra)
+        server_name=args.host, server_port=port, share=args.share, auth=make_auth(auth) if auth else None,
+        root_path=args.root_path, css=CSS, show_error=False, footer_links=[], quiet=False, **extra)
     return 0
