@@ -240,3 +240,26 @@ def pack_run(run_dir: str | Path, out_dir: str | Path) -> Path:
             if path.is_file() and not path.name.startswith(".") and path.suffix not in _DOWNLOAD_SKIP_SUFFIXES:
                 archive.write(path, f"{run_dir.name}/{path.name}")
     return out
+
+
+DOWNLOAD_PREFIX = "studio-download-"
+DOWNLOAD_MAX_AGE_S = 600.0  # Gradio copies a download into its own cache at once; ours is not needed after that
+
+
+def new_download_dir(temp_root: str | Path | None = None, now: float | None = None) -> Path:
+    """A fresh folder for one download's zip, after deleting this user's download folders older than
+    DOWNLOAD_MAX_AGE_S (each would otherwise stay in the temporary folder for good)."""
+    import tempfile
+    import time
+
+    root = Path(temp_root or tempfile.gettempdir())
+    cutoff = (time.time() if now is None else now) - DOWNLOAD_MAX_AGE_S
+    for old in root.glob(f"{DOWNLOAD_PREFIX}*"):
+        try:
+            info = old.lstat()
+        except OSError:
+            continue
+        # Only our own real folders: another user's, or a link someone placed, is left alone.
+        if old.is_dir() and not old.is_symlink() and info.st_uid == os.getuid() and info.st_mtime < cutoff:
+            shutil.rmtree(old, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=DOWNLOAD_PREFIX, dir=root))

@@ -97,8 +97,11 @@ def on_file(path: str | None, formatting: str, lang: str) -> list[Any]:
 def register(path: str | None, name: str, formatting: str, ranking: bool, dataset_dir: str, lang: str,
              *mapping: str) -> str:
     """Validate every row and register the uploaded file under `name` in dataset_info.json."""
+    from gradio.utils import get_upload_folder
+
     from studio.datasets import register_upload
     from studio.demo_mode import active, check_upload
+    from studio.uploads import discard_upload
     from studio.workspace import dataset_dir as workspace_dataset_dir
 
     if not path:
@@ -112,6 +115,8 @@ def register(path: str | None, name: str, formatting: str, ranking: bool, datase
                         ranking=ranking, max_rows=settings.max_samples if settings else None)
     except StudioError as err:
         return f"❌ {md_error(err, lang)}"
+    # The dataset folder has its copy now; the browser's upload would otherwise wait for Gradio's hourly clean-up.
+    discard_upload(path, get_upload_folder())
     return md("data.registered", lang, name=name)
 
 

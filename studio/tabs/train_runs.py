@@ -99,18 +99,16 @@ def delete_picked(picked: list[str], confirmed: bool, lang: str) -> tuple[str, A
 
 def download_picked(picked: list[str], lang: str) -> tuple[str, Any]:
     """Zip the one picked finished run (adapter or weights, tokenizer, template, logs) for the browser to save."""
-    import tempfile
-
     import gradio as gr
 
-    from studio.runs import pack_run
+    from studio.runs import new_download_dir, pack_run
     from studio.workspace import check_inside
 
     if len(picked or []) != 1:
         return t("runs.pick_one_download", lang), gr.update(visible=False, value=None)
     try:
         run_dir = check_inside(picked[0])
-        archive = pack_run(run_dir, tempfile.mkdtemp(prefix="studio-download-"))
+        archive = pack_run(run_dir, new_download_dir())
     except StudioError as err:
         return f"❌ {md_error(err, lang)}", gr.update(visible=False, value=None)
     return md("runs.download_ready", lang, name=archive.name), gr.update(visible=True, value=str(archive))

@@ -101,3 +101,52 @@ def test_a_child_that_hangs_is_stopped_with_a_message(tmp_path: Path, monkeypatc
     with pytest.raises(StudioError) as err:
         detect_columns(upload)
     assert err.value.key == "inspection_timeout"
+
+
+# --- temporary files
+
+
+def test_downloads_keep_no_zip_older_than_a_few_minutes(tmp_path: Path, studio_home: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
+    import time
+
+    from studio.runs import DOWNLOAD_MAX_AGE_S
+    from studio.tabs.train_runs import download_picked
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    run = studio_home / "saves" / "demo" / "lora" / "done"
+    run.mkdir(parents=True)
+    (run / "adapter_model.safetensors").write_bytes(b"weights")
+    first = Path(download_picked([str(run)], "en")[1]["value"])
+    assert first.is_file() and first.parent.parent == temp
+    old = time.time() - DOWNLOAD_MAX_AGE_S - 5
+    os.utime(first.parent, (old, old))
+    stranger = temp / "studio-download-not-ours"
+    stranger.symlink_to(tmp_path)  # a link placed in the temporary folder is never followed
+    second = Path(download_picked([str(run)], "en")[1]["value"])
+    assert second.is_file() and not first.parent.exists()
+    assert stranger.is_symlink() and tmp_path.is_dir()
+    assert sorted(p.name for p in temp.iterdir() if not p.is_symlink()) == [second.parent.name]
+
+
+def test_a_registered_upload_is_deleted_from_gradios_upload_folder(tmp_path: Path, studio_home: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from studio.tabs.train_data import register
+
+    cache = tmp_path / "gradio"
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(cache))
+    upload = cache / "0123abcd" / "mine.jsonl"
+    upload.parent.mkdir(parents=True)
+    upload.write_text('{"instruction": "q", "output": "a"}\n', encoding="utf-8")
+    message = register(str(upload), "mine", "alpaca", False, str(tmp_path / "data"), "en", *[""] * 10)
+    assert "❌" not in message
+    assert (tmp_path / "data" / "uploads" / "mine.jsonl").is_file()
+    assert not upload.exists() and not upload.parent.exists() and cache.is_dir()
+    # A file given by path (not uploaded through the browser) is the user's own: kept.
+    own = tmp_path / "own.jsonl"
+    own.write_text('{"instruction": "q", "output": "a"}\n', encoding="utf-8")
+    assert "❌" not in register(str(own), "own", "alpaca", False, str(tmp_path / "data"), "en", *[""] * 10)
+    assert own.is_file()
