@@ -13,26 +13,15 @@ import gc
 import json
 import logging
 import shutil
-import signal
-import sys
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
-from engine.config import RunConfig, save_config, validate_config
-from engine.errors import ConfigError, StudioError
-from engine.runfolder import (
-    CONFIG_FILE,
-    LOCK_FILE,
-    RUNNING_LOG,
-    STATUS_FILE,
-    RunLock,
-    TrainerLogWriter,
-    mark_running,
-    read_status,
-    write_status,
-)
+from engine.atomic_write import write_text_atomic
+from engine.config import RunConfig, validate_config
+from engine.errors import ConfigError
+from engine.jobs import Job, StopSignal, run_job
+from engine.runfolder import CONFIG_FILE, LOCK_FILE, RUNNING_LOG, STATUS_FILE, TrainerLogWriter, read_status
 
 logger = logging.getLogger("engine")
 
@@ -224,60 +213,22 @@ def _clear_previous(run_dir: Path) -> None:
         shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
 
 
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
-def _catch_sigterm() -> Any:
-    """Turn the studio's abort (SIGTERM) into KeyboardInterrupt, so the export ends as `aborted`."""
-    try:
-        return signal.signal(signal.SIGTERM, _raise_interrupt)
-    except ValueError:  # not the main thread: leave signals alone
-        return None
-
-
 def run_export(config: RunConfig, *, max_shard_size: int | None = None) -> int:
     """Run one export into `export_dir` and leave a final status; returns the process exit code."""
-    from engine.runfolder import attach_running_log  # the same tee as training's, so all logs read alike
-
     check_export(config)
     run_dir = Path(str(config.model.export_dir)).expanduser()
-    lock = RunLock(run_dir)
-    lock.acquire()
-    restore_output = lambda: None  # noqa: E731
-    previous_handler = _catch_sigterm()
-    try:
-        if folder_content(run_dir):
-            _clear_previous(run_dir)  # check_export allowed it: an earlier export, overwrite asked
-        restore_output = attach_running_log(run_dir)
-        save_config(config, run_dir / CONFIG_FILE)
-        mark_running(run_dir)
-        write_status(run_dir, "running", task=TASK)
+    # check_export allowed a non-empty folder only when it holds an earlier export and overwrite was asked.
+    # The steps cannot pause, so the studio's abort (SIGTERM) stops at once and the export ends as `aborted`.
+    job = Job(TASK, run_dir, config, stop=StopSignal(immediate=True),
+              clear=_clear_previous if folder_content(run_dir) else None,
+              interrupted="Export stopped before it finished.")
+
+    def body() -> None:
         progress = ExportProgress(run_dir, plan_steps(config))
         logger.info("Exporting %s into %s: %s", config.model.model_name_or_path, run_dir, ", ".join(progress.steps))
-        try:
-            results = export_model(config, run_dir, progress, max_shard_size)
-        except StudioError as err:
-            return _finish(run_dir, "failed", 1, err.message())
-        except KeyboardInterrupt:
-            return _finish(run_dir, "aborted", 0, "Export stopped before it finished.")
-        except BaseException as err:  # noqa: BLE001 - every crash must end as a recorded `failed`
-            traceback.print_exc()
-            return _finish(run_dir, "failed", 1, f"{type(err).__name__}: {err}".splitlines()[0][:500])
+        results = export_model(config, run_dir, progress, max_shard_size)
         progress.finish()
-        (run_dir / RESULTS_FILE).write_text(json.dumps(results, ensure_ascii=False, indent=2) + "\n",
-                                            encoding="utf-8")
+        write_text_atomic(run_dir / RESULTS_FILE, json.dumps(results, ensure_ascii=False, indent=2) + "\n")
         logger.info("Export finished: %s", run_dir)
-        return _finish(run_dir, "finished", 0, None)
-    finally:
-        if previous_handler is not None:
-            signal.signal(signal.SIGTERM, previous_handler)
-        restore_output()
-        lock.release()
 
-
-def _finish(run_dir: Path, state: str, code: int, error: str | None) -> int:
-    if error:
-        print(f"[{state}] {error}", file=sys.stderr)
-    write_status(run_dir, state, exit_code=code, error=error)
-    return code
+    return run_job(job, body)

@@ -187,24 +187,33 @@ def train_loop(config: RunConfig, state: PPOState, prompts: list[Prompt], reward
 
 
 def save_checkpoint(config: RunConfig, state: PPOState, run_dir: Path) -> Path:
-    """checkpoint-N/: adapter, value head, optimiser, schedule, RNG and loop state; old ones beyond the limit go."""
+    """checkpoint-N/: adapter, value head, optimiser, schedule, RNG and loop state; old ones beyond the limit go.
+
+    ppo_state.json is written last and atomically: it marks the checkpoint complete (`is_complete_checkpoint`).
+    A save that fails half-way removes its folder, so a full disk never leaves a checkpoint that looks resumable.
+    """
     import torch
     from safetensors.torch import save_file
 
+    from engine.atomic_write import write_json_atomic
     from engine.runfolder import list_checkpoints
     from engine.train.trainer_setup import is_main_process
 
     folder = Path(run_dir) / f"checkpoint-{state.step}"
     if not is_main_process():
         return folder
-    state.model.save_pretrained(folder)
-    save_file(state.value_head.state_dict(), str(folder / VALUE_HEAD_FILE))
-    torch.save(state.optimizer.state_dict(), folder / "optimizer.pt")
-    torch.save(state.scheduler.state_dict(), folder / "scheduler.pt")
-    torch.save({"cpu": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all()}, folder / "rng_state.pt")
-    (folder / STATE_FILE).write_text(json.dumps({
-        "step": state.step, "kl_coef": state.kl.coef, "score_mean": state.moments.mean,
-        "score_var": state.moments.var, "score_count": state.moments.count}, indent=2), encoding="utf-8")
+    try:
+        state.model.save_pretrained(folder)
+        save_file(state.value_head.state_dict(), str(folder / VALUE_HEAD_FILE))
+        torch.save(state.optimizer.state_dict(), folder / "optimizer.pt")
+        torch.save(state.scheduler.state_dict(), folder / "scheduler.pt")
+        torch.save({"cpu": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all()}, folder / "rng_state.pt")
+        write_json_atomic(folder / STATE_FILE, {
+            "step": state.step, "kl_coef": state.kl.coef, "score_mean": state.moments.mean,
+            "score_var": state.moments.var, "score_count": state.moments.count})
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
     limit = config.training.save_total_limit
     if limit:
         for old in list_checkpoints(run_dir)[:-limit]:
@@ -213,7 +222,10 @@ def save_checkpoint(config: RunConfig, state: PPOState, run_dir: Path) -> Path:
 
 
 def load_checkpoint(state: PPOState, folder: Path) -> None:
-    """Continue from checkpoint-N/: weights, optimiser, schedule, RNG and the step count."""
+    """Continue from checkpoint-N/: weights, optimiser, schedule, RNG and the step count.
+
+    The job has already refused unsafe files (`check_checkpoint_files`); every torch.load here is weights-only too.
+    """
     import torch
     from peft import set_peft_model_state_dict
     from safetensors.torch import load_file
@@ -223,7 +235,7 @@ def load_checkpoint(state: PPOState, folder: Path) -> None:
     state.value_head.load_state_dict(load_file(str(folder / VALUE_HEAD_FILE), device=str(device)))
     state.optimizer.load_state_dict(torch.load(folder / "optimizer.pt", map_location=device, weights_only=True))
     state.scheduler.load_state_dict(torch.load(folder / "scheduler.pt", weights_only=True))
-    rng = torch.load(folder / "rng_state.pt", weights_only=False)
+    rng = torch.load(folder / "rng_state.pt", weights_only=True)  # tensors only: nothing in it may run code
     torch.set_rng_state(rng["cpu"])
     if rng["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(rng["cuda"])

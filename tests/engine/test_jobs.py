@@ -239,3 +239,17 @@ def test_checkpoint_check_accepts_what_the_trainer_saves(tmp_path: Path):
     optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(2))])
     torch.save(optimizer.state_dict(), folder / "optimizer.pt")
     check_checkpoint_files(folder)
+
+
+def test_a_failed_ppo_save_removes_its_checkpoint(tmp_path: Path):
+    from engine.train.ppo import save_checkpoint
+
+    def save_pretrained(folder: Path) -> None:
+        folder.mkdir(parents=True)
+        (folder / "adapter_model.safetensors").write_bytes(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device", str(folder / "adapter_model.safetensors"))
+
+    state = types.SimpleNamespace(step=3, model=types.SimpleNamespace(save_pretrained=save_pretrained))
+    with pytest.raises(OSError):
+        save_checkpoint(train_config(tmp_path), state, tmp_path)
+    assert not (tmp_path / "checkpoint-3").exists()

@@ -286,6 +286,50 @@ def test_ppo_abort_saves_a_checkpoint_and_resume_continues_the_steps(tiny_model_
     assert rewards_of(records) == pytest.approx(straight)
 
 
+def test_a_reward_model_run_does_not_pass_on_trust_remote_code(tmp_path: Path):
+    from engine.config import save_config
+    from engine.train.rewards import reward_model_args
+
+    rm_run = tmp_path / "rm"
+    save_config(load_config(None, {"model_name_or_path": "org/base", "trust_remote_code": True}), rm_run / "config.yaml")
+    assert reward_model_args(config_of("stage=ppo", f"reward_model={rm_run}")).trust_remote_code is False
+    asked = config_of("stage=ppo", f"reward_model={rm_run}", "trust_remote_code=true")
+    assert reward_model_args(asked).trust_remote_code is True
+
+
+class Planted:
+    """Unpickling this creates `path`: proof that a planted file ran code."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+
+    def __reduce__(self) -> tuple:
+        return (open, (self.path, "w"))
+
+
+@pytest.mark.slow
+def test_ppo_resume_never_unpickles_a_planted_rng_file(tiny_model_dir: Path, tmp_path: Path):
+    """A checkpoint is a folder anyone may have copied in: resuming must not run code hidden in a pickle."""
+    import pickle
+
+    out = tmp_path / "run"
+    train(tiny_model_dir, out, "ppo", "reward_funcs=length", "max_steps=1", "save_steps=1")
+    checkpoint = out / "checkpoint-1"
+    marker = tmp_path / "pwned"
+    for name in ("rng_state.pt", "rng_state.safetensors"):
+        (checkpoint / name).unlink(missing_ok=True)
+    (checkpoint / "rng_state.pt").write_bytes(pickle.dumps({"cpu": Planted(marker), "cuda": []}))
+    from engine.train.run import run_training
+
+    config = config_of(f"model_name_or_path={tiny_model_dir}", f"output_dir={out}", "stage=ppo", "max_steps=2",
+                       "per_device_train_batch_size=4", "seed=7", "lora_rank=4", "max_completion_length=8",
+                       "reward_funcs=length", "resume_from_checkpoint=true")
+    assert run_training(config) == 1
+    assert not marker.exists(), "the planted pickle ran"
+    status = json.loads((out / "status.json").read_text())
+    assert status["state"] == "failed" and "rng_state.pt" in status["error"]
+
+
 @pytest.mark.slow
 def test_ppo_scores_with_a_trained_reward_model_run(tiny_model_dir: Path, tmp_path: Path):
     rm_dir = tmp_path / "rm"
