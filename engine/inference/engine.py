@@ -40,7 +40,8 @@ logger = logging.getLogger(__name__)
 BACKENDS: dict[str, type[ChatBackend]] = {"huggingface": HFBackend, "hf": HFBackend, "vllm": VLLMBackend}
 
 # Model keys a run's tokenizer and weights depend on: taken from the run unless the inference config sets them.
-RUN_MODEL_KEYS = ("model_name_or_path", "model_revision", "cache_dir", "trust_remote_code", "use_fast_tokenizer",
+# Never trust_remote_code: running a model's own code is only ever what the user set for this job.
+RUN_MODEL_KEYS = ("model_name_or_path", "model_revision", "cache_dir", "use_fast_tokenizer",
                   "split_special_tokens", "add_tokens", "add_special_tokens", "resize_vocab", "rope_scaling")
 ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
 MODEL_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
@@ -104,6 +105,10 @@ def _take_from_run(config: RunConfig, run: RunConfig, explicit: set[str]) -> Non
             logger.warning("%s: the run used %r, the inference config says %r; using %r.", key, theirs, mine, mine)
         elif key not in explicit:
             setattr(config.model, key, theirs)
+    if run.model.trust_remote_code and not config.model.trust_remote_code:
+        logger.warning("The run was trained with trust_remote_code: true; it is not carried over (it runs the model's "
+                       "own Python code). If you trust that code, set trust_remote_code=true for this job (the Chat "
+                       "tab's or the inference config's setting).")
     if config.model.template and run.model.template and config.model.template != run.model.template:
         logger.warning("template: the run was trained with %r, the inference config says %r; using %r.",
                        run.model.template, config.model.template, config.model.template)

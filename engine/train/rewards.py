@@ -9,6 +9,7 @@ torch-free, so config validation can check the names before anything loads.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ from typing import Any
 
 from engine.config import RunConfig
 from engine.errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -135,6 +138,10 @@ def reward_model_args(config: RunConfig) -> Any:
         adapters += [a.strip() for a in ft.reward_model_adapters.split(",") if a.strip()]
     args.adapter_name_or_path = ",".join(adapters) or None
     args.quantization_bit = ft.reward_model_quantization_bit
+    if args.trust_remote_code and not config.model.trust_remote_code:
+        logger.warning("The reward model's run was trained with trust_remote_code: true; it is not carried over. Set "
+                       "trust_remote_code=true for this run if you trust that model's code.")
+    args.trust_remote_code = config.model.trust_remote_code  # only ever what the user set for this job
     return args
 
 

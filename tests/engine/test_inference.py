@@ -498,6 +498,20 @@ def test_run_folder_supplies_base_template_and_generation(tiny_model_dir: Path, 
     assert caught.value.key == "run_has_no_weights"
 
 
+def test_trust_remote_code_is_never_inherited_from_the_run(tiny_model_dir: Path, tmp_path: Path,
+                                                            caplog: pytest.LogCaptureFixture):
+    run = make_run(tmp_path, tiny_model_dir, trust_remote_code=True)
+    for explicit in (None, {"adapter_name_or_path"}):
+        with caplog.at_level(logging.WARNING):
+            config, _ = resolve_inference_config(load_config(None, {"adapter_name_or_path": str(run)}), explicit)
+        assert config.model.trust_remote_code is False, "only what the user set for this job"
+        assert "trust_remote_code" in caplog.text and "trust_remote_code=true" in caplog.text, "says how to turn it on"
+        caplog.clear()
+    config, _ = resolve_inference_config(load_config(None, {"adapter_name_or_path": str(run),
+                                                            "trust_remote_code": True}))
+    assert config.model.trust_remote_code is True
+
+
 # ---------------------------------------------------------------- terminal chat
 
 
