@@ -1,4 +1,5 @@
-"""The public demo's clean-up: idle chat models unloaded, idle workspaces deleted, everything stopped on exit.
+"""The public demo's clean-up: jobs past their time aborted, idle chat models unloaded, idle workspaces deleted,
+everything stopped on exit.
 
 Kept apart from `studio.demo_mode` (which only states and checks the limits) so that the limits sit below the
 runner and the chat server, and the clean-up above them: no import circle.
@@ -9,7 +10,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from datetime import datetime
+from pathlib import Path
 
+from engine.runfolder import read_status
 from studio.chat_server import live_servers, stop_server
 from studio.demo_mode import DemoSettings
 from studio.runner import abort_run, find_live_runs
@@ -53,13 +57,37 @@ def clean_idle_workspaces(settings: DemoSettings, now: float | None = None) -> l
     return removed
 
 
+def _started(run_dir: Path) -> float | None:
+    try:
+        return datetime.fromisoformat(str(read_status(run_dir).get("started_at"))).timestamp()
+    except ValueError:
+        return None
+
+
+def abort_overdue_jobs(settings: DemoSettings, now: float | None = None) -> list[Path]:
+    """Abort every visitor's job that has run longer than `max_job_minutes`; returns their run folders.
+
+    The budgets bound the work a job asks for; this bounds what it really takes (a slow machine, a stuck step).
+    """
+    now = time.time() if now is None else now
+    overdue = []
+    for run_dir in find_live_runs(workspaces_root()):
+        started = _started(run_dir)
+        if started is not None and now - started > settings.max_job_minutes * 60 and abort_run(run_dir, grace=30.0):
+            logger.info("aborted %s: it ran longer than %g minutes", run_dir, settings.max_job_minutes)
+            overdue.append(run_dir)
+    return overdue
+
+
 def start_cleaner(settings: DemoSettings, every: float = 60.0) -> threading.Event:
-    """A daemon thread that runs `clean_idle_workspaces` every `every` seconds; set the returned event to stop it."""
+    """A daemon thread that runs `abort_overdue_jobs` and `clean_idle_workspaces` every `every` seconds; set the
+    returned event to stop it."""
     stop = threading.Event()
 
     def loop() -> None:
         while not stop.wait(every):
             try:
+                abort_overdue_jobs(settings)
                 clean_idle_workspaces(settings)
             except Exception:  # the demo must keep serving even if one clean-up pass fails
                 logger.exception("cleaning idle demo workspaces failed")

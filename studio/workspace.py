@@ -7,11 +7,16 @@ random cookie the studio sets on the first page load (`studio_visitor`); a brows
 gets a workspace of its own, for as long as the page stays open (Gradio's session). The folder name is a hash of
 that token, so paths shown in the page never reveal it. Handlers learn the visitor from the request Gradio is
 serving; nothing else in the studio needs to pass it around.
+
+Since a client that drops cookies gets a new workspace on every page load, one network address may open only
+`new_workspaces_per_hour` of them; each workspace records its client as a keyed hash (never the address itself), so
+the runner can also bound jobs per client (`same_client_workspaces`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 import re
@@ -25,11 +30,14 @@ from typing import Any
 from engine import paths
 from engine.errors import StudioError
 from studio import demo_mode
+from studio.demo_keys import SettingName
 
 VISITOR_COOKIE = "studio_visitor"
 WORKSPACES = "workspaces"
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
 _SEEN_FILE = ".last_seen"
+_CLIENT_FILE = ".client"  # {"client": keyed hash of the network address, "created": epoch seconds}
+_CLIENT_KEY = ".client_key"  # the key of those hashes, in the workspaces folder: a bare hash of an IPv4 is reversible
 _SEEN_EVERY = 30.0  # seconds between touches of a workspace's last-seen file
 _seen: dict[str, float] = {}
 _registry_lock = threading.Lock()
@@ -82,6 +90,73 @@ def visitor_id(request: Any = None) -> str | None:
     return None
 
 
+def client_address(request: Any) -> str:
+    """The network address a request came from; behind a hosting platform's proxy, the first X-Forwarded-For hop.
+
+    Without a platform the header is ignored: anyone can send it to a studio that is reached directly.
+    """
+    if demo_mode.detect_platform() is not None:
+        headers = getattr(request, "headers", None) or {}
+        forwarded = headers.get("x-forwarded-for") if hasattr(headers, "get") else None
+        if forwarded and forwarded.split(",")[0].strip():
+            return forwarded.split(",")[0].strip()
+    client = getattr(request, "client", None)
+    return str(getattr(client, "host", None) or "unknown")
+
+
+def _client_key() -> bytes:
+    path = workspaces_root() / _CLIENT_KEY
+    try:
+        return path.read_bytes()
+    except OSError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(secrets.token_bytes(32))
+        return path.read_bytes()
+
+
+def client_id(request: Any) -> str:
+    """A keyed hash of the request's network address (the address itself is never written down)."""
+    return hmac.new(_client_key(), client_address(request).encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _client_record(folder: Path) -> dict[str, Any]:
+    try:
+        record = json.loads((folder / _CLIENT_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def same_client_workspaces(workspace: Path) -> list[Path]:
+    """Every workspace opened from the same network address as `workspace` (itself included)."""
+    client = _client_record(workspace).get("client")
+    root = workspaces_root()
+    if not client or not root.is_dir():
+        return [workspace]
+    return sorted(folder for folder in root.iterdir()
+                  if folder.is_dir() and _client_record(folder).get("client") == client)
+
+
+def _claim(folder: Path, request: Any, now: float) -> bool:
+    """Create the workspace of a new visitor, unless their client opened too many in the last hour."""
+    settings = demo_mode.active()
+    client = client_id(request)
+    with _registry_lock:
+        if folder.is_dir():
+            return True
+        root = workspaces_root()
+        recent = sum(1 for other in (root.iterdir() if root.is_dir() else []) if other.is_dir()
+                     and _client_record(other).get("client") == client
+                     and now - float(_client_record(other).get("created", 0)) < 3600)
+        if settings is not None and recent >= settings.new_workspaces_per_hour:
+            return False
+        (folder / "saves").mkdir(parents=True, exist_ok=True)
+        (folder / _CLIENT_FILE).write_text(json.dumps({"client": client, "created": now}), encoding="utf-8")
+    return True
+
+
 def home(request: Any = None) -> Path:
     """The folder relative paths start from: STUDIO_HOME, or in demo mode the visitor's workspace.
 
@@ -94,7 +169,7 @@ def home(request: Any = None) -> Path:
     if visitor is None:
         return workspaces_root() / "_nobody"
     folder = workspaces_root() / visitor
-    _touch(folder, visitor)
+    _touch(folder, visitor, request if request is not None else _current_request())
     return folder
 
 
@@ -107,14 +182,22 @@ def saves_dir(request: Any = None) -> Path:
 
 def require_visitor() -> Path:
     """The visitor's workspace for actions that write (start a run, upload, load a model)."""
-    if demo_on() and visitor_id() is None:
+    if not demo_on():
+        return home()
+    if visitor_id() is None:
         raise StudioError("demo_no_visitor")
-    return home()
+    folder = home()
+    if not folder.is_dir():  # its client opened too many workspaces lately: nothing was created
+        settings = demo_mode.active()
+        raise StudioError("demo_too_many_visitors", limit=settings.new_workspaces_per_hour if settings else 0)
+    return folder
 
 
-def _touch(folder: Path, visitor: str) -> None:
+def _touch(folder: Path, visitor: str, request: Any) -> None:
     now = time.time()
     if now - _seen.get(visitor, 0.0) < _SEEN_EVERY:
+        return
+    if not folder.is_dir() and not _claim(folder, request, now):
         return
     _seen[visitor] = now
     (folder / "saves").mkdir(parents=True, exist_ok=True)
@@ -173,7 +256,7 @@ def check_inside(path: str | Path, request: Any = None) -> Path:
     if demo_on():
         root = home(request).resolve()
         if ".." in Path(path).parts or not (resolved == root or resolved.is_relative_to(root)):
-            raise StudioError("demo_path_outside", key="run", path=str(path))
+            raise StudioError("demo_path_outside", key=SettingName("output_dir"), path=str(path))
     return resolved
 
 

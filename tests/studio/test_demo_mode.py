@@ -22,11 +22,15 @@ TOKEN_B = "b" * 32
 
 
 class FakeRequest:
-    """What the studio reads from Gradio's request: cookies and the session hash."""
+    """What the studio reads from Gradio's request: cookies, the session hash and the client's address."""
 
-    def __init__(self, token: str | None = None, session: str = "session-1") -> None:
+    def __init__(self, token: str | None = None, session: str = "session-1", host: str | None = None) -> None:
         self.cookies = {workspace.VISITOR_COOKIE: token} if token else {}
         self.session_hash = session
+        # Each test visitor comes from an address of their own unless a test says otherwise.
+        host = host or f"198.51.100.{sum(map(ord, token or session)) % 250 + 1}"
+        self.client = type("Client", (), {"host": host})()
+        self.headers = {}
 
 
 @pytest.fixture()
@@ -94,8 +98,7 @@ def test_limits_refuse_with_the_rule_broken(demo):
         "demo_hub_upload": {"push_to_hub": True, "hub_model_id": "me/model"},
         "demo_samples_limit": {"max_samples": 10_000},
         "demo_steps_limit": {"max_steps": 41},
-        "demo_steps_estimate": {"max_steps": 0, "num_train_epochs": 100.0},
-    }
+    }  # a step estimate needs the real row count: see test_budgets_that_need_the_real_row_count
     for key, overrides in cases.items():
         with pytest.raises(StudioError) as err:
             apply_limits(_config(home, **overrides), "train", home, settings)
@@ -302,3 +305,298 @@ def test_evaluation_in_the_demo_keeps_to_shipped_benchmarks(demo):
     with pytest.raises(StudioError) as err:
         apply_limits({**base, "task": "studio_bench_test", "task_dir": "/usr/share"}, "eval", home, settings)
     assert err.value.key == "demo_path_outside"
+
+
+# --- deny by default: the keys a visitor may set
+
+
+@pytest.mark.parametrize("key,value", [("offload_folder", "/tmp/shared"), ("fsdp_config", "/etc/passwd"),
+                                       ("torch_compile", True), ("lr_scheduler_kwargs", {"power": 2}),
+                                       ("cache_dir", "saves/cache"), ("vllm_gpu_util", 0.99)])
+def test_keys_off_the_allow_list_are_refused(demo, key, value):
+    settings, visit = demo
+    home = visit()
+    with pytest.raises(StudioError) as err:
+        apply_limits(_config(home, **{key: value}), "train", home, settings)
+    assert err.value.key == "demo_key_not_allowed"
+    assert key in err.value.message("en")
+
+
+def test_keys_left_at_their_default_and_setting_names_pass(demo):
+    settings, visit = demo
+    home = visit()
+    accepted = apply_limits(_config(home, torch_compile=False, offload_folder="offload", optim="adamw_torch"), "train",
+                            home, settings)
+    assert accepted["torch_compile"] is False
+    with pytest.raises(StudioError) as err:
+        apply_limits(_config(home, report_to="wandb"), "train", home, settings)  # the host's account, not theirs
+    assert err.value.key == "demo_value_not_allowed"
+    with pytest.raises(StudioError) as err:
+        apply_limits(_config(home, resume_from_checkpoint="/elsewhere/checkpoint-5"), "train", home, settings)
+    assert err.value.key == "demo_path_outside"
+    assert "Resume" in err.value.message("en") or "resume_from_checkpoint" in err.value.message("en")
+
+
+def test_an_alias_cannot_slip_past_the_limits(demo):
+    settings, visit = demo
+    home = visit()
+    with pytest.raises(StudioError) as err:  # the old name of cutoff_len
+        apply_limits(_config(home, max_seq_length=10**6), "train", home, settings)
+    assert err.value.key == "demo_tokens_limit"
+
+
+@pytest.mark.parametrize("key,value", [("reward_model", "someone/huge-reward-model"),
+                                       ("ref_model", "/opt/models/big"),
+                                       ("model_name_or_path", "../vsomeoneelse/saves/demo/full/run")])
+def test_model_keys_take_allowed_models_or_own_runs_only(demo, key, value):
+    settings, visit = demo
+    home = visit()
+    with pytest.raises(StudioError) as err:
+        apply_limits(_config(home, stage="ppo", **{key: value}), "train", home, settings)
+    assert err.value.key in ("demo_model_not_allowed", "demo_path_outside")
+
+
+def test_own_runs_are_accepted_as_models_and_adapters_with_absolute_paths(demo):
+    settings, visit = demo
+    home = visit()
+    run = home / "saves" / "demo" / "lora" / "rm1"
+    run.mkdir(parents=True)
+    accepted = apply_limits(_config(home, stage="ppo", reward_model="saves/demo/lora/rm1",
+                                    adapter_name_or_path=f"saves/demo/lora/rm1, {run}"), "train", home, settings)
+    assert accepted["reward_model"] == str(run.resolve())
+    assert accepted["adapter_name_or_path"] == f"{run.resolve()},{run.resolve()}"
+    evaluated = apply_limits({"model_name_or_path": "demo", "output_dir": str(home / "saves" / "e1"),
+                              "adapter_name_or_path": str(run), "compare_with": "base",
+                              "task": "studio_bench_test"}, "eval", home, settings)
+    assert evaluated["compare_with"] == "base"
+
+
+# --- deny by default: one function confines every path
+
+
+def test_relative_write_paths_become_absolute_paths_in_the_workspace(demo):
+    settings, visit = demo
+    home = visit()
+    accepted = apply_limits(_config(home, tokenized_path="saves/.cache/tokenized/abc", overwrite_cache=True),
+                            "train", home, settings)
+    assert accepted["tokenized_path"] == str((home / "saves" / ".cache" / "tokenized" / "abc").resolve())
+
+
+def test_a_symlink_out_of_the_workspace_is_refused_for_writing(demo, tmp_path):
+    from studio.demo_paths import confine_path
+
+    settings, visit = demo
+    home = visit()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (home / "escape").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(StudioError) as err:
+        confine_path("escape/cache", "tokenized_path", home, write=True)
+    assert err.value.key == "demo_path_outside"
+    with pytest.raises(StudioError):
+        confine_path("saves/../../other", "output_dir", home, write=True)
+
+
+def test_another_visitors_checkpoint_is_refused(demo):
+    settings, visit = demo
+    other = visit(TOKEN_B) / "saves" / "demo" / "lora" / "theirs" / "checkpoint-5"
+    other.mkdir(parents=True)
+    home = visit(TOKEN_A)
+    for key in ("resume_from_checkpoint", "adapter_name_or_path", "ref_model_adapters", "compare_with"):
+        with pytest.raises(StudioError) as err:
+            apply_limits(_config(home, **{key: str(other)}), "train", home, settings)
+        assert err.value.key == "demo_path_outside", key
+    own = home / "saves" / "demo" / "lora" / "r1" / "checkpoint-5"
+    own.mkdir(parents=True)
+    assert apply_limits(_config(home, resume_from_checkpoint=str(own)), "train", home, settings)[
+        "resume_from_checkpoint"] == str(own.resolve())
+    assert apply_limits(_config(home, resume_from_checkpoint=True), "train", home, settings)[
+        "resume_from_checkpoint"] is True
+
+
+def test_deepspeed_configs_come_from_the_shipped_folder_only(demo):
+    settings, visit = demo
+    home = visit()
+    mine = home / "data" / "ds.json"
+    mine.parent.mkdir(parents=True, exist_ok=True)
+    mine.write_text("{}", encoding="utf-8")  # an upload could name offload paths anywhere on the machine
+    with pytest.raises(StudioError) as err:
+        apply_limits(_config(home, deepspeed=str(mine)), "train", home, settings)
+    assert err.value.key == "demo_path_outside"
+
+
+# --- caches and derived files per workspace
+
+
+def test_job_env_keeps_every_cache_inside_the_workspace_and_removal_deletes_it(demo):
+    _, visit = demo
+    home = visit()
+    env = demo_mode.job_env(home)
+    assert "STUDIO_TOKENIZED_CACHE" in env and "HF_DATASETS_CACHE" in env and "TMPDIR" in env
+    for value in env.values():
+        path = Path(value)
+        assert path.is_absolute() and path.resolve().is_relative_to(home.resolve())
+        (path / "rows.arrow").parent.mkdir(parents=True, exist_ok=True)
+        (path / "rows.arrow").write_text("user rows", encoding="utf-8")
+    workspace.remove_workspace(home)
+    assert not any(Path(value).exists() for value in env.values())
+
+
+# --- budgets on the real work
+
+
+def test_apply_limits_reads_no_data(demo, monkeypatch):
+    import engine.data
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the studio process must not read datasets")
+
+    monkeypatch.setattr(engine.data, "load_examples", refuse)
+    settings, visit = demo
+    home = visit()
+    apply_limits(_config(home, max_steps=0), "train", home, settings)
+
+
+@pytest.mark.parametrize("overrides,key", [
+    ({"max_steps": 30, "per_device_train_batch_size": 1024, "gradient_accumulation_steps": 1024,
+      "cutoff_len": 10**6}, "demo_tokens_limit"),
+    ({"stage": "grpo", "max_steps": 30, "num_generations": 64, "max_completion_length": 32768},
+     "demo_generated_limit"),
+    ({"stage": "ppo", "max_steps": 30, "max_completion_length": 32768}, "demo_generated_limit"),
+    ({"dataloader_num_workers": 64}, "demo_value_limit"),
+    ({"preprocessing_num_workers": 64}, "demo_value_limit"),
+    ({"dataset": ",".join(["identity"] * 50)}, "demo_dataset_repeated"),
+])
+def test_work_budgets_decidable_from_the_config(demo, overrides, key):
+    settings, visit = demo
+    home = visit()
+    with pytest.raises(StudioError) as err:
+        apply_limits(_config(home, **overrides), "train", home, settings)
+    assert err.value.key == key
+    assert "{" not in err.value.message("en")
+
+
+def test_budgets_that_need_the_real_row_count(demo):
+    from studio.demo_mode import check_budgets
+
+    settings, visit = demo
+    home = visit()
+    config = apply_limits(_config(home, max_steps=0, num_train_epochs=100.0), "train", home, settings)
+    with pytest.raises(StudioError) as err:
+        check_budgets(config, "train", 91, settings)
+    assert err.value.key == "demo_steps_estimate"
+    with pytest.raises(StudioError) as err:
+        check_budgets(config, "train", None, settings)  # unknown rows: the steps cannot be bounded
+    assert err.value.key == "demo_steps_unknown"
+    with pytest.raises(StudioError) as err:
+        check_budgets(_config(home), "train", settings.max_rows + 1, settings)
+    assert err.value.key == "demo_rows_limit"
+    check_budgets(apply_limits(_config(home, max_steps=0), "train", home, settings), "train", 91, settings)
+    predict = {"model_name_or_path": "demo", "do_predict": True, "eval_dataset": "identity", "max_new_tokens": 4096}
+    with pytest.raises(StudioError) as err:
+        check_budgets(predict, "eval", 500, settings)
+    assert err.value.key == "demo_generated_limit"
+    with pytest.raises(StudioError) as err:
+        check_budgets(predict, "eval", None, settings)
+    assert err.value.key == "demo_rows_unknown"
+    check_budgets({**predict, "max_new_tokens": 64}, "eval", 50, settings)
+
+
+def test_chat_tokens_are_bounded(demo):
+    settings, visit = demo
+    home = visit()
+    config = apply_limits({"model_name_or_path": "demo"}, "chat", home, settings)
+    assert config["max_new_tokens"] <= settings.max_chat_tokens  # the server's default answer length
+    demo_mode.check_chat_tokens(256, settings)
+    with pytest.raises(StudioError) as err:
+        demo_mode.check_chat_tokens(settings.max_chat_tokens + 1, settings)
+    assert err.value.key == "demo_value_limit"
+
+
+def test_capacity_per_visitor_client_and_total():
+    settings = DemoSettings(runs_per_visitor=1, runs_per_client=2, runs_total=3)
+    demo_mode.check_capacity(0, 1, 2, settings)
+    for counts, key in (((1, 1, 1), "demo_visitor_busy"), ((0, 2, 2), "demo_client_busy"),
+                        ((0, 0, 3), "demo_busy")):
+        with pytest.raises(StudioError) as err:
+            demo_mode.check_capacity(*counts, settings)
+        assert err.value.key == key and "{" not in err.value.message("en")
+
+
+def test_settings_show_the_budgets_in_the_banner():
+    settings = DemoSettings.from_env({"STUDIO_DEMO_MAX_JOB_MINUTES": "7", "STUDIO_DEMO_MAX_TRAIN_TOKENS": "1234"})
+    assert settings.max_job_minutes == 7 and settings.max_train_tokens == 1234
+    text = demo_mode.limits_text(settings, "en")
+    assert "7" in text and "1,234" in text or "1234" in text
+
+
+# --- identities: one client cannot mint workspaces without end
+
+
+class ClientRequest(FakeRequest):
+    def __init__(self, session: str, host: str, forwarded: str | None = None) -> None:
+        super().__init__(None, session, host)
+        self.headers = {"x-forwarded-for": forwarded} if forwarded else {}
+
+
+def test_new_workspaces_per_client_are_limited(demo, monkeypatch):
+    from gradio.context import LocalContext
+
+    demo_mode.activate(DemoSettings(new_workspaces_per_hour=2))
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    monkeypatch.delenv("SYSTEM", raising=False)
+    made = []
+    for n in range(3):
+        token = LocalContext.request.set(ClientRequest(f"script-{n}", "203.0.113.9"))
+        try:
+            if n < 2:
+                made.append(workspace.require_visitor())
+            else:
+                with pytest.raises(StudioError) as err:
+                    workspace.require_visitor()
+                assert err.value.key == "demo_too_many_visitors"
+                assert not workspace.home().exists()  # nothing was created for the refused identity
+        finally:
+            LocalContext.request.reset(token)
+    assert sorted(workspace.same_client_workspaces(made[0])) == sorted(made)
+    for folder in made:
+        assert "203.0.113.9" not in "".join(p.read_text(encoding="utf-8") for p in folder.iterdir() if p.is_file())
+    token = LocalContext.request.set(ClientRequest("someone-else", "198.51.100.1"))
+    try:
+        other = workspace.require_visitor()  # another address is not held back
+    finally:
+        LocalContext.request.reset(token)
+    assert workspace.same_client_workspaces(other) == [other]
+
+
+def test_forwarded_for_counts_only_on_a_hosting_platform(monkeypatch):
+    request = ClientRequest("s", "10.0.0.1", forwarded="203.0.113.9, 10.0.0.2")
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    monkeypatch.delenv("SYSTEM", raising=False)
+    monkeypatch.delenv("MODELSCOPE_ENVIRONMENT", raising=False)
+    assert workspace.client_address(request) == "10.0.0.1"  # anyone can send the header to a bare studio
+    monkeypatch.setenv("SPACE_ID", "someone/studio")
+    assert workspace.client_address(request) == "203.0.113.9"
+
+
+# --- wall-clock time per job
+
+
+def test_jobs_running_too_long_are_aborted(demo):
+    from engine.runfolder import read_status
+
+    settings, visit = demo
+    home = visit()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    try:
+        run = home / "saves" / "demo" / "lora" / "long"
+        run.mkdir(parents=True)
+        write_status(run, "running", pid=sleeper.pid, pid_start_time=process_start_time(sleeper.pid))
+        started = read_status(run)["started_at"]
+        assert janitor.abort_overdue_jobs(settings, now=time.time()) == []
+        late = time.time() + settings.max_job_minutes * 60 + 5
+        assert janitor.abort_overdue_jobs(settings, now=late) == [run], started
+        sleeper.wait(timeout=20)
+    finally:
+        if sleeper.poll() is None:
+            sleeper.kill()
