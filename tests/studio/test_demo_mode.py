@@ -600,3 +600,32 @@ def test_jobs_running_too_long_are_aborted(demo):
     finally:
         if sleeper.poll() is None:
             sleeper.kill()
+
+
+def test_every_key_the_tabs_send_is_on_the_allow_list():
+    from engine.config.loader import KEYS
+    from studio.config_builder import UI_ONLY
+    from studio.demo_keys import ALLOWED
+    from studio.tabs.train import FORM_FIELDS
+
+    composites = {"flash_attn", "use_unsloth", "enable_liger_kernel", "bf16", "fp16", "pure_bf16", "deepspeed",
+                  "quantization_bit", "template", "rope_scaling", "model_name_or_path", "adapter_name_or_path",
+                  "output_dir", "dataset_dir", "dataset", "max_steps"}
+    evaluate = {"finetuning_type", "per_device_eval_batch_size", "do_predict", "eval_dataset", "cutoff_len",
+                "max_samples", "max_new_tokens", "top_p", "temperature", "do_sample", "task", "n_shot", "lang",
+                "compare_with"}
+    export = {"export_size", "export_device", "export_legacy_format", "export_gguf", "export_parity",
+              "export_quantization_bit", "export_quantization_dataset", "export_dir"}
+    chat = {"infer_backend", "infer_dtype"}
+    train = {key for key in FORM_FIELDS if key in KEYS and key not in UI_ONLY}
+    assert train | composites | evaluate | export | chat <= ALLOWED
+
+
+def test_a_demo_run_can_be_resumed_from_its_saved_config(demo):
+    from engine.config import config_from_dict
+
+    settings, visit = demo
+    home = visit()
+    saved = config_from_dict(apply_limits(_config(home), "train", home, settings)).to_dict(include_secrets=False)
+    resumed = apply_limits({**saved, "resume_from_checkpoint": True}, "train", home, settings)
+    assert resumed["resume_from_checkpoint"] is True
