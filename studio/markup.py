@@ -3,20 +3,22 @@ is escaped where it is put into a Markdown or HTML component or a toast, so it s
 
 Gradio renders Markdown components and toasts as HTML (sanitized, which removes a script but also eats the text a
 user typed), so escaping is what keeps `<img src=x onerror=...>` as a visible file name. The locale texts hold
-no HTML of their own (a test keeps it so): their `<placeholder>`s are escaped too, their Markdown kept.
+Markdown but no HTML (a test keeps it so): their own `<placeholder>` words and `_` are escaped too.
 """
 
 from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable
 from typing import Any
 
 from engine.errors import Phrase, StudioError, format_message
 
-# Punctuation that starts Markdown syntax inside a line: `*` emphasis, code, links and images, strike-through.
-# `_` is left alone: inside names and paths it is not emphasis, and escaping it would garble copied paths.
-_MARKDOWN_PUNCTUATION = re.compile(r"([\\`*\[\]~])")
+# Punctuation that starts Markdown syntax inside a line: emphasis, code, links and images, strike-through.
+_MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_\[\]~])")
+_CODE_SPAN = re.compile(r"(`[^`]*`)")
+_SLOT = "\x00{}\x00"  # stands for an escaped value while the locale's own text is escaped around it
 
 
 def escape_html(value: Any) -> str:
@@ -25,45 +27,79 @@ def escape_html(value: Any) -> str:
 
 
 def escape_markdown(value: Any) -> str:
-    """`value` as literal text inside a Markdown component: no HTML, no emphasis, links or images."""
+    """`value` as literal text inside a Markdown component: no HTML, no emphasis, code, links or images."""
     return _MARKDOWN_PUNCTUATION.sub(r"\\\1", html.escape(str(value), quote=False))
 
 
-def _escape_params(params: dict[str, Any], escape: Any) -> dict[str, Any]:
-    """Message values escaped; numbers stay numbers (for their format specs) and phrases stay locale keys."""
-    return {key: value if isinstance(value, (int, float, Phrase)) else escape(value) for key, value in params.items()}
+def _markdown_template(text: str) -> str:
+    """A locale text made safe for Markdown while keeping its own Markdown: its `<placeholder>` words are shown
+    and its `_` stays an underscore (`'_'` is not emphasis); code spans are literal already."""
+    parts = _CODE_SPAN.split(text)
+    for i in range(0, len(parts), 2):  # the even parts are outside code spans
+        parts[i] = html.escape(parts[i], quote=False).replace("_", "\\_")
+    return "".join(parts)
 
 
-def _escape_template(text: str) -> str:
-    """The locale's own `<placeholder>` words escaped; escaped values hold no `<` or `>`, so they are left alone."""
-    return text.replace("<", "&lt;").replace(">", "&gt;")
+def _html_template(text: str) -> str:
+    return html.escape(text, quote=False)
+
+
+def _fill(produce: Callable[[dict[str, Any]], str], params: dict[str, Any], escape_value: Callable[[Any], str],
+          escape_text: Callable[[str], str]) -> str:
+    """`produce(params)` with the locale's text escaped by `escape_text` and each value by `escape_value`.
+
+    Values go in as slots first so the two escapes never apply to each other; numbers go in as they are (for
+    their format specs) and phrases stay locale keys.
+    """
+    values: dict[str, str] = {}
+
+    def slot(value: Any) -> str:
+        key = _SLOT.format(len(values))
+        values[key] = escape_value(value)
+        return key
+
+    slotted = {k: v if isinstance(v, (int, float, Phrase)) else slot(v) for k, v in params.items()}
+    text = escape_text(produce(slotted))
+    for key, value in values.items():
+        text = text.replace(key, value)
+    return text
 
 
 def md(key: str, lang: str, /, **params: Any) -> str:
     """The locale text of `key` for a Markdown component, its values shown literally."""
-    return _escape_template(format_message(key, lang, **_escape_params(params, escape_markdown)))
+    return _fill(lambda p: format_message(key, lang, **p), params, escape_markdown, _markdown_template)
 
 
 def html_text(key: str, lang: str, /, **params: Any) -> str:
     """The locale text of `key` for an HTML component or a toast, its values shown literally."""
-    return _escape_template(format_message(key, lang, **_escape_params(params, escape_html)))
+    return _fill(lambda p: format_message(key, lang, **p), params, escape_html, _html_template)
 
 
-def _escaped_error(err: StudioError, escape: Any) -> StudioError:
-    """A copy of `err` whose values (and, for bad rows, each row's values) are escaped."""
-    safe = type(err).__new__(type(err))
-    safe.__dict__.update(err.__dict__)
-    safe.params = _escape_params(err.params, escape)
-    if isinstance(getattr(err, "problems", None), list):
-        safe.problems = [(key, _escape_params(params, escape)) for key, params in err.problems]
-    return safe
+def _render_error(err: StudioError, lang: str, escape_value: Callable[[Any], str],
+                  escape_text: Callable[[str], str]) -> str:
+    """A StudioError's message with its values (and, for bad rows, each row's values) escaped."""
+    problems = getattr(err, "problems", None)
+    flat = dict(err.params)
+    if isinstance(problems, list):
+        flat.update({f"\x01{i}\x01{k}": v for i, (_, params) in enumerate(problems) for k, v in params.items()})
+
+    def produce(slotted: dict[str, Any]) -> str:
+        copy = type(err).__new__(type(err))
+        copy.__dict__.update(err.__dict__)
+        copy.params = {k: v for k, v in slotted.items() if not k.startswith("\x01")}
+        if isinstance(problems, list):
+            copy.problems = [(key, {k: slotted[f"\x01{i}\x01{k}"] for k in params})
+                             for i, (key, params) in enumerate(problems)]
+        return copy.message(lang)
+
+    return _fill(produce, flat, escape_value, escape_text)
 
 
 def md_error(err: StudioError, lang: str) -> str:
     """A StudioError's message for a Markdown component."""
-    return _escape_template(_escaped_error(err, escape_markdown).message(lang))
+    return _render_error(err, lang, escape_markdown, _markdown_template)
 
 
 def html_error(err: StudioError, lang: str) -> str:
     """A StudioError's message for an HTML component or a toast."""
-    return _escape_template(_escaped_error(err, escape_html).message(lang))
+    return _render_error(err, lang, escape_html, _html_template)

@@ -110,14 +110,15 @@ def test_loss_and_metric_series(run_dir: Path):
 
 def test_finished_run_shows_results_and_latest_checkpoint(run_dir: Path):
     append(run_dir, record(9, loss=1.0), record(10, loss=0.9))
-    (run_dir / "checkpoint-5").mkdir()
-    (run_dir / "checkpoint-10").mkdir()
+    for step in (5, 10):
+        (run_dir / f"checkpoint-{step}").mkdir()
+        (run_dir / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")  # written last: complete
     (run_dir / "all_results.json").write_text(json.dumps({"train_loss": 1.23456, "train_runtime": 75.2}))
     write_status(run_dir, "finished", exit_code=0)
     view = RunMonitor().poll(run_dir)
     assert (view.state, view.percentage, view.remaining) == ("finished", 100.0, "0:00:00")
     assert view.checkpoint == str(run_dir / "checkpoint-10") and view.results["train_loss"] == 1.23456
-    text = status_markdown(view)
+    text = status_markdown(view).replace("\\_", "_")  # Markdown escapes: shown as plain underscores
     assert "Finished" in text and str(run_dir) in text and "1.2346" in text and "0:01:15" in text
 
 
@@ -139,6 +140,7 @@ def test_a_dead_process_reads_as_failed_with_the_log_tail(run_dir: Path):
 @pytest.mark.parametrize(("checkpoint", "key"), [(True, "monitor.aborted_checkpoint"), (False, "monitor.aborted")])
 def test_aborted_run_names_its_checkpoint(run_dir: Path, checkpoint: bool, key: str):
     (run_dir / "checkpoint-7").mkdir()
+    (run_dir / "checkpoint-7" / "trainer_state.json").write_text("{}")
     write_status(run_dir, "aborted", exit_code=0, checkpoint=str(run_dir / "checkpoint-7") if checkpoint else None)
     view = RunMonitor().poll(run_dir)
     assert view.state == "aborted" and view.message_key == key

@@ -37,6 +37,7 @@ def make_run(saves: Path, model: str, method: str, name: str, *, state: str | No
     for step in checkpoints:
         (run_dir / f"checkpoint-{step}").mkdir()
         (run_dir / f"checkpoint-{step}" / "adapter_model.safetensors").write_bytes(b"")
+        (run_dir / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")  # written last: complete
     if state:
         write_status(run_dir, state, pid=1, started_at=started, exit_code=0)
     if weights:
