@@ -4,7 +4,8 @@
 overwrite → tee stdout/stderr into running_log.txt → write the resolved config (atomically) → mark `running`
 with the job kind as `task` → run the body → remove checkpoints a failed save left half-written → write the final
 state with its real cause (disk full, out of memory, a config error, killed by a second stop) → release.
-Also here: how runs are named when no folder is given, and SIGTERM as a stop request.
+Also here: how runs are named when no folder is given, the progress fields of trainer_log.jsonl lines, and
+SIGTERM as a stop request.
 
 Torch-free: a body imports what it needs.
 """
@@ -44,6 +45,22 @@ def default_run_dir(config: RunConfig, kind: str) -> str:
     model = Path(config.model.model_name_or_path.rstrip("/")).name or "model"
     stamp = datetime.now().strftime("%Y-%m-%d-%H-%M-%S")
     return str(saves_dir() / model / config.finetuning.finetuning_type / f"{kind}_{stamp}")
+
+
+def format_duration(seconds: float) -> str:
+    """`H:MM:SS`, as LLaMA-Factory writes elapsed and remaining time."""
+    seconds = max(0, int(round(seconds)))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def progress_line(done: int, total: int, elapsed: float, *, first: int = 0) -> dict[str, Any]:
+    """The fields every job's trainer_log.jsonl line starts with; the remaining time follows the pace since `first`
+    (the step a resumed run started from)."""
+    pace = done - first
+    remaining = elapsed / pace * max(total - done, 0) if pace > 0 else 0.0
+    return {"current_steps": done, "total_steps": total,
+            "percentage": round(done / total * 100, 2) if total else 0.0,
+            "elapsed_time": format_duration(elapsed), "remaining_time": format_duration(remaining)}
 
 
 class StopSignal:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from engine.jobs import progress_line
 from engine.runfolder import TrainerLogWriter
-from engine.train.callbacks import format_duration
 
 
 class ProgressLog:
@@ -26,13 +26,7 @@ class ProgressLog:
         self.done += 1
         if self.writer is None:
             return
-        elapsed = time.monotonic() - self.start
-        remaining = elapsed / self.done * max(self.total - self.done, 0)
-        self.writer.write({
-            "current_steps": self.done,
-            "total_steps": self.total,
-            "percentage": round(self.done / self.total * 100, 2) if self.total else 100.0,
-            "elapsed_time": format_duration(elapsed),
-            "remaining_time": format_duration(remaining),
-            "stage": self.stage,
-        })
+        line = progress_line(self.done, self.total, time.monotonic() - self.start)
+        if not self.total:
+            line["percentage"] = 100.0  # nothing to do is all done
+        self.writer.write({**line, "stage": self.stage})

@@ -20,7 +20,7 @@ from typing import Any
 from engine.atomic_write import write_text_atomic
 from engine.config import RunConfig, validate_config
 from engine.errors import ConfigError
-from engine.jobs import Job, StopSignal, run_job
+from engine.jobs import Job, StopSignal, progress_line, run_job
 from engine.runfolder import CONFIG_FILE, LOCK_FILE, RUNNING_LOG, STATUS_FILE, TrainerLogWriter, read_status
 
 logger = logging.getLogger("engine")
@@ -107,14 +107,8 @@ class ExportProgress:
         self._write("done")
 
     def _write(self, name: str) -> None:
-        from engine.train.callbacks import format_duration
-
-        elapsed = time.monotonic() - self.start
-        total = len(self.steps)
-        remaining = elapsed / self.done * (total - self.done) if self.done else 0.0
-        self.writer.write({"current_steps": self.done, "total_steps": total,
-                           "percentage": round(100 * self.done / total, 2), "elapsed_time": format_duration(elapsed),
-                           "remaining_time": format_duration(remaining), "step_name": name})
+        line = progress_line(self.done, len(self.steps), time.monotonic() - self.start)
+        self.writer.write({**line, "step_name": name})
 
 
 def export_model(config: RunConfig, run_dir: Path, progress: ExportProgress,

@@ -9,18 +9,12 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from engine.jobs import StopSignal
+from engine.jobs import StopSignal, progress_line
 from engine.runfolder import TrainerLogWriter
 
 # Trainer log keys copied into trainer_log.jsonl under the same name (stage metrics keep theirs).
 _SKIP_KEYS = {"loss", "learning_rate", "epoch", "grad_norm", "total_flos", "num_input_tokens_seen",
               "train_tokens_per_second", "train_runtime", "train_samples_per_second", "train_steps_per_second"}
-
-
-def format_duration(seconds: float) -> str:
-    """`H:MM:SS`, as LLaMA-Factory writes elapsed and remaining time."""
-    seconds = max(0, int(round(seconds)))
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
 def _clean(value: Any) -> Any:
@@ -51,16 +45,7 @@ class LogCallback(TrainerCallback):
         if not state.is_world_process_zero or not logs or "train_loss" in logs:
             return  # the end-of-training summary goes to all_results.json instead
         elapsed = time.monotonic() - self.start_time
-        done = state.global_step - self.start_step
-        total = state.max_steps or 0
-        remaining = elapsed / done * (total - state.global_step) if done > 0 else 0.0
-        record: dict[str, Any] = {
-            "current_steps": state.global_step,
-            "total_steps": total,
-            "percentage": round(state.global_step / total * 100, 2) if total else 0.0,
-            "elapsed_time": format_duration(elapsed),
-            "remaining_time": format_duration(remaining),
-        }
+        record = progress_line(state.global_step, state.max_steps or 0, elapsed, first=self.start_step)
         if "loss" in logs:
             record["loss"] = _clean(logs["loss"])
             record["lr"] = _clean(logs.get("learning_rate"))

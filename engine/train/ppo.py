@@ -17,7 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from engine.atomic_write import write_json_atomic
 from engine.config import RunConfig
+from engine.jobs import progress_line
+from engine.runfolder import list_checkpoints
 
 if TYPE_CHECKING:
     from engine.train.ppo_core import PPOState
@@ -156,7 +159,6 @@ def train_loop(config: RunConfig, state: PPOState, prompts: list[Prompt], reward
                stop_ids: list[int], run_dir: Path, abort: Any, writer: Any, total: int) -> list[dict]:
     """PPO steps until `total` or an abort; logs every logging_steps and saves checkpoints on save_steps."""
     from engine.train import ppo_core
-    from engine.train.callbacks import format_duration
     from engine.train.trainer_setup import is_main_process
 
     t = config.training
@@ -172,10 +174,7 @@ def train_loop(config: RunConfig, state: PPOState, prompts: list[Prompt], reward
         elapsed = time.monotonic() - start
         if is_main_process() and (state.step % t.logging_steps == 0 or state.step == total
                                   or (t.logging_first_step and state.step == 1)):
-            remaining = elapsed / (state.step - first) * (total - state.step)
-            writer.write({"current_steps": state.step, "total_steps": total,
-                          "percentage": round(state.step / total * 100, 2), "elapsed_time": format_duration(elapsed),
-                          "remaining_time": format_duration(remaining), **metrics})
+            writer.write({**progress_line(state.step, total, elapsed, first=first), **metrics})
         stopping = abort.requested
         if stopping or (t.save_strategy == "steps" and state.step % t.save_steps == 0) or (
                 t.save_strategy != "no" and state.step == total):
@@ -195,8 +194,6 @@ def save_checkpoint(config: RunConfig, state: PPOState, run_dir: Path) -> Path:
     import torch
     from safetensors.torch import save_file
 
-    from engine.atomic_write import write_json_atomic
-    from engine.runfolder import list_checkpoints
     from engine.train.trainer_setup import is_main_process
 
     folder = Path(run_dir) / f"checkpoint-{state.step}"
