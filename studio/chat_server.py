@@ -152,6 +152,9 @@ def stream_reply(state: dict[str, Any], messages: list[dict[str, Any]], *, tools
     """POST the conversation (OpenAI format) with stream=True and yield the reply as it grows."""
     import httpx
 
+    settings = demo_mode.active()
+    if settings is not None:  # the model server answers whatever it is asked: the demo's cap is applied here
+        demo_mode.check_chat_tokens(sampling.get("max_tokens"), settings)
     body: dict[str, Any] = {"model": "studio", "messages": messages, "stream": True,
                             **{k: v for k, v in sampling.items() if v is not None}}
     if tools:

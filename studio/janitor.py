@@ -70,10 +70,13 @@ def abort_overdue_jobs(settings: DemoSettings, now: float | None = None) -> list
     The budgets bound the work a job asks for; this bounds what it really takes (a slow machine, a stuck step).
     """
     now = time.time() if now is None else now
+    reason = f"Stopped by the demo: a job may run for at most {settings.max_job_minutes:g} minutes."
     overdue = []
     for run_dir in find_live_runs(workspaces_root()):
         started = _started(run_dir)
-        if started is not None and now - started > settings.max_job_minutes * 60 and abort_run(run_dir, grace=30.0):
+        if started is None or now - started <= settings.max_job_minutes * 60:
+            continue
+        if abort_run(run_dir, grace=30.0, reason=reason):
             logger.info("aborted %s: it ran longer than %g minutes", run_dir, settings.max_job_minutes)
             overdue.append(run_dir)
     return overdue

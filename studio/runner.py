@@ -167,9 +167,10 @@ def _live_processes(status: dict[str, Any]) -> list[tuple[int, str | None]]:
     return found
 
 
-def abort_run(run_dir: str | Path, *, grace: float = 30.0) -> bool:
+def abort_run(run_dir: str | Path, *, grace: float = 30.0, reason: str | None = None) -> bool:
     """Ask a live run to stop (SIGTERM: the engine saves a checkpoint); SIGKILL follows after `grace` seconds.
 
+    `reason` is recorded as the run's error when someone other than its user stops it (the demo's time limit).
     Returns False when nothing was running there. The wait runs in a daemon thread, so this returns at once.
     """
     run_dir = Path(run_dir)
@@ -181,13 +182,13 @@ def abort_run(run_dir: str | Path, *, grace: float = 30.0) -> bool:
         return False
     # SIGTERM to the training process's group: under torchrun the ranks save before the agent stops them.
     supervisor.request_stop(records[0][0])
-    threading.Thread(target=_finish_abort, args=(run_dir, status, records, grace), name=f"abort-{records[0][0]}",
-                     daemon=True).start()
+    threading.Thread(target=_finish_abort, args=(run_dir, status, records, grace, reason),
+                     name=f"abort-{records[0][0]}", daemon=True).start()
     return True
 
 
 def _finish_abort(run_dir: Path, status: dict[str, Any], records: list[tuple[int, str | None]],
-                  grace: float) -> None:
+                  grace: float, reason: str | None) -> None:
     """Wait for the run to stop, kill it after `grace`, and make sure its status ends as `aborted`."""
     killed = False
     if not supervisor.wait_gone(records, grace):
@@ -200,8 +201,11 @@ def _finish_abort(run_dir: Path, status: dict[str, Any], records: list[tuple[int
     if current.get("pid") not in (status.get("pid"), status.get("launcher_pid")):
         return  # another run has started here since
     if current.get("state") == "running" or (current.get("state") == "failed" and current.get("exit_code") is None):
-        error = (f"Stopped by the user: the process did not stop within {grace:g} s and was killed, "
-                 "so no checkpoint was saved." if killed else "Stopped by the user before training began.")
+        who = reason or "Stopped by the user."
+        error = (f"{who} The process did not stop within {grace:g} s and was killed, so no checkpoint was saved."
+                 if killed else f"{who} It stopped before training began.")
         checkpoints = list_checkpoints(run_dir)
         write_status(run_dir, "aborted", exit_code=None, error=error,
                      checkpoint=str(checkpoints[-1]) if checkpoints else None)
+    elif reason and current.get("state") == "aborted" and not current.get("error"):
+        write_status(run_dir, "aborted", error=reason)  # the engine saved and stopped; say who stopped it

@@ -583,7 +583,7 @@ def test_forwarded_for_counts_only_on_a_hosting_platform(monkeypatch):
 
 
 def test_jobs_running_too_long_are_aborted(demo):
-    from engine.runfolder import read_status
+    from engine.runfolder import read_status, wait_for_state
 
     settings, visit = demo
     home = visit()
@@ -597,6 +597,8 @@ def test_jobs_running_too_long_are_aborted(demo):
         late = time.time() + settings.max_job_minutes * 60 + 5
         assert janitor.abort_overdue_jobs(settings, now=late) == [run], started
         sleeper.wait(timeout=20)
+        status = wait_for_state(run, ("aborted",), timeout=20)  # a dead pid reads as failed until then
+        assert status["state"] == "aborted" and "Stopped by the demo" in status["error"]  # not "by the user"
     finally:
         if sleeper.poll() is None:
             sleeper.kill()
@@ -629,3 +631,14 @@ def test_a_demo_run_can_be_resumed_from_its_saved_config(demo):
     saved = config_from_dict(apply_limits(_config(home), "train", home, settings)).to_dict(include_secrets=False)
     resumed = apply_limits({**saved, "resume_from_checkpoint": True}, "train", home, settings)
     assert resumed["resume_from_checkpoint"] is True
+
+
+def test_chat_replies_longer_than_the_demo_allows_are_refused_before_asking_the_server(demo):
+    from studio.chat_server import stream_reply
+
+    settings, visit = demo
+    visit()
+    state = {"url": "http://127.0.0.1:9", "key": "k"}  # nothing listens there: a request would fail differently
+    with pytest.raises(StudioError) as err:
+        next(stream_reply(state, [{"role": "user", "content": "hi"}], max_tokens=settings.max_chat_tokens + 1))
+    assert err.value.key == "demo_value_limit"
