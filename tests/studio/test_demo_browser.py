@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.studio.conftest import shot, start_studio, stop
-from tests.studio.test_browser import open_group, open_studio, set_number
+from tests.studio.test_browser import open_group, open_studio, server_has, set_number
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -47,7 +47,8 @@ def start(page) -> str:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         text = status.inner_text()
-        pending = re.match(r"\s*[\d.]+s\b", text)  # Gradio's timer shows while the event runs
+        # Gradio's "processing" and timer overlay the old text while the event runs.
+        pending = re.match(r"\s*[\d.]+s\b", text) or "processing" in text
         if not pending and text != before and re.search("❌|Starting|Step|Finished", text):
             return text
         page.wait_for_timeout(200)
@@ -75,10 +76,12 @@ def test_two_visitors_are_isolated_and_limited(browser, demo_server, tmp_path):
         assert "❌" in message and f"at most {MAX_STEPS}" in message, message
         open_group(page_a, "More settings")
         set_number(page_a, "max_steps", str(MAX_STEPS + 1))
+        server_has(page_a, max_steps=MAX_STEPS + 1)
         message = start(page_a)
         assert "❌" in message and "Max steps" in message, message
         set_number(page_a, "max_steps", "6")
         page_a.locator("#run_name textarea, #run_name input").first.fill("visitor_a_run")
+        server_has(page_a, max_steps=6)
         assert "❌" not in start(page_a)
         page_a.locator("#status").get_by_text("Finished").wait_for(timeout=180_000)
         shot(page_a, "demo-visitor-a-finished")
@@ -90,6 +93,7 @@ def test_two_visitors_are_isolated_and_limited(browser, demo_server, tmp_path):
         open_group(page_b, "More settings")
         page_b.locator("#extra_args textarea").fill('{"adapter_name_or_path": "/etc"}')
         set_number(page_b, "max_steps", "2")
+        server_has(page_b, max_steps=2)
         message = start(page_b)
         assert "❌" in message and "outside your workspace" in message, message
         shot(page_b, "demo-visitor-b")
