@@ -56,6 +56,9 @@ PENDING_MESSAGES: dict[str, str] = {
     "error.checkpoint_unsafe": "Refusing to resume from '{path}': {file} is unsafe to load ({problem}). Checkpoints "
                                "this studio writes hold only tensors and plain values: delete that checkpoint or "
                                "resume from another one.",
+    "error.checkpoint_incomplete": "Checkpoint '{path}' was not completely written (its save was cut short: it has no "
+                                   "trainer_state.json or ppo_state.json). Resume from an earlier checkpoint, or set "
+                                   "resume_from_checkpoint: true for the latest complete one.",
 }
 
 

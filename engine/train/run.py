@@ -10,7 +10,7 @@ from typing import Any
 from engine.config import RunConfig
 from engine.errors import ConfigError
 from engine.jobs import Job, default_run_dir, run_job
-from engine.runfolder import clear_results, has_results, list_checkpoints
+from engine.runfolder import clear_results, has_results, is_complete_checkpoint, list_checkpoints
 from engine.train import get_stage_runner
 from engine.train.trainer_setup import is_main_process
 
@@ -32,8 +32,11 @@ def resolve_resume(config: RunConfig, run_dir: Path) -> str | None:
         if not checkpoints:
             raise ConfigError("no_checkpoint_to_resume", path=str(run_dir))
         return str(checkpoints[-1])
-    if not Path(str(value)).is_dir():
+    folder = Path(str(value))
+    if not folder.is_dir():
         raise ConfigError("checkpoint_missing", path=str(value))
+    if folder.name.startswith("checkpoint-") and not is_complete_checkpoint(folder):
+        raise ConfigError("checkpoint_incomplete", path=str(value))
     return str(value)
 
 

@@ -131,6 +131,9 @@ def test_only_complete_checkpoints_are_listed_and_resumed(tmp_path: Path):
     _, resume = prepare_run_dir(load_config(None, [f"output_dir={run}", "resume_from_checkpoint=true"]))
     assert resume.endswith("checkpoint-4")
     assert has_results(run), "incomplete checkpoints are still another run's files: never silently reused"
+    with pytest.raises(ConfigError) as info:
+        prepare_run_dir(load_config(None, [f"output_dir={run}", f"resume_from_checkpoint={run / 'checkpoint-8'}"]))
+    assert info.value.key == "checkpoint_incomplete" and "not completely written" in info.value.message()
 
 
 def test_only_incomplete_checkpoints_cannot_be_resumed(tmp_path: Path):
