@@ -51,17 +51,6 @@ class ModelError(StudioError):
     """A model, tokenizer or adapter that cannot be loaded as asked."""
 
 
-# English for messages added to the engine before their translations reach locales/ (a locale's text wins).
-PENDING_MESSAGES: dict[str, str] = {
-    "error.checkpoint_unsafe": "Refusing to resume from '{path}': {file} is unsafe to load ({problem}). Checkpoints "
-                               "this studio writes hold only tensors and plain values: delete that checkpoint or "
-                               "resume from another one.",
-    "error.checkpoint_incomplete": "Checkpoint '{path}' was not completely written (its save was cut short: it has no "
-                                   "trainer_state.json or ppo_state.json). Resume from an earlier checkpoint, or set "
-                                   "resume_from_checkpoint: true for the latest complete one.",
-}
-
-
 @cache
 def load_locale(lang: str) -> dict[str, str]:
     """The flat key → text table of one UI language (empty when the language is unknown)."""
@@ -74,7 +63,7 @@ def load_locale(lang: str) -> dict[str, str]:
 
 def format_message(key: str, lang: str = "en", /, **params: Any) -> str:
     """Look up `key` in `lang` (falling back to English) and fill its `{placeholders}`."""
-    text = load_locale(lang).get(key) or load_locale("en").get(key) or PENDING_MESSAGES.get(key)
+    text = load_locale(lang).get(key) or load_locale("en").get(key)
     if text is None:
         detail = ", ".join(f"{k}={v}" for k, v in params.items())
         return f"{key}: {detail}" if detail else key
