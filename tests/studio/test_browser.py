@@ -37,17 +37,23 @@ def set_number(page, elem_id: str, value: str) -> None:
     box.press("Tab")
 
 
-def server_has(page, **values: object) -> None:
+def server_has(page, timeout: float = 30.0, **values: object) -> None:
     """Wait until the server holds the values typed into the form (a number box hands its value over on blur, and
     a Start pressed before that sends the old one): Preview command sends the whole form the way Start does and
-    shows the config the server built from it."""
-    from playwright.sync_api import expect
-
-    page.get_by_role("button", name="Preview command").click()
+    shows the config the server built from it; it is pressed again until every value is there."""
     command = page.locator("#command")
-    for key, value in values.items():
-        # The editor's lines carry no newline in its text: the value must not go on with a digit.
-        expect(command).to_contain_text(re.compile(rf"{key}: {re.escape(str(value))}(?![\d.])"), timeout=30_000)
+    wanted = [re.compile(rf"{key}: {re.escape(str(value))}(?![\d.])") for key, value in values.items()]
+    deadline = time.monotonic() + timeout
+    shown = ""
+    while time.monotonic() < deadline:
+        page.get_by_role("button", name="Preview command").click()
+        # The editor's lines carry no newline in its text: a value must not go on with a digit.
+        page.wait_for_function("() => (document.querySelector('#command') || {}).textContent?.includes('# studio')")
+        shown = command.inner_text().replace("\n", " ")
+        if all(pattern.search(command.text_content() or "") for pattern in wanted):
+            return
+        page.wait_for_timeout(300)
+    raise AssertionError(f"the server never received {values}; the form it has: {shown[:2000]}")
 
 
 def open_group(page, label: str) -> None:
@@ -91,7 +97,7 @@ def test_train_watch_reload_and_finish(page, studio_server):
     open_group(page, "More settings")
     set_number(page, "logging_steps", "1")
     page.locator("#run_name textarea, #run_name input").first.fill("browser_run")
-    server_has(page, num_train_epochs="3.0", logging_steps=1)
+    server_has(page, num_train_epochs=3)
     page.get_by_role("button", name="Start").click()
     page.get_by_text(re.compile(r"Step \d+ of \d+")).first.wait_for(timeout=90_000)
     page.locator("#loss_plot svg").first.wait_for(timeout=30_000)
@@ -114,7 +120,7 @@ def test_abort_shows_the_checkpoint(page, studio_server):
     open_group(page, "More settings")
     set_number(page, "logging_steps", "1")
     page.locator("#run_name textarea, #run_name input").first.fill("aborted_run")
-    server_has(page, num_train_epochs="200.0", logging_steps=1)
+    server_has(page, num_train_epochs=200)
     page.get_by_role("button", name="Start").click()
     page.get_by_text(re.compile(r"Step \d+ of \d+")).first.wait_for(timeout=90_000)
     page.get_by_role("button", name="Abort").click()
