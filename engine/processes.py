@@ -10,6 +10,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 # Linux never hands out pids above 2**22 (pid_max's ceiling); anything larger, or not a plain int, is not a pid.
 PID_MAX = 2**22
 
@@ -48,20 +50,14 @@ def _pid_alive(pid: int) -> bool:
 
 
 def process_descendants(pids: list[int]) -> list[int]:
-    """Every process below `pids` (children, grandchildren, ...), found through /proc (Linux; empty elsewhere)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").glob("[0-9]*"):
+    """Every process below `pids` (children, grandchildren, ...), parents first; gone or foreign ones are skipped."""
+    found: list[int] = []
+    for pid in pids:
         try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[-1].split()[1])
-        except (OSError, ValueError, IndexError):
+            children = psutil.Process(pid).children(recursive=True)
+        except (psutil.Error, ValueError, OverflowError):
             continue
-        children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], list(pids)
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in found:
-                found.append(child)
-                todo.append(child)
+        found += [child.pid for child in children if child.pid not in found]
     return found
 
 

@@ -9,7 +9,7 @@
 - Never two of the same thing: `exclusive(name)` is a lock that holds across threads of this studio and across
   studios sharing one STUDIO_HOME. Hold it only around the cheap part (count what runs, start, record the pid).
 
-Torch-free; psutil finds and waits for process trees.
+Torch-free.
 """
 
 from __future__ import annotations
@@ -26,17 +26,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from engine.errors import StudioError
 from engine.paths import saves_dir
 from engine.preflight import error_from_json
-from engine.runfolder import file_lock, is_process_alive, process_start_time
+from engine.runfolder import file_lock, is_process_alive, process_descendants, process_start_time
 
 LOCKS = Path(".studio") / "locks"  # under STUDIO_HOME's saves folder: one set for every visitor and studio
 CHECK_MEMORY_MB = 4096  # address space of a pre-launch check (a hostile file fails there, not in the studio)
 CHECK_TIMEOUT = 300.0
-PID_MAX = 4_194_304  # Linux's largest possible pid: anything above is a malformed record, never a process
 
 
 @contextmanager
@@ -71,9 +68,7 @@ def engine_command(*args: str) -> list[str]:
 
 def alive(pid: Any, start_time: Any) -> bool:
     """Whether `pid` is still the process that was recorded with `start_time` (malformed values: not alive)."""
-    if not isinstance(pid, int) or isinstance(pid, bool) or not 0 < pid <= PID_MAX:
-        return False
-    return is_process_alive(pid, start_time if isinstance(start_time, str) else None)
+    return is_process_alive(pid, start_time)
 
 
 def _signal_group(pid: int, sig: int) -> None:
@@ -95,21 +90,15 @@ def request_stop(pid: int) -> None:
 
 def kill_tree(pids: list[int]) -> None:
     """SIGKILL `pids` and everything below them (collected first: once a parent dies its children are re-parented)."""
-    tree: list[psutil.Process] = []
-    for pid in pids:
-        try:
-            parent = psutil.Process(pid)
-            tree += [parent, *parent.children(recursive=True)]
-        except psutil.Error:
-            continue
+    tree = [*pids, *process_descendants(pids)]
     for pid in pids:
         _signal_group(pid, signal.SIGKILL)
-    for proc in tree:
+    for pid in tree:
         try:
-            proc.kill()
-        except psutil.Error:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
             pass
-    psutil.wait_procs(tree, timeout=10.0)
+    wait_gone([(pid, None) for pid in tree], 10.0)
 
 
 def wait_gone(records: list[tuple[int, str | None]], timeout: float) -> bool:
