@@ -50,6 +50,7 @@ def build(ctx: Context) -> None:
         for name, variant in (("eval_start_button", "primary"), ("eval_abort_button", "stop")):
             ctx.add(name, gr.Button(t(f"eval.{name}.label", lang), elem_id=name, variant=variant),
                     key=f"eval.{name}", kind="button")
+    ctx.add("eval_message", gr.Markdown("", elem_id="eval_message"))  # a refused Start, apart from the job's status
     ctx.add("eval_status", gr.Markdown(t("eval.msg.idle", lang), elem_id="eval_status"))
     ctx.add("eval_progress", gr.HTML(progress_html(None, lang), elem_id="eval_progress"))
     ctx.add("eval_results", gr.Dataframe(interactive=False, elem_id="eval_results", wrap=True,
@@ -177,7 +178,8 @@ def wire(ctx: Context) -> None:
                              "eval_max_new_tokens", "eval_top_p", "eval_temperature")]
     monitor = gr.State(None)
     ctx["eval_start_button"].click(start_eval, [lang, *form],
-                                   [ctx["eval_status"], ctx["eval_run_dir"], ctx["eval_timer"]], **private)
+                                   [ctx["eval_message"], ctx["eval_status"], ctx["eval_run_dir"], ctx["eval_timer"]],
+                                   **private)
     ctx["eval_abort_button"].click(abort_eval, [ctx["eval_run_dir"], lang], ctx["eval_status"], **private)
     outputs = [ctx["eval_status"], ctx["eval_progress"], ctx["eval_results"], ctx["eval_predictions"],
                ctx["eval_timer"], monitor]

@@ -36,6 +36,7 @@ def build(ctx: Context) -> None:
     with gr.Row():
         ctx.add("export_button", gr.Button(t("export.export_button.label", lang), variant="primary",
                                            elem_id="export_button"), key="export.export_button", kind="button")
+    ctx.add("export_message", gr.Markdown("", elem_id="export_message"))  # a refused Start, apart from the status
     ctx.add("export_status", gr.Markdown(t("export.msg.idle", lang), elem_id="export_status"))
     ctx.add("export_progress", gr.HTML(progress_html(None, lang), elem_id="export_progress"))
     ctx.add("export_parity_table", gr.Dataframe(interactive=False, elem_id="export_parity_table", wrap=True,
@@ -121,7 +122,8 @@ def wire(ctx: Context) -> None:
                              "export_quantization_dataset", "export_dir", "export_hub_model_id")]
     monitor = gr.State(None)
     ctx["export_button"].click(start_export, [lang, *form],
-                               [ctx["export_status"], ctx["export_run_dir"], ctx["export_timer"]], **private)
+                               [ctx["export_message"], ctx["export_status"], ctx["export_run_dir"],
+                                ctx["export_timer"]], **private)
     ctx["export_timer"].tick(poll_export, [ctx["export_run_dir"], lang, monitor],
                              [ctx["export_status"], ctx["export_progress"], ctx["export_parity_table"],
                               ctx["export_timer"], monitor], **private)

@@ -23,6 +23,9 @@ def build(ctx: Context) -> None:
     import gradio as gr
 
     lang = ctx.lang
+    # What became of the last Start (a refusal, and why) apart from the run's own status, which the timer
+    # rewrites every second: a refusal stays readable, and the run shown keeps being followed.
+    ctx.add("start_message", gr.Markdown("", elem_id="start_message"))
     ctx.add("status", gr.Markdown(t("train.msg.no_run", lang), elem_id="status"))
     ctx.add("progress", gr.HTML(progress_html(None, lang), elem_id="progress"))
     with gr.Row():
@@ -78,7 +81,11 @@ def preview_command(lang: str, *values: Any) -> Any:
 
 
 def launch_job(command: str, build: Any, starting_key: str, lang: str, values: tuple[Any, ...]) -> tuple[Any, ...]:
-    """Build a job's config from form values, validate and launch it; returns (status, run folder, timer)."""
+    """Build a job's config from form values, validate and launch it.
+
+    Returns (message, status, run folder, timer): a refusal fills only the message, so the run the page follows
+    (a live one included) stays on screen and keeps updating; a start clears it and follows the new run.
+    """
     import gradio as gr
 
     from studio.runner import start_run
@@ -88,8 +95,8 @@ def launch_job(command: str, build: Any, starting_key: str, lang: str, values: t
         start_run(config, run_dir, lang=lang, command=command)
     except StudioError as err:
         gr.Warning(html_error(err, lang))
-        return f"❌ {md_error(err, lang)}", gr.update(), gr.Timer(active=False)
-    return t(starting_key, lang), str(run_dir), gr.Timer(active=True)
+        return f"❌ {md_error(err, lang)}", gr.update(), gr.update(), gr.update()
+    return "", t(starting_key, lang), str(run_dir), gr.Timer(active=True)
 
 
 def start_training(lang: str, *values: Any) -> tuple[Any, ...]:
@@ -228,8 +235,8 @@ def wire(ctx: Context, demo: Any) -> None:
                ctx["timer"], session]
     private = {"api_visibility": "private"}
     ctx["preview_button"].click(preview_command, [lang, *form], ctx["command"], **private)
-    ctx["start_button"].click(start_training, [lang, *form], [ctx["status"], ctx["run_dir"], ctx["timer"]],
-                              **private)
+    ctx["start_button"].click(start_training, [lang, *form],
+                              [ctx["start_message"], ctx["status"], ctx["run_dir"], ctx["timer"]], **private)
     ctx["abort_button"].click(abort_training, [ctx["run_dir"], lang], ctx["status"], **private)
     ctx["save_button"].click(save_settings, [ctx["config_path"], lang, *form], None, **private)
     ctx["load_button"].click(load_settings, [ctx["config_path"], lang], form, **private)
