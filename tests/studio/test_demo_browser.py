@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.studio.conftest import shot, start_studio, stop
-from tests.studio.test_browser import open_group, open_studio, server_has, set_number
+from tests.studio.test_browser import open_group, open_studio, server_has, set_number, set_text
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -40,19 +40,23 @@ def visitor(browser):
 
 
 def start(page) -> str:
-    """Press Start and return the status text once it has changed (a refusal replaces the previous one)."""
-    status = page.locator("#status")
-    before = status.inner_text()
+    """Press Start and return what it led to: a new refusal message, or the run's status once it shows the run."""
+    message, status = page.locator("#start_message"), page.locator("#status")
+    before_message, before = message.inner_text(), status.inner_text()
     page.get_by_role("button", name="Start").click()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        text = status.inner_text()
+        refusal, text = message.inner_text(), status.inner_text()
         # Gradio's "processing" and timer overlay the old text while the event runs.
-        pending = re.match(r"\s*[\d.]+s\b", text) or "processing" in text
-        if not pending and text != before and re.search("❌|Starting|Step|Finished", text):
+        if any(re.match(r"\s*[\d.]+s\b", shown) or "processing" in shown for shown in (refusal, text)):
+            page.wait_for_timeout(200)
+            continue
+        if "❌" in refusal and refusal != before_message:
+            return refusal
+        if text != before and re.search("Starting|Step|Finished", text):
             return text
         page.wait_for_timeout(200)
-    raise AssertionError(f"the status did not change after Start: {before!r}")
+    raise AssertionError(f"nothing changed after Start: {before_message!r} {before!r}")
 
 
 def open_runs(page) -> None:
@@ -91,7 +95,7 @@ def test_two_visitors_are_isolated_and_limited(browser, demo_server, tmp_path):
         open_runs(page_b)
         assert "visitor_a_run" not in page_b.locator("#runs_table").inner_text()
         open_group(page_b, "More settings")
-        page_b.locator("#extra_args textarea").fill('{"adapter_name_or_path": "/etc"}')
+        set_text(page_b, "extra_args", '{"adapter_name_or_path": "/etc"}')
         set_number(page_b, "max_steps", "2")
         server_has(page_b, max_steps=2)
         message = start(page_b)

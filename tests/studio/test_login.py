@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 
 from studio import login
 from studio.login import FIRST_LOCK_S, FREE_TRIES, MAX_LOCK_S, LoginThrottle, make_auth, passwords_match
@@ -27,7 +28,14 @@ def attempt(auth, username: str, password: str, client: str = "10.0.0.1") -> boo
         finally:
             login._client.reset(token)
 
-    return asyncio.run(go())
+    return run_async(go())
+
+
+def run_async(coroutine):
+    """Run `coroutine` to its end in a thread of its own: a browser test earlier in the session (Playwright's sync
+    API) may leave an event loop running in this one, where asyncio.run refuses to start another."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def test_passwords_match_exactly() -> None:
@@ -87,6 +95,6 @@ def test_launch_gives_gradio_the_throttled_check(monkeypatch) -> None:
     monkeypatch.delenv("SPACE_ID", raising=False)
     monkeypatch.delenv("STUDIO_DEMO", raising=False)
     launch.main(["--auth", "alice:secret-pass", "--port", "7999"])
-    assert callable(seen["auth"]) and asyncio.run(seen["auth"]("alice", "secret-pass"))
+    assert callable(seen["auth"]) and run_async(seen["auth"]("alice", "secret-pass"))
     assert [m.cls for m in seen["app_kwargs"]["middleware"]] == [login.ClientAddress]
     assert seen["cache"] == launch.CACHE_CLEANUP

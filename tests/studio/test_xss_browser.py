@@ -46,12 +46,12 @@ def test_user_markup_is_shown_literally_and_never_runs(page, studio_server, tmp_
     run_name = page.locator("#run_name textarea, #run_name input").first
     run_name.fill(f"../{SCRIPT}")
     page.get_by_role("button", name="Start").click()
-    status = text_of(page, "status", SCRIPT)
+    status = text_of(page, "start_message", SCRIPT)
     assert "❌" in status, status
     run_name.fill("xss_check")
     choose_dataset(page, IMG)
     page.get_by_role("button", name="Start").click()
-    status = text_of(page, "status", IMG)
+    status = text_of(page, "start_message", IMG)
     assert "❌" in status, status
     shot(page, "xss-literal")
 
