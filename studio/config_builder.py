@@ -10,6 +10,7 @@ from typing import Any
 from engine.config.loader import KEYS
 from engine.errors import StudioError
 from engine.paths import resource_dir
+from engine.runfolder import has_results
 
 # Form widgets that are not config keys: composites mapped below, or UI-only.
 UI_ONLY = {"model_name", "model_path", "hub", "checkpoint", "quantization_bit", "booster", "compute_type",
@@ -75,3 +76,12 @@ def build_train_config(form: dict[str, Any], *, run_name: str | None = None) -> 
     run_dir = run_folder(model_key, method, name)
     config["output_dir"] = str(run_dir)
     return config, run_dir
+
+
+def check_new_run(config: dict[str, Any], run_dir: Path) -> None:
+    """Refuse, in the page's words, a Start whose run name is taken by a run with results (the engine's own
+    refusal speaks of config keys the Train tab does not show)."""
+    if config.get("resume_from_checkpoint") not in (None, False, "") or config.get("overwrite_output_dir"):
+        return
+    if has_results(run_dir):
+        raise StudioError("run_name_taken", name=run_dir.name)

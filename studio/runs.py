@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import unicodedata
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ import pandas as pd
 import yaml
 
 from engine.errors import StudioError, format_message
+from engine.eval import EVAL_RESULT_FILES
+from engine.export import RESULTS_FILE as EXPORT_RESULTS_FILE
 from engine.plotting import loss_points
 from engine.runfolder import (
     CONFIG_FILE,
@@ -30,22 +33,32 @@ from studio.workspace import saves_dir
 
 MODELS_DIR = "models"  # saves/models/ holds built models (the demo), not runs
 WEIGHT_FILES = ("adapter_model.safetensors", "model.safetensors", "model.safetensors.index.json")
-TABLE_COLUMNS = ("name", "model", "method", "stage", "state", "started", "steps", "final_loss", "checkpoints")
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+TABLE_COLUMNS = ("name", "kind", "model", "method", "stage", "state", "started", "steps", "final_loss", "checkpoints")
+# Characters no folder name may hold on some system the saves folder may be copied to; control characters too.
+_ILLEGAL = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]')
+# Names Windows keeps for devices, with or without an extension.
+_DEVICES = re.compile(r"(?i)^(con|prn|aux|nul|com[1-9]|lpt[1-9])(\..*)?$")
+MAX_NAME_BYTES = 200  # file systems allow 255 bytes; a download adds `.zip`, a settings file `.yaml`
 
 
-def sanitize_part(text: str) -> str:
-    """One folder name made of letters, digits, `-`, `_` and `.` (anything else becomes `_`); `..` is refused."""
-    part = _UNSAFE.sub("_", str(text).strip())
-    if not part or ".." in part or set(part) == {"."}:
+def folder_name(text: str) -> str:
+    """A name typed by a person as a folder name: kept as typed, in any alphabet (trimmed, Unicode NFC), so two
+    different names are always two folders. A name that cannot be a folder is refused, never rewritten (a rewrite
+    would make different names collide): path separators, `..`, a leading `.`, control characters, the characters
+    some systems forbid, device names, over-long names, and `checkpoint-…` (the name of a run's own checkpoints).
+    """
+    name = unicodedata.normalize("NFC", str(text)).strip()
+    if (not name or name.startswith(".") or ".." in name or name.endswith(".") or _ILLEGAL.search(name)
+            or _DEVICES.match(name) or name.startswith("checkpoint-") or len(name.encode()) > MAX_NAME_BYTES):
         raise StudioError("bad_run_name", name=str(text))
-    return part
+    return name
 
 
 def run_folder(model_name: str, finetuning_type: str, run_name: str, saves: Path | None = None) -> Path:
-    """`saves/<model>/<method>/<run>/`, each part sanitised; the model part is the last part of a hub id or path."""
+    """`saves/<model>/<method>/<run>/`, each part a `folder_name`; the model part is the last part of a hub id or
+    path. The one place the studio names a run's folder (training, evaluation and export alike)."""
     model = Path(str(model_name).strip().rstrip("/\\")).name or str(model_name)
-    return Path(saves or saves_dir()) / sanitize_part(model) / sanitize_part(finetuning_type) / sanitize_part(run_name)
+    return Path(saves or saves_dir()) / folder_name(model) / folder_name(finetuning_type) / folder_name(run_name)
 
 
 def default_run_name(prefix: str = "train") -> str:
@@ -100,8 +113,27 @@ def _started(status: dict[str, Any], run_dir: Path) -> tuple[str | None, float]:
     return started, mtime
 
 
+JOB_KINDS = ("train", "eval", "export")
+# Folders written before status.json named their job kind are known by their results.
+_KIND_FILES = (("export", (EXPORT_RESULTS_FILE, "parity.json")), ("eval", EVAL_RESULT_FILES))
+
+
+def job_kind(run_dir: Path, status: dict[str, Any] | None = None) -> str:
+    """Which job wrote a folder: `train`, `eval` or `export` (status.json's `task`, else its result files; a
+    folder that says nothing is a training run)."""
+    status = read_status(run_dir, reconcile=False) if status is None else status
+    task = status.get("task")
+    if task in JOB_KINDS:
+        return task
+    for kind, files in _KIND_FILES:
+        if any((run_dir / name).exists() for name in files):
+            return kind
+    return "train"
+
+
 def describe_run(run_dir: Path, saves: Path) -> dict[str, Any]:
-    """One row of the runs list, read from the run folder's files."""
+    """One entry of the runs list, read from the run folder's files: the one place a folder becomes a run (its
+    job `kind` included), for every list and picker of runs."""
     config = _read_config(run_dir)
     status = read_status(run_dir)
     parts = run_dir.relative_to(saves).parts
@@ -115,6 +147,7 @@ def describe_run(run_dir: Path, saves: Path) -> dict[str, Any]:
         "model": parts[0] if len(parts) >= 3 else Path(model_path.rstrip("/")).name,
         "method": parts[1] if len(parts) >= 3 else str(config.get("finetuning_type") or ""),
         "name": run_dir.name,
+        "kind": job_kind(run_dir, status),
         "stage": str(config.get("stage") or ""),
         "state": status.get("state", "unknown"),
         "started_at": started,
@@ -126,12 +159,13 @@ def describe_run(run_dir: Path, saves: Path) -> dict[str, Any]:
     }
 
 
-def list_runs(saves: Path | None = None) -> list[dict[str, Any]]:
-    """Every run under the saves folder, newest first (see `describe_run` for the keys)."""
+def list_runs(saves: Path | None = None, kind: str | None = None) -> list[dict[str, Any]]:
+    """Every run under the saves folder (only jobs of `kind` when given), newest first (`describe_run`'s keys)."""
     saves = Path(saves or saves_dir()).resolve()
     if not saves.is_dir():
         return []
     runs = [describe_run(run_dir, saves) for run_dir in _run_dirs(saves)]
+    runs = [run for run in runs if kind is None or run["kind"] == kind]
     runs.sort(key=lambda run: (run["_sort"], run["path"]), reverse=True)
     for run in runs:
         del run["_sort"]
@@ -145,7 +179,7 @@ def runs_table(runs: list[dict[str, Any]], lang: str = "en") -> pd.DataFrame:
         started = run.get("started_at") or ""
         loss = run.get("final_loss")
         rows.append([
-            run["name"], run["model"], run["method"], run["stage"],
+            run["name"], format_message(f"runs.kind.{run['kind']}", lang), run["model"], run["method"], run["stage"],
             format_message(f"monitor.state.{run['state']}", lang),
             started[:16].replace("T", " "),
             f"{run['current_steps']}/{run['total_steps']}" if run.get("total_steps") else "",
@@ -201,21 +235,22 @@ def overlay_losses(run_dirs: list[str | Path]) -> pd.DataFrame:
 
 
 def list_adapters(model_name: str, finetuning_type: str, saves: Path | None = None) -> list[str]:
-    """Names of the runs under saves/<model>/<method>/ that hold final weights, newest first."""
+    """Names of the training runs under saves/<model>/<method>/ that hold final weights, newest first (an export
+    holds weights too, but it is not a run to continue)."""
     method_dir = run_folder(model_name, finetuning_type, "x", saves).parent
     if not method_dir.is_dir():
         return []
     found = []
     for run_dir in method_dir.iterdir():
         weights = [run_dir / name for name in WEIGHT_FILES if (run_dir / name).is_file()]
-        if run_dir.is_dir() and weights:
+        if run_dir.is_dir() and weights and job_kind(run_dir) == "train":
             found.append((max(w.stat().st_mtime for w in weights), run_dir.name))
     return [name for _, name in sorted(found, key=lambda item: (-item[0], item[1]))]
 
 
 def reward_model_runs(saves: Path | None = None) -> list[str]:
-    """Finished reward-model (`stage: rm`) runs, for the PPO / GRPO reward-model picker."""
-    return [run["path"] for run in list_runs(saves) if run["stage"] == "rm" and run["state"] == "finished"]
+    """Finished reward-model (`stage: rm`) training runs, for the PPO / GRPO reward-model picker."""
+    return [run["path"] for run in list_runs(saves, kind="train") if run["stage"] == "rm" and run["state"] == "finished"]
 
 
 # What a downloaded run holds: its weights (adapter or full model), tokenizer, template and records; not the
@@ -233,7 +268,7 @@ def pack_run(run_dir: str | Path, out_dir: str | Path) -> Path:
     run_dir = Path(run_dir)
     if not any((run_dir / name).is_file() for name in WEIGHT_FILES):
         raise StudioError("download_no_weights", path=str(run_dir))
-    out = Path(out_dir) / f"{sanitize_part(run_dir.name)}.zip"
+    out = Path(out_dir) / f"{folder_name(run_dir.name)}.zip"
     out.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for path in sorted(run_dir.iterdir()):

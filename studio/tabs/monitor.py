@@ -101,9 +101,14 @@ def launch_job(command: str, build: Any, starting_key: str, lang: str, values: t
 
 def start_training(lang: str, *values: Any) -> tuple[Any, ...]:
     """Form → validate (same checks as the CLI) → write config.yaml → launch the engine; start polling."""
-    from studio.config_builder import build_train_config
+    from studio.config_builder import build_train_config, check_new_run
 
-    return launch_job("train", lambda *v: build_train_config(_form(v)), "train.msg.starting", lang, values)
+    def build(*form_values: Any) -> tuple[dict[str, Any], Path]:
+        config, run_dir = build_train_config(_form(form_values))
+        check_new_run(config, run_dir)
+        return config, run_dir
+
+    return launch_job("train", build, "train.msg.starting", lang, values)
 
 
 def abort_training(run_dir: str, lang: str) -> str:
@@ -174,16 +179,17 @@ def poll(run_dir: str, lang: str, metric: str, session: MonitorSession | None) -
 
 
 def reattach(lang: str) -> tuple[str, Any]:
-    """After a page load: the live run if there is one (else the newest run), and whether to poll."""
+    """After a page load: the live training run if there is one (else the newest training run), and whether to
+    poll. Evaluations and exports have tabs of their own."""
     import gradio as gr
 
     from studio.runner import find_live_runs
-    from studio.runs import list_runs
+    from studio.runs import job_kind, list_runs
 
-    live = find_live_runs()
+    live = [run_dir for run_dir in find_live_runs() if job_kind(run_dir) == "train"]
     if live:
         return str(live[0]), gr.Timer(active=True)
-    runs = list_runs()
+    runs = list_runs(kind="train")
     return (str(runs[0]["path"]), gr.Timer(active=True)) if runs else ("", gr.Timer(active=False))
 
 
@@ -195,18 +201,22 @@ def fresh_run_name() -> str:
 
 
 def settings_path(name: str) -> Path:
-    """Where the form's settings are saved under a name."""
+    """Where the form's settings are saved under a name (kept as typed, as run names are; blank: `default`)."""
+    from studio.runs import folder_name
     from studio.workspace import saves_dir
 
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in (name or "").strip()) or "default"
-    return saves_dir() / ".studio" / "settings" / f"{safe}.yaml"
+    return saves_dir() / ".studio" / "settings" / f"{folder_name((name or '').strip() or 'default')}.yaml"
 
 
 def save_settings(name: str, lang: str, *values: Any) -> None:
     """Keep the whole form under a name (a YAML of widget values)."""
     import gradio as gr
 
-    path = settings_path(name)
+    try:
+        path = settings_path(name)
+    except StudioError as err:
+        gr.Warning(html_error(err, lang))
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(_form(values), sort_keys=False, allow_unicode=True), encoding="utf-8")
     gr.Info(html_text("train.msg.settings_saved", lang, path=str(path)))
@@ -216,7 +226,11 @@ def load_settings(name: str, lang: str) -> list[Any]:
     """Fill the form from settings saved under a name (fields missing there are left as they are)."""
     import gradio as gr
 
-    path = settings_path(name)
+    try:
+        path = settings_path(name)
+    except StudioError as err:
+        gr.Warning(html_error(err, lang))
+        return [gr.update() for _ in FORM_FIELDS]
     if not path.is_file():
         gr.Warning(html_text("train.msg.settings_missing", lang, path=str(path)))
         return [gr.update() for _ in FORM_FIELDS]

@@ -49,12 +49,13 @@ def make_live(run_dir: Path) -> None:
     write_status(run_dir, "running", pid=os.getpid(), pid_start_time=process_start_time(os.getpid()))
 
 
-def test_run_folder_sanitises_each_part(studio_home: Path):
+def test_run_folder_checks_each_part(studio_home: Path):
     saves = studio_home / "saves"
-    assert run_folder("Qwen/Qwen2.5-0.5B-Instruct", "lora", "my run!") == saves / "Qwen2.5-0.5B-Instruct/lora/my_run_"
+    assert run_folder("Qwen/Qwen2.5-0.5B-Instruct", "lora", "my run!") == saves / "Qwen2.5-0.5B-Instruct/lora/my run!"
     assert run_folder("/models/tiny/", "full", "a.b-c_d", saves=Path("/x")) == Path("/x/tiny/full/a.b-c_d")
-    assert run_folder("Modèle 7B", "lora", "train_1").parts[-3] == "Mod_le_7B"
-    for bad in ("..", "../../etc", "a/../b", "", "  ", "."):
+    assert run_folder("Modèle 7B", "lora", "train_1").parts[-3] == "Modèle 7B"
+    for bad in ("..", "../../etc", "a/../b", "", "  ", ".", ".hidden", "a/b", "a\\b", "tab\there", "new\nline",
+                "what?", "a:b", "checkpoint-3", "CON", "x" * 300):
         with pytest.raises(StudioError) as err:
             run_folder("tiny", "lora", bad)
         assert err.value.key == "bad_run_name"
@@ -80,7 +81,7 @@ def test_list_runs_newest_first_with_their_details(studio_home: Path):
     runs = list_runs()
     assert [r["name"] for r in runs] == ["fresh", "newer", "old"]
     first = runs[-1]
-    assert first == {"path": str(old), "model": "tiny", "method": "lora", "name": "old", "stage": "sft",
+    assert first == {"path": str(old), "model": "tiny", "method": "lora", "name": "old", "kind": "train", "stage": "sft",
                      "state": "finished", "started_at": "2026-01-01T10:00:00+00:00", "current_steps": 3,
                      "total_steps": 3, "final_loss": 1.25, "checkpoints": ["checkpoint-2", "checkpoint-3"]}
     assert runs[0]["state"] == "new" and runs[0]["final_loss"] is None
@@ -92,11 +93,12 @@ def test_runs_table_is_localized_and_row_aligned(studio_home: Path):
     make_run(saves, "tiny", "lora", "a", losses=(2.0, 1.23456), checkpoints=(2,), started="2026-03-04T05:06:07+00:00")
     make_run(saves, "tiny", "lora", "b", state="aborted", started="2026-03-05T05:06:07+00:00")
     table = runs_table(list_runs())
-    assert list(table.columns) == ["Run", "Model", "Method", "Stage", "State", "Started", "Steps", "Last loss",
-                                   "Checkpoints"]
+    assert list(table.columns) == ["Run", "Job", "Model", "Method", "Stage", "State", "Started", "Steps",
+                                   "Last loss", "Checkpoints"]
     assert list(table["Run"]) == ["b", "a"] and list(table["State"]) == ["Aborted", "Finished"]
-    assert table.iloc[1].tolist() == ["a", "tiny", "lora", "sft", "Finished", "2026-03-04 05:06", "2/2", 1.2346, 1]
-    assert runs_table([]).empty and len(runs_table([]).columns) == 9
+    assert table.iloc[1].tolist() == ["a", "Training", "tiny", "lora", "sft", "Finished", "2026-03-04 05:06", "2/2",
+                                      1.2346, 1]
+    assert runs_table([]).empty and len(runs_table([]).columns) == 10
 
 
 def test_resume_config_continues_in_the_same_folder(studio_home: Path):
@@ -171,3 +173,100 @@ def test_list_adapters_names_runs_with_final_weights(studio_home: Path):
     assert list_adapters("Qwen/Qwen2.5-0.5B", "lora") == ["newer", "older"]
     assert list_adapters("Qwen2.5-0.5B", "full") == ["full_run"]
     assert list_adapters("other", "lora") == []
+
+
+# --- names in any alphabet (one place names run folders)
+
+
+def test_run_names_keep_their_alphabet_and_never_collide(studio_home: Path):
+    saves = studio_home / "saves"
+    assert run_folder("demo", "lora", "héllo wörld 你好") == saves / "demo" / "lora" / "héllo wörld 你好"
+    names = ["测试运行", "实验一二", "a b", "a_b", "a-b", "Тест 1", "テスト", "\u00e9", "e\u0301", "run.1", "run_1"]
+    folders = [run_folder("demo", "lora", name) for name in names]
+    assert len(set(folders)) == len(folders) - 1  # only "é" spelled two ways is one name
+    assert folders[7] == folders[8] and folders[8].name == "é"
+
+
+def test_saved_settings_names_keep_their_alphabet(studio_home: Path):
+    from studio.tabs.monitor import settings_path
+
+    assert settings_path("我的设置").name == "我的设置.yaml"
+    assert settings_path("a b") != settings_path("a_b")
+    with pytest.raises(StudioError):
+        settings_path("../x")
+
+
+def test_an_existing_run_name_is_refused_in_the_words_of_the_page(studio_home: Path):
+    from studio.config_builder import check_new_run
+
+    run_dir = make_run(studio_home / "saves", "demo", "lora", "测试运行", losses=(1.0,), weights="adapter_model.safetensors")
+    with pytest.raises(StudioError) as err:
+        check_new_run({"output_dir": str(run_dir)}, run_dir)
+    assert err.value.key == "run_name_taken"
+    text = err.value.message("en")
+    assert "测试运行" in text and "run name" in text and "All runs" in text
+    assert text.index("All runs") < text.index("resume_from_checkpoint")  # the config key only as a hint
+    check_new_run({"output_dir": str(run_dir), "resume_from_checkpoint": True}, run_dir)
+    check_new_run({"output_dir": str(run_dir), "overwrite_output_dir": True}, run_dir)
+    check_new_run({}, run_dir.parent / "fresh")
+
+
+# --- job kinds: only training runs are offered where training runs belong
+
+
+def make_job(saves: Path, name: str, task: str | None, result: str, *, method: str = "lora") -> Path:
+    """An eval or export folder as the engine leaves it (`task` None: an older folder without the field)."""
+    run_dir = saves / "tiny" / method / name
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.yaml").write_text("model_name_or_path: org/tiny\nstage: sft\nfinetuning_type: lora\n")
+    (run_dir / result).write_text("{}")
+    extra = {"task": task} if task else {}
+    write_status(run_dir, "finished", pid=1, exit_code=0, **extra)
+    return run_dir
+
+
+def test_each_folder_is_a_run_of_its_job_kind(studio_home: Path):
+    from studio.runs import job_kind
+
+    saves = studio_home / "saves"
+    train = make_run(saves, "tiny", "lora", "train_1", weights="adapter_model.safetensors")
+    evaluation = make_job(saves, "eval_1", "eval", "results.json")
+    old_eval = make_job(saves, "eval_0", None, "generated_predictions.jsonl")
+    export = make_job(saves, "export_1", "export", "model.safetensors")
+    old_export = make_job(saves, "export_0", None, "export_results.json")
+    assert [job_kind(d) for d in (train, evaluation, old_eval, export, old_export)] == [
+        "train", "eval", "eval", "export", "export"]
+    kinds = {run["name"]: run["kind"] for run in list_runs()}
+    assert kinds == {"train_1": "train", "eval_1": "eval", "eval_0": "eval", "export_1": "export",
+                     "export_0": "export"}
+    assert [run["name"] for run in list_runs(kind="train")] == ["train_1"]
+    table = runs_table(list_runs(), "en")
+    assert sorted(table["Job"]) == ["Evaluation", "Evaluation", "Export", "Export", "Training"]
+
+
+def test_continue_from_and_reward_models_offer_only_training_runs(studio_home: Path):
+    from studio.runs import reward_model_runs
+
+    saves = studio_home / "saves"
+    make_run(saves, "tiny", "lora", "train_1", weights="adapter_model.safetensors")
+    make_job(saves, "export_1", "export", "model.safetensors")
+    make_job(saves, "export_0", None, "export_results.json").joinpath("adapter_model.safetensors").write_bytes(b"")
+    assert list_adapters("tiny", "lora") == ["train_1"]
+    rm_run = make_run(saves, "tiny", "lora", "rm_1", weights="adapter_model.safetensors")
+    (rm_run / "config.yaml").write_text("model_name_or_path: org/tiny\nstage: rm\nfinetuning_type: lora\n")
+    rm_eval = make_job(saves, "eval_rm", "eval", "results.json")
+    (rm_eval / "config.yaml").write_text("model_name_or_path: org/tiny\nstage: rm\nfinetuning_type: lora\n")
+    assert reward_model_runs() == [str(rm_run.resolve())]
+
+
+def test_the_train_tab_reattaches_only_to_training_runs(studio_home: Path):
+    from studio.tabs.monitor import reattach
+
+    saves = studio_home / "saves"
+    train = make_run(saves, "tiny", "lora", "train_1", started="2026-03-04T05:06:07+00:00")
+    make_job(saves, "eval_1", "eval", "results.json")  # newer: its status was written now
+    assert reattach("en")[0] == str(train.resolve())
+    live_eval = make_job(saves, "eval_2", "eval", "results.json")
+    make_live(live_eval)
+    write_status(live_eval, "running", task="eval")
+    assert reattach("en")[0] == str(train.resolve())
