@@ -33,8 +33,31 @@ def test_demo_comes_first_and_is_offline():
     assert demo.recommended == {
         "finetuning_type": "lora", "dataset": "identity", "learning_rate": 5e-3, "num_train_epochs": 30,
         "lora_rank": 16, "lora_target": "all", "cutoff_len": 256, "per_device_train_batch_size": 8,
-        "lr_scheduler_type": "cosine", "warmup_ratio": 0.05, "logging_steps": 5,
+        "gradient_accumulation_steps": 1, "lr_scheduler_type": "cosine", "warmup_ratio": 0.05, "logging_steps": 5,
     }
+
+
+def test_every_model_recommends_the_same_training_keys():
+    # Choosing a model replaces what the previous one set: a hub model must not inherit the demo's 30 epochs.
+    demo_keys = set(get_model(DEMO).recommended) - {"dataset"}
+    for name in list_models():
+        assert set(get_model(name).recommended) - {"dataset"} == demo_keys, name
+    qwen = get_model("Qwen2.5-7B-Instruct").recommended
+    assert qwen["learning_rate"] == 1e-4 and qwen["num_train_epochs"] == 3.0
+    assert qwen["per_device_train_batch_size"] * qwen["gradient_accumulation_steps"] == 8
+
+
+def test_hub_models_know_their_size():
+    for name in list_models():
+        info = get_model(name)
+        assert (info.params is None) == (info.hf is None), name
+    assert get_model("Qwen2.5-7B-Instruct").params == 7
+    assert get_model("SmolLM2-135M-Instruct").params == pytest.approx(0.135)
+    assert get_model("Qwen3-30B-A3B").params == 30  # all experts are in memory
+    assert get_model("Mixtral-8x7B-Instruct-v0.1").params == 47
+    with pytest.raises(ValueError, match="size"):
+        register_model("Sizeless", hf="org/sizeless", template="chatml", family="test")
+    assert "Sizeless" not in MODELS
 
 
 def test_registry_has_the_well_known_families():

@@ -5,6 +5,7 @@ Torch-free: the studio fills its model dropdown from here, and the engine picks 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,22 +28,59 @@ class ModelInfo:
     family: str
     recommended: dict[str, Any] = field(default_factory=dict)  # config values the studio fills in on selection
     notes: str = ""
+    params: float | None = None  # billions of parameters (all experts of a mixture); None for the demo
+
+
+# What a hub model recommends unless its entry says otherwise: LoRA SFT as LLaMA-Factory's example configs run it
+# on one GPU. Every model recommends the same keys (the demo too), so choosing a model replaces every value the
+# previous one set instead of leaving the demo's 30 epochs behind.
+HUB_RECOMMENDED: dict[str, Any] = {
+    "finetuning_type": "lora",
+    "learning_rate": 1e-4,
+    "num_train_epochs": 3.0,
+    "lora_rank": 8,
+    "lora_target": "all",
+    "cutoff_len": 2048,
+    "per_device_train_batch_size": 1,
+    "gradient_accumulation_steps": 8,
+    "lr_scheduler_type": "cosine",
+    "warmup_ratio": 0.1,
+    "logging_steps": 10,
+}
 
 
 MODELS: dict[str, ModelInfo] = {}
 
 
+def billions(size: str) -> float:
+    """A size as model names write it (`7B`, `0.5B`, `135M`, `30B-A3B`: total, not active) → billions."""
+    match = re.match(r"(\d+(?:\.\d+)?)([BM])", size.upper())
+    if match is None:
+        raise ValueError(f"not a model size: {size!r} (write it like 7B or 135M)")
+    number = float(match.group(1))
+    return number if match.group(2) == "B" else number / 1000
+
+
 def register_model(name: str, *, hf: str | None, ms: str | None = None, template: str, family: str,
-                   recommended: dict[str, Any] | None = None, notes: str = "") -> ModelInfo:
-    """Add a model to `MODELS` (display order is registration order); a second registration of a name raises."""
+                   recommended: dict[str, Any] | None = None, notes: str = "",
+                   params: float | str | None = None) -> ModelInfo:
+    """Add a model to `MODELS` (display order is registration order); a second registration of a name raises.
+
+    `params` is the size in billions or as names write it (`7B`); a hub model needs it, so the studio can say how
+    much memory training takes. `recommended` entries override `HUB_RECOMMENDED` for hub models.
+    """
     if name in MODELS:
         raise ValueError(f"model {name!r} is already registered")
     if name == CUSTOM:
         raise ValueError(f"{CUSTOM!r} is reserved for the studio's own-path choice")
     if template not in list_templates():
         raise ValueError(f"model {name!r}: unknown template {template!r}; known: {', '.join(list_templates())}")
-    info = ModelInfo(name=name, hf=hf, ms=ms, template=template, family=family,
-                     recommended=dict(recommended or {}), notes=notes)
+    if hf is not None and params is None:
+        raise ValueError(f"model {name!r}: give its size (params=7 or params='7B')")
+    size = billions(params) if isinstance(params, str) else params
+    values = dict(recommended or {}) if hf is None else {**HUB_RECOMMENDED, **(recommended or {})}
+    info = ModelInfo(name=name, hf=hf, ms=ms, template=template, family=family, recommended=values, notes=notes,
+                     params=size)
     MODELS[name] = info
     return info
 
@@ -106,6 +144,7 @@ register_model(
         "lora_target": "all",
         "cutoff_len": 256,
         "per_device_train_batch_size": 8,
+        "gradient_accumulation_steps": 1,
         "lr_scheduler_type": "cosine",
         "warmup_ratio": 0.05,
         "logging_steps": 5,
