@@ -7,6 +7,7 @@ well on their own, so a label can append `t(reason, lang)` as it is.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import subprocess
@@ -34,6 +35,8 @@ PACKAGES: dict[str, str] = {
 NEEDS_CUDA = frozenset({"flash_attn", "unsloth", "liger_kernel", "vllm"})
 # Where the NVIDIA driver lists one folder per GPU, for machines without nvidia-smi on PATH.
 PROC_NVIDIA_GPUS = Path("/proc/driver/nvidia/gpus")
+PROC_MEMINFO = Path("/proc/meminfo")
+GIB = 1024**3
 
 Availability = tuple[bool, str | None]
 
@@ -152,3 +155,84 @@ def summary_key() -> tuple[str, dict[str, Any]]:
     """The locale key and values of a one-line description of this machine's GPUs."""
     count = device_count()
     return ("caps.gpus_found", {"count": count}) if count else ("caps.no_gpu", {})
+
+
+def _gpu_memory_from_nvidia_smi() -> list[float]:
+    """Each GPU's memory in GiB as nvidia-smi reports it; empty without nvidia-smi or a driver."""
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return []
+    try:
+        out = subprocess.run([exe, "--query-gpu=memory.total", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    sizes = []
+    for line in out.stdout.splitlines() if out.returncode == 0 else []:
+        try:
+            sizes.append(float(line.strip()) / 1024)  # MiB
+        except ValueError:
+            continue
+    return sizes
+
+
+def _ram_from_proc() -> float:
+    """This machine's memory in GiB from /proc/meminfo (0 when it cannot be read, e.g. not on Linux)."""
+    try:
+        for line in PROC_MEMINFO.read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return float(line.split()[1]) * 1024 / GIB  # kB
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0.0
+
+
+@cache
+def training_memory() -> tuple[float, bool]:
+    """(GiB that training can use here, whether that is GPU memory): the visible GPUs' memory together (ZeRO can
+    spread a model over them), else the computer's memory. Found once per process, without torch."""
+    gpus = _gpu_memory_from_nvidia_smi()[:device_count()]
+    if gpus:
+        return sum(gpus), True
+    return _ram_from_proc(), False
+
+
+def memory_needed_gb(params_billion: float, on_gpu: bool) -> int:
+    """Rough GiB that LoRA training of a model takes: its weights in 16-bit on a GPU (32-bit on the processor),
+    a fifth more for activations and adapter optimiser state, and 1 GiB of runtime. LLaMA-Factory's table puts a
+    7B LoRA run at 16 GB; this gives 17."""
+    bytes_per_param = 2 if on_gpu else 4
+    return math.ceil(params_billion * 1e9 * bytes_per_param * 1.2 / GIB + 1)
+
+
+def _hf_cache() -> Path:
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "huggingface" / "hub"
+
+
+def _modelscope_cache() -> Path:
+    if os.environ.get("MODELSCOPE_CACHE"):
+        return Path(os.environ["MODELSCOPE_CACHE"]).expanduser()
+    return Path.home() / ".cache" / "modelscope" / "hub"
+
+
+def _has_files(folder: Path) -> bool:
+    try:
+        return folder.is_dir() and any(folder.iterdir())
+    except OSError:
+        return False
+
+
+def model_downloaded(repo_id: str, hub: str = "huggingface") -> bool:
+    """Whether a hub model is already in this computer's download cache (looked up in folders, never online)."""
+    org, _, name = repo_id.partition("/")
+    if hub == "modelscope":
+        root = _modelscope_cache()
+        # ModelScope has stored models under hub/models/<org>/<name> and, in older versions, hub/<org>/<name>
+        return any(_has_files(folder) for folder in (root / "models" / org / name, root / org / name,
+                                                      root / "models" / org / name.replace(".", "___")))
+    return _has_files(_hf_cache() / f"models--{org}--{name}" / "snapshots")

@@ -127,3 +127,45 @@ def test_real_detection_imports_nothing_heavy():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     loaded = set(out.split())
     assert not {"torch", "transformers", "peft", "trl", "datasets", "gradio", "bitsandbytes", "vllm"} & loaded
+
+
+def test_training_memory_is_the_gpus_or_the_computers(machine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       16303700 kB\nMemFree:         1000000 kB\n")
+    monkeypatch.setattr(capabilities, "PROC_MEMINFO", meminfo)
+    machine(gpus=None)
+    capabilities.training_memory.cache_clear()
+    memory, on_gpu = capabilities.training_memory()
+    assert on_gpu is False and memory == pytest.approx(15.55, abs=0.01)
+    # two 80 GB cards, one hidden by CUDA_VISIBLE_DEVICES
+    machine(gpus=2)
+    script = tmp_path / "bin" / "nvidia-smi"
+    script.write_text("#!/bin/sh\ncase \"$1\" in --query-gpu*) echo 81559; echo 81559;; "
+                      "*) echo 'GPU 0: H100'; echo 'GPU 1: H100';; esac\n")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    detect.cache_clear()
+    capabilities.training_memory.cache_clear()
+    memory, on_gpu = capabilities.training_memory()
+    assert on_gpu is True and memory == pytest.approx(79.65, abs=0.01)
+    capabilities.training_memory.cache_clear()
+
+
+def test_memory_needed_grows_with_the_model():
+    assert capabilities.memory_needed_gb(7, on_gpu=True) == 17  # LLaMA-Factory's table: 16 GB for 7B LoRA
+    assert capabilities.memory_needed_gb(7, on_gpu=False) == 33  # float32 on the processor
+    assert capabilities.memory_needed_gb(0.135, on_gpu=False) == 2
+
+
+def test_model_downloaded_reads_the_cache_folders(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setenv("MODELSCOPE_CACHE", str(tmp_path / "ms"))
+    assert not capabilities.model_downloaded("Qwen/Qwen3-0.6B")
+    snapshot = tmp_path / "hf" / "models--Qwen--Qwen3-0.6B" / "snapshots"
+    snapshot.mkdir(parents=True)
+    assert not capabilities.model_downloaded("Qwen/Qwen3-0.6B")  # an interrupted download holds no snapshot
+    (snapshot / "abc123").mkdir()
+    assert capabilities.model_downloaded("Qwen/Qwen3-0.6B")
+    assert not capabilities.model_downloaded("Qwen/Qwen3-0.6B", "modelscope")
+    (tmp_path / "ms" / "models" / "Qwen" / "Qwen3-0.6B").mkdir(parents=True)
+    (tmp_path / "ms" / "models" / "Qwen" / "Qwen3-0.6B" / "config.json").write_text("{}")
+    assert capabilities.model_downloaded("Qwen/Qwen3-0.6B", "modelscope")
