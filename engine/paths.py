@@ -34,10 +34,11 @@ def saves_dir() -> Path:
 
 
 def default_dataset_dir() -> Path:
-    """`data/` in the working directory when it has a registry, else the shipped one."""
-    local = Path.cwd() / "data"
-    if (local / "dataset_info.json").is_file():
-        return local
+    """`data/` in the working directory when it has a registry, else STUDIO_HOME's (where the studio keeps its
+    datasets and uploads), else the shipped one."""
+    for local in (Path.cwd() / "data", studio_home() / "data"):
+        if (local / "dataset_info.json").is_file():
+            return local
     return resource_dir("data")
 
 

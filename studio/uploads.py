@@ -20,8 +20,8 @@ from engine.data import REGISTRY_FILE, SUPPORTED_EXTENSIONS, load_registry
 from engine.data.inspection import error_from_json
 from engine.data.registry import check_entry
 from engine.errors import DataError, StudioError
-from engine.paths import resolve_dataset_dir
 from engine.runfolder import file_lock
+from studio.workspace import dataset_dir as workspace_dataset_dir
 
 UPLOADS = "uploads"
 CHECK_ROWS = 100_000  # rows checked at registration outside demo mode; later rows are checked when training
@@ -103,9 +103,10 @@ def register_upload(src_path: str | Path, dataset_dir: str | Path | None, name: 
 
     Nothing is registered (and the copy is removed) when a row is bad or there are more than `max_rows` rows;
     without `max_rows` the first CHECK_ROWS rows are checked. dataset_info.json is replaced atomically and its
-    previous version kept as dataset_info.json.bak.
+    previous version kept as dataset_info.json.bak. The default folder (`data`, None) is the studio's own
+    (`studio.workspace.dataset_dir`), never the shipped one.
     """
-    base = Path(os.path.abspath(resolve_dataset_dir(dataset_dir)))
+    base = Path(os.path.abspath(workspace_dataset_dir(dataset_dir)))
     registry_file = base / REGISTRY_FILE
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise DataError("dataset_name_invalid", name=name)

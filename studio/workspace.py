@@ -216,16 +216,41 @@ def last_seen(folder: Path) -> float:
 
 
 def dataset_dir(value: str | None) -> str:
-    """The dataset folder a form means; in demo mode always the visitor's own (created on first use)."""
-    if not demo_on():
-        return value or "data"
-    folder = home() / "data"
-    ensure_registry(folder)
-    return str(folder)
+    """The dataset folder a form means: a folder typed in the form as typed, the default (`data`) the studio's own
+    (`studio_data_dir`); in demo mode always the visitor's own (created on first use)."""
+    if demo_on():
+        folder = home() / "data"
+        ensure_registry(folder, local_only=True)
+        return str(folder)
+    if value and str(value).strip() not in ("data", "./data"):
+        return value
+    return str(studio_data_dir())
 
 
-def ensure_registry(folder: Path) -> Path:
-    """A visitor's `dataset_info.json`: the shipped local datasets (linked, not copied) plus the visitor's uploads."""
+def studio_data_dir() -> Path:
+    """Where the studio keeps datasets and writes uploads, their registry and its backup: STUDIO_HOME/data (made
+    on first use, listing the shipped datasets), or a user's own `data/` in the working directory.
+
+    Never the shipped folder, which may be read-only, shared, or replaced by an upgrade; when STUDIO_HOME is the
+    source tree (whose data/ is the shipped one) the studio's own folder is saves/.studio/data.
+    """
+    shipped = paths.resource_dir("data").resolve()
+    own = paths.studio_home() / "data"
+    for folder in (own, Path.cwd() / "data"):
+        if (folder / "dataset_info.json").is_file() and folder.resolve() != shipped:
+            return folder.resolve()
+    if own.resolve() == shipped:
+        own = paths.saves_dir() / ".studio" / "data"
+    ensure_registry(own, local_only=False)
+    return own
+
+
+def ensure_registry(folder: Path, local_only: bool) -> Path:
+    """A `dataset_info.json` of the studio's own (a demo visitor's, or STUDIO_HOME's) when `folder` has none yet:
+    the shipped datasets, their files linked (not copied), so uploads join them in one registry the engine reads.
+
+    `local_only` leaves out hub datasets (the demo cannot size-check them before a run).
+    """
     registry_path = folder / "dataset_info.json"
     with _registry_lock:
         if registry_path.is_file():
@@ -235,7 +260,9 @@ def ensure_registry(folder: Path) -> Path:
         own: dict[str, Any] = {}
         for name, entry in shipped.items():
             if "file_name" not in entry:
-                continue  # hub datasets cannot be size-checked before a run: the demo keeps to local ones
+                if not local_only:
+                    own[name] = entry
+                continue
             link, target = folder / entry["file_name"], shipped_dir / entry["file_name"]
             if not target.exists() or ".." in Path(entry["file_name"]).parts:
                 continue
@@ -243,6 +270,7 @@ def ensure_registry(folder: Path) -> Path:
             if not link.is_symlink() and not link.exists():
                 link.symlink_to(target, target_is_directory=target.is_dir())
             own[name] = entry
+        folder.mkdir(parents=True, exist_ok=True)
         tmp = registry_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(own, indent=2, ensure_ascii=False), encoding="utf-8")
         os.replace(tmp, registry_path)
