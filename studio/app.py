@@ -16,13 +16,20 @@ CSS = """
 .studio-progress-bar {position: absolute; inset: 0 auto 0 0; background: var(--color-accent-soft);
   transition: width 0.4s;}
 .studio-progress-text {position: relative; padding-left: 10px; line-height: 28px; font-size: 0.9em;}
+/* Labels, info texts, buttons, tabs and group headers wrap between words only: Japanese, Chinese and Korean
+   otherwise break a compound such as 学習率 over two lines; a word longer than its box still wraps rather than
+   overflow. `auto-phrase` wraps Japanese at phrase boundaries where the page says it is Japanese. */
+[data-testid="block-info"], .info-text, button, [role="tab"], .label-wrap span, label span {
+  word-break: keep-all; overflow-wrap: anywhere; line-break: strict;}
+:lang(ja) [data-testid="block-info"], :lang(ja) .info-text, :lang(ja) button, :lang(ja) [role="tab"] {
+  word-break: auto-phrase;}
 """
 
 
 def create_app(lang: str = DEFAULT_LANG) -> Any:
     """The whole studio as a gr.Blocks (nothing heavy is imported: training runs in subprocesses)."""
     from engine.model.families import get_model, list_models
-    from studio.tabs import chat, evaluate, export, monitor, top, train, train_data, train_runs
+    from studio.tabs import chat, evaluate, export, file_lists, monitor, top, train, train_data, train_runs
 
     recommended = dict(get_model(list_models()[0]).recommended or {})
     if isinstance(recommended.get("dataset"), str):
@@ -37,6 +44,7 @@ def create_app(lang: str = DEFAULT_LANG) -> Any:
         if settings is not None:
             ctx.add("demo_banner", gr.Markdown(demo_mode.limits_text(settings, lang), elem_id="demo_banner"))
         top.build(ctx)
+        file_lists.build(ctx)
         with gr.Tabs(elem_id="tabs"):
             for name, modules in (("train", (train, monitor, train_runs, train_data)), ("evaluate", (evaluate,)),
                                   ("chat", (chat,)), ("export", (export,))):
@@ -53,6 +61,7 @@ def create_app(lang: str = DEFAULT_LANG) -> Any:
         chat.wire(ctx, demo)
         evaluate.wire(ctx)
         export.wire(ctx)
+        file_lists.wire(ctx, demo)
         wire_language(ctx, demo, saved_lang)
         if settings is not None:
             wire_demo(ctx, demo, settings)
@@ -86,13 +95,10 @@ DEMO_HIDDEN = ("dataset_dir", "export_dir", "export_hub_model_id", "export_quant
 
 
 def wire_demo(ctx: Context, demo: Any, settings: Any) -> None:
-    """Demo mode: hide what a visitor may not set, keep the banner in the page's language, and fill the lists
-    that depend on the visitor (their datasets) when the page loads."""
-    from studio.tabs.train_data import dataset_choices
-
+    """Demo mode: hide what a visitor may not set and keep the banner in the page's language (the lists that
+    depend on the visitor's files refresh on every page load, in `studio.tabs.file_lists`)."""
     for name in DEMO_HIDDEN:
         if name in ctx.components:
             ctx[name].visible = False
     private = {"api_visibility": "private"}
     ctx["lang"].change(lambda lang: demo_mode.limits_text(settings, lang), ctx["lang"], ctx["demo_banner"], **private)
-    demo.load(dataset_choices, [ctx["dataset_dir"], ctx["stage"], ctx["lang"]], ctx["dataset"], **private)

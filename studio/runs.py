@@ -248,9 +248,11 @@ def list_adapters(model_name: str, finetuning_type: str, saves: Path | None = No
     return [name for _, name in sorted(found, key=lambda item: (-item[0], item[1]))]
 
 
-def reward_model_runs(saves: Path | None = None) -> list[str]:
-    """Finished reward-model (`stage: rm`) training runs, for the PPO / GRPO reward-model picker."""
-    return [run["path"] for run in list_runs(saves, kind="train") if run["stage"] == "rm" and run["state"] == "finished"]
+def reward_model_runs(saves: Path | None = None, runs: list[dict[str, Any]] | None = None) -> list[str]:
+    """Finished reward-model (`stage: rm`) training runs, for the PPO / GRPO reward-model picker (from `runs`, a
+    `list_runs` answer, when the caller has one)."""
+    runs = list_runs(saves) if runs is None else runs
+    return [run["path"] for run in runs if run["kind"] == "train" and run["stage"] == "rm" and run["state"] == "finished"]
 
 
 # What a downloaded run holds: its weights (adapter or full model), tokenizer, template and records; not the

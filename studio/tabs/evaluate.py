@@ -14,6 +14,7 @@ import pandas as pd
 from engine.errors import StudioError
 from studio.context import Context
 from studio.i18n import t
+from studio.tabs.file_lists import job_ended
 
 MODES = ["benchmark", "predict"]
 
@@ -146,13 +147,13 @@ def poll_eval(run_dir: str, lang: str, page: float, monitor: Any) -> tuple[Any, 
     from studio.tabs.monitor import progress_html
 
     if not run_dir:
-        return gr.update(), gr.update(), gr.update(), gr.update(), gr.Timer(active=False), monitor
+        return gr.update(), gr.update(), gr.update(), gr.update(), gr.Timer(active=False), monitor, gr.skip()
     monitor = monitor or RunMonitor()
     view = monitor.poll(Path(run_dir))
     live = view.state in ("running", "new")
     scores, predictions = results_frames(Path(run_dir), lang, int(page or 1))
     return (status_markdown(view, lang), progress_html(view, lang), scores, predictions, gr.Timer(active=live),
-            monitor)
+            monitor, job_ended(run_dir, view.state))
 
 
 def abort_eval(run_dir: str, lang: str) -> str:
@@ -182,7 +183,7 @@ def wire(ctx: Context) -> None:
                                    **private)
     ctx["eval_abort_button"].click(abort_eval, [ctx["eval_run_dir"], lang], ctx["eval_status"], **private)
     outputs = [ctx["eval_status"], ctx["eval_progress"], ctx["eval_results"], ctx["eval_predictions"],
-               ctx["eval_timer"], monitor]
+               ctx["eval_timer"], monitor, ctx["job_ended"]]
     ctx["eval_timer"].tick(poll_eval, [ctx["eval_run_dir"], lang, ctx["eval_page"], monitor], outputs, **private)
     ctx["eval_page"].change(poll_eval, [ctx["eval_run_dir"], lang, ctx["eval_page"], monitor], outputs, **private)
     sft = gr.State("sft")

@@ -12,6 +12,7 @@ import pandas as pd
 from engine.errors import StudioError
 from studio.context import Context
 from studio.i18n import t
+from studio.tabs.file_lists import job_ended
 
 
 def build(ctx: Context) -> None:
@@ -102,12 +103,12 @@ def poll_export(run_dir: str, lang: str, monitor: Any) -> tuple[Any, ...]:
     from studio.tabs.monitor import progress_html
 
     if not run_dir:
-        return gr.update(), gr.update(), gr.update(), gr.Timer(active=False), monitor
+        return gr.update(), gr.update(), gr.update(), gr.Timer(active=False), monitor, gr.skip()
     monitor = monitor or RunMonitor()
     view = monitor.poll(Path(run_dir))
     live = view.state in ("running", "new")
     return (status_markdown(view, lang), progress_html(view, lang), parity_frame(Path(run_dir), lang),
-            gr.Timer(active=live), monitor)
+            gr.Timer(active=live), monitor, job_ended(run_dir, view.state))
 
 
 def wire(ctx: Context) -> None:
@@ -126,4 +127,4 @@ def wire(ctx: Context) -> None:
                                 ctx["export_timer"]], **private)
     ctx["export_timer"].tick(poll_export, [ctx["export_run_dir"], lang, monitor],
                              [ctx["export_status"], ctx["export_progress"], ctx["export_parity_table"],
-                              ctx["export_timer"], monitor], **private)
+                              ctx["export_timer"], monitor, ctx["job_ended"]], **private)

@@ -13,6 +13,7 @@ from engine.errors import StudioError
 from studio.context import Context
 from studio.i18n import t
 from studio.markup import html_error, html_text, md_error
+from studio.tabs.file_lists import job_ended
 from studio.tabs.train import FORM_FIELDS
 
 TIMER_SECONDS = 1.0
@@ -162,7 +163,7 @@ def poll(run_dir: str, lang: str, metric: str, session: MonitorSession | None) -
 
     if not run_dir:  # nothing to show: the idle texts (in the current language)
         return (t("train.msg.no_run", lang), progress_html(None, lang), gr.update(), gr.update(), gr.update(),
-                gr.update(), gr.Timer(active=False), session)
+                gr.update(), gr.Timer(active=False), session, gr.skip())
     session = session if isinstance(session, MonitorSession) else MonitorSession()
     view = session.monitor.poll(Path(run_dir))
     live = view.state in ("running", "new")
@@ -175,7 +176,7 @@ def poll(run_dir: str, lang: str, metric: str, session: MonitorSession | None) -
     picker = gr.update(choices=list(names), value=metric) if session.changed("picker", names, metric) else skip
     log = view.log_tail if session.changed("log", view.log_tail) else skip
     return (status_markdown(view, lang), progress_html(view, lang), loss, chosen, picker, log, gr.Timer(active=live),
-            session)
+            session, job_ended(run_dir, view.state))
 
 
 def reattach(lang: str) -> tuple[str, Any]:
@@ -246,7 +247,7 @@ def wire(ctx: Context, demo: Any) -> None:
     lang = ctx["lang"]
     session = gr.State(None)  # one MonitorSession per page
     outputs = [ctx["status"], ctx["progress"], ctx["loss_plot"], ctx["metrics_plot"], ctx["metric_pick"], ctx["log"],
-               ctx["timer"], session]
+               ctx["timer"], session, ctx["job_ended"]]
     private = {"api_visibility": "private"}
     ctx["preview_button"].click(preview_command, [lang, *form], ctx["command"], **private)
     ctx["start_button"].click(start_training, [lang, *form],

@@ -9,6 +9,7 @@ from engine.errors import StudioError
 from studio.context import Context
 from studio.i18n import t
 from studio.markup import html_error, html_text, md, md_error
+from studio.tabs.file_lists import refresh_after
 
 FORMATTINGS = ["alpaca", "sharegpt", "openai"]
 MAPPABLE = ["prompt", "query", "response", "history", "messages", "system", "tools", "chosen", "rejected", "kto_tag"]
@@ -162,10 +163,9 @@ def wire(ctx: Context) -> None:
     mapping = [ctx[f"map_{c}"] for c in MAPPABLE]
     ctx["upload_file"].change(on_file, [ctx["upload_file"], ctx["upload_formatting"], lang],
                               [*mapping, ctx["upload_message"]], **private)
-    ctx["upload_button"].click(register, [ctx["upload_file"], ctx["upload_name"], ctx["upload_formatting"],
-                                          ctx["upload_ranking"], ctx["dataset_dir"], lang, *mapping],
-                               ctx["upload_message"], **private).then(
-        dataset_choices, [ctx["dataset_dir"], ctx["stage"], lang], ctx["dataset"], **private)
+    refresh_after(ctx, ctx["upload_button"].click(
+        register, [ctx["upload_file"], ctx["upload_name"], ctx["upload_formatting"], ctx["upload_ranking"],
+                   ctx["dataset_dir"], lang, *mapping], ctx["upload_message"], **private))
     ctx["preview_button_data"].click(
         preview, [ctx["dataset_dir"], ctx["dataset"], ctx["model_path"], ctx["template"], ctx["cutoff_len"],
                   ctx["preview_index"], ctx["train_on_prompt"], ctx["mask_history"], ctx["identity_name"],
