@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,9 @@ class Labelled:
     key: str
     kind: str
     choices: list[Any] | None = None
+    # Texts that are not plain locale lookups (choices marked for this machine, an info with a legend): language →
+    # extra gr.update fields.
+    extra: Callable[[str], dict[str, Any]] | None = None
 
 
 @dataclass
@@ -27,13 +31,13 @@ class Context:
     labels: dict[str, Labelled] = field(default_factory=dict)
 
     def add(self, name: str, component: Any, key: str | None = None, kind: str = "input",
-            choices: list[Any] | None = None) -> Any:
+            choices: list[Any] | None = None, extra: Callable[[str], dict[str, Any]] | None = None) -> Any:
         """Register a component under `name`; with a locale `key` it is relabelled when the language changes."""
         if name in self.components:
             raise ValueError(f"component {name!r} registered twice")
         self.components[name] = component
         if key is not None:
-            self.labels[name] = Labelled(key, kind, choices)
+            self.labels[name] = Labelled(key, kind, choices, extra)
         return component
 
     def __getitem__(self, name: str) -> Any:
@@ -41,7 +45,11 @@ class Context:
 
     def relabel(self, lang: str) -> list[Any]:
         """gr.update payloads for every labelled component, in `labelled_components()` order."""
-        return [component_update(item.key, item.kind, lang, item.choices) for item in self.labels.values()]
+        updates = []
+        for item in self.labels.values():
+            update = component_update(item.key, item.kind, lang, item.choices)
+            updates.append({**update, **item.extra(lang)} if item.extra else update)
+        return updates
 
     def labelled_components(self) -> list[Any]:
         """The components `relabel` returns updates for."""

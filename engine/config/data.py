@@ -18,7 +18,7 @@ class DataArguments:
     cutoff_len: int = option(2048, "Longest token sequence; longer examples are truncated.", min=1, max=1_000_000,
                              step=1)
     max_samples: int | None = option(None, "Use at most this many rows of each dataset.", min=1)
-    val_size: float = option(0.0, "Held-out share (0–1) or number of rows for evaluation.", min=0.0)
+    val_size: float = option(0.0, "Held-out share (0–1) or number of rows for evaluation.", min=0.0, step=0.01)
     packing: bool | None = option(None, "Pack several examples into each sequence (default: on for pt). SFT packing "
                                   "never lets examples attend to each other.")
     neat_packing: bool = option(False, "Pack SFT examples so that they never attend to each other: turns packing on "

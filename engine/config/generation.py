@@ -19,6 +19,6 @@ class GeneratingArguments:
     num_beams: int = option(1, "Beam search width (1: no beam search).", min=1)
     max_length: int = option(1024, "Longest prompt plus reply in tokens (overridden by max_new_tokens).", min=1)
     max_new_tokens: int = option(1024, "Longest reply in tokens.", min=1, max=131072)
-    repetition_penalty: float = option(1.0, "Penalty for repeating tokens.", min=1.0)
+    repetition_penalty: float = option(1.0, "Penalty for repeating tokens.", min=1.0, step=0.05)
     length_penalty: float = option(1.0, "Beam search length penalty.")
     skip_special_tokens: bool = option(True, "Hide special tokens in the reply.")

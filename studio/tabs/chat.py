@@ -34,8 +34,11 @@ def build(ctx: Context) -> None:
         with gr.Column(scale=3):
             ctx.add("chatbot", gr.Chatbot(label=t("chat.chatbot.label", lang), elem_id="chatbot", height=420),
                     key="chat.chatbot", kind="plot")
+            # One line that grows: Gradio sends a one-line box on Enter and adds a line on Shift+Enter (a box of
+            # two or more lines does the opposite, which surprises everyone used to chat apps).
             ctx.add("chat_input", gr.Textbox(label=t("chat.chat_input.label", lang), elem_id="chat_input",
-                                             interactive=True, lines=2), key="chat.chat_input")
+                                             placeholder=t("chat.chat_input.placeholder", lang),
+                                             interactive=True, lines=1, max_lines=8), key="chat.chat_input")
             with gr.Row():
                 for name, variant in (("chat_send_button", "primary"), ("chat_clear_button", "secondary")):
                     ctx.add(name, gr.Button(t(f"chat.{name}.label", lang), elem_id=name, variant=variant),
@@ -45,6 +48,9 @@ def build(ctx: Context) -> None:
                                                 elem_id="system_prompt", interactive=True), key="chat.system_prompt")
             ctx.add("tools", gr.Code(label=t("chat.tools.label", lang), language="json", elem_id="tools",
                                      interactive=True, value="[]"), key="chat.tools", kind="plot")
+            # gr.Code has no info text: the hint goes underneath.
+            ctx.add("tools_help", gr.Markdown(t("chat.tools_help.label", lang), elem_id="tools_help"),
+                    key="chat.tools_help", kind="markdown")
             config_widget(ctx, "max_new_tokens", widget="number", value=256)
             config_widget(ctx, "top_p", widget="slider")
             config_widget(ctx, "temperature", widget="slider")

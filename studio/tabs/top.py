@@ -1,4 +1,5 @@
-"""The top bar: language, model, method, checkpoints, quantization, chat template, rope scaling and booster."""
+"""The top bar: language, model (marked when it needs a download or more memory), method, checkpoints and
+quantization; chat template, rope scaling, booster and quantization library folded under Advanced."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ QUANT_BITS = ["none", "8", "4"]
 
 
 def build(ctx: Context) -> None:
-    """Create the general-settings widgets shared by every tab."""
+    """Create the general-settings widgets shared by every tab; the ones a beginner needs not touch are folded
+    into an Advanced accordion."""
     import gradio as gr
 
     from engine.model.families import CUSTOM, list_models, model_path
@@ -27,9 +29,11 @@ def build(ctx: Context) -> None:
         ctx.add("lang", gr.Dropdown(choices=[(name, code) for code, name in LANGUAGES.items()], value=lang,
                                     label=t("top.lang.label", lang), elem_id="lang", interactive=True, scale=1),
                 key="top.lang")
-        ctx.add("model_name", gr.Dropdown(choices=models, value=first, elem_id="model_name",
-                                          label=t("top.model_name.label", lang), info=t("top.model_name.info", lang),
-                                          interactive=True, scale=2), key="top.model_name")
+        ctx.add("model_name", gr.Dropdown(choices=model_choices(models, lang), value=first, elem_id="model_name",
+                                          label=t("top.model_name.label", lang), info=model_info(lang),
+                                          interactive=True, scale=2),
+                key="top.model_name", extra=lambda code: {"choices": model_choices(models, code),
+                                                          "info": model_info(code)})
         ctx.add("model_path", gr.Textbox(value=model_path(first), label=t("top.model_path.label", lang),
                                          info=t("top.model_path.info", lang), elem_id="model_path", scale=3,
                                          interactive=not demo_models()),
@@ -37,6 +41,7 @@ def build(ctx: Context) -> None:
         ctx.add("hub", gr.Radio(choices=[(t(f"top.hub.choices.{h}", lang), h) for h in HUBS], value=HUBS[0],
                                 label=t("top.hub.label", lang), info=t("top.hub.info", lang), elem_id="hub",
                                 scale=1), key="top.hub", choices=HUBS)
+    ctx.add("model_note", gr.Markdown("", elem_id="model_note"))
     with gr.Row():
         config_widget(ctx, "finetuning_type", scale=1)
         ctx.add("checkpoint", gr.Dropdown(choices=[], value=[], multiselect=True, allow_custom_value=True,
@@ -46,12 +51,45 @@ def build(ctx: Context) -> None:
                                                 label=t("top.quantization_bit.label", lang),
                                                 info=t("top.quantization_bit.info", lang), interactive=True, scale=1),
                 key="top.quantization_bit", choices=QUANT_BITS)
-        config_widget(ctx, "quantization_method", choices=["bnb", "gptq", "awq", "hqq", "eetq"], scale=1)
+    advanced = gr.Accordion(t("top.advanced.label", lang), open=False, elem_id="top_advanced")
+    with ctx.add("top_advanced", advanced, key="top.advanced", kind="accordion"), gr.Row():
+        config_widget(ctx, "quantization_method", choices=["bnb", "gptq", "awq", "hqq", "eetq"], scale=1,
+                      visible=False)  # shown once quantization is on: it means nothing without it
         config_widget(ctx, "template", value="chatml", choices=list_templates(), scale=1)
         config_widget(ctx, "rope_scaling", value="none", choices=["none", "linear", "dynamic", "yarn", "llama3"], scale=1)
         ctx.add("booster", gr.Dropdown(choices=booster_choices(lang), value="auto", elem_id="booster",
                                        label=t("top.booster.label", lang), info=t("top.booster.info", lang),
                                        interactive=True, scale=1), key="top.booster", choices=BOOSTERS)
+
+
+def model_choices(names: list[str], lang: str) -> list[tuple[str, str]]:
+    """Model picker entries, each marked when it must be downloaded first or needs more memory than this
+    machine has (the legend is in `model_info`)."""
+    from engine.model.families import MODELS
+    from studio.capabilities import memory_needed_gb, model_downloaded, training_memory
+
+    have, on_gpu = training_memory()
+    choices = []
+    for name in names:
+        info = MODELS.get(name)
+        marks = []
+        if info is not None and info.hf is not None:
+            if not any(model_downloaded(repo, hub) for repo, hub in ((info.hf, "huggingface"), (info.ms, "modelscope"))
+                       if repo):
+                marks.append(t("top.model_name.download", lang))
+            need = memory_needed_gb(info.params, on_gpu) if info.params else 0
+            if have and need > have:
+                marks.append(t("top.model_name.needs_memory", lang, gb=need))
+        choices.append((f"{name} — {' · '.join(marks)}" if marks else name, name))
+    return choices
+
+
+def model_info(lang: str) -> str:
+    """The model picker's info: what to choose, and the legend of its marks with this machine's memory."""
+    from studio.capabilities import training_memory
+
+    have = round(training_memory()[0])
+    return f"{t('top.model_name.info', lang)} {t('top.model_name.legend', lang, have=have)}"
 
 
 def demo_models() -> list[str]:
@@ -117,8 +155,51 @@ def run_model_key(model_name: str, model_path_value: str) -> str:
     return (model_path_value or model_name or "custom").rstrip("/").split("/")[-1] or "custom"
 
 
+def recommended_changes(recommended: dict[str, Any], current: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """The form fields a model's recommended values change: name → (current value, recommended value).
+
+    Only fields in `current` (the form's widgets) count; a comma-separated dataset is the dropdown's list.
+    """
+    changes = {}
+    for name, value in recommended.items():
+        if name not in current:
+            continue
+        if name == "dataset" and isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        old = current[name]
+        same = old == value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            try:
+                same = old is not None and float(old) == float(value)
+            except (TypeError, ValueError):
+                same = False
+        if not same:
+            changes[name] = (old, value)
+    return changes
+
+
+def model_note(model: str, changes: dict[str, tuple[Any, Any]], lang: str) -> str:
+    """The short note under the model picker that says which values choosing `model` changed."""
+    from studio.markup import md
+
+    if not changes:
+        return md("top.model_note.unchanged", lang, model=model)
+    listed = ", ".join(f"{t(f'field.{name}.label', lang)} {_shown(old)} → {_shown(new)}"
+                       for name, (old, new) in changes.items())
+    return "ℹ️ " + md("top.model_note.applied", lang, model=model, changes=listed)
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) or "—"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return "—" if value in (None, "") else str(value)
+
+
 def wire(ctx: Context, demo: Any) -> None:
-    """Model → path, template and recommended values; model/method → checkpoint choices (also on page load)."""
+    """Model → path, template and recommended values (with a note of what changed); quantization → its library's
+    visibility; model/method → checkpoint choices (also on page load)."""
     import gradio as gr
 
     from studio.tabs.train import FORM_FIELDS
@@ -126,30 +207,30 @@ def wire(ctx: Context, demo: Any) -> None:
     recommended_targets = [name for name in FORM_FIELDS if name in ctx.components and name not in
                            ("model_name", "model_path", "hub", "template")]
 
-    def apply_model(name: str, hub: str) -> list[Any]:
-        """Model picked → its path, template and recommended training values (others left as they are)."""
+    def apply_model(name: str, hub: str, lang: str, *values: Any) -> list[Any]:
+        """(model, hub, language, current form values) → path, template, the recommended values that differ from
+        the form's, and a note listing them (others are left as they are)."""
         path, template, recommended = on_model_change(name, hub)
+        changes = recommended_changes(recommended, dict(zip(recommended_targets, values, strict=True)))
         updates = [gr.update(value=path) if path else gr.update(), gr.update(value=template) if template else
                    gr.update()]
-        for target in recommended_targets:
-            if target in recommended:
-                value = recommended[target]
-                if target == "dataset" and isinstance(value, str):
-                    value = [v.strip() for v in value.split(",") if v.strip()]
-                updates.append(gr.update(value=value))
-            else:
-                updates.append(gr.update())
-        return updates
+        updates += [gr.update(value=changes[target][1]) if target in changes else gr.update()
+                    for target in recommended_targets]
+        return [*updates, model_note(name, changes, lang) if path else ""]
 
     def refresh_checkpoints(name: str, path: str, method: str) -> Any:
         """Model or method changed → the runs that can be continued."""
         return gr.update(choices=checkpoint_choices(name, path, method), value=[])
 
-    targets = [ctx["model_path"], ctx["template"], *[ctx[n] for n in recommended_targets]]
+    targets = [ctx[n] for n in recommended_targets]
     private = {"api_visibility": "private"}
-    ctx["model_name"].change(apply_model, [ctx["model_name"], ctx["hub"]], targets, **private)
+    # `input`, not `change`: only a person choosing a model replaces values (a loaded config keeps its own).
+    ctx["model_name"].input(apply_model, [ctx["model_name"], ctx["hub"], ctx["lang"], *targets],
+                            [ctx["model_path"], ctx["template"], *targets, ctx["model_note"]], **private)
     ctx["hub"].change(lambda name, hub: on_model_change(name, hub)[0] or gr.update(),
                       [ctx["model_name"], ctx["hub"]], ctx["model_path"], **private)
+    ctx["quantization_bit"].change(lambda bits: gr.update(visible=bits not in (None, "", "none")),
+                                   ctx["quantization_bit"], ctx["quantization_method"], **private)
     checkpoint_inputs = [ctx["model_name"], ctx["model_path"], ctx["finetuning_type"]]
     for trigger in ("model_name", "model_path", "finetuning_type"):
         ctx[trigger].change(refresh_checkpoints, checkpoint_inputs, ctx["checkpoint"], **private)

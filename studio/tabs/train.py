@@ -144,9 +144,11 @@ def build(ctx: Context) -> None:
     with gr.Row():
         _labelled(ctx, "run_name", gr.Textbox, "train.run_name", value="", interactive=True, scale=3)
         _labelled(ctx, "config_path", gr.Textbox, "train.config_path", value="", interactive=True, scale=3)
+    # Abort starts plain: a bright red button while nothing runs reads as an alarm. The monitor's poll can give it
+    # variant="stop" while a run is live.
     with gr.Row():
         for name, variant in (("preview_button", "secondary"), ("save_button", "secondary"),
-                              ("load_button", "secondary"), ("start_button", "primary"), ("abort_button", "stop")):
+                              ("load_button", "secondary"), ("start_button", "primary"), ("abort_button", "secondary")):
             ctx.add(name, gr.Button(t(f"train.{name}.label", lang), variant=variant, elem_id=name),
                     key=f"train.{name}", kind="button")
 
