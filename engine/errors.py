@@ -25,6 +25,20 @@ class Phrase(str):
         return format_message(f"phrase.{self}", lang)
 
 
+class Setting(Phrase):
+    """A config key named in a message. The command line shows the key as it is written in a config; the studio
+    shows the setting's label in the user's language with the key as a hint, "Learning rate (learning_rate)"."""
+
+    def localized(self, lang: str) -> str:
+        """The key (the command line's wording)."""
+        return str(self)
+
+    def label(self, lang: str) -> str:
+        """The studio's wording: the setting's label (`field.<key>.label`) with the key in parentheses."""
+        text = load_locale(lang).get(f"field.{self}.label") or load_locale("en").get(f"field.{self}.label")
+        return format_message("phrase.setting", lang, label=text, key=str(self)) if text else str(self)
+
+
 class StudioError(Exception):
     """A mistake the user can fix; `key` names a message under `error.` in `locales/<lang>.yaml`."""
 

@@ -63,11 +63,22 @@ def choice_pairs(key: str, values: list[Any], lang: str) -> list[tuple[str, Any]
     return pairs
 
 
+PLOT_TITLES = ("x_title", "y_title", "color_title")
+
+
+def plot_titles(key: str, lang: str = DEFAULT_LANG) -> dict[str, str]:
+    """A chart's axis and legend titles (`<key>.x_title`, `.y_title`, `.color_title`) for gr.LinePlot(**...):
+    without them the chart shows its frame's column names (step, value, series) in English."""
+    return {name: t(f"{key}.{name}", lang) for name in PLOT_TITLES if has_key(f"{key}.{name}")}
+
+
 def component_update(key: str, kind: str, lang: str, choices: list[Any] | None = None) -> dict[str, Any]:
     """A gr.update(...) payload relabelling one component from its locale key base."""
     import gradio as gr
 
     update: dict[str, Any] = {}
+    if kind == "plot":
+        update.update(plot_titles(key, lang))
     if kind in ("button", "markdown", "tab", "accordion", "html"):
         field = "value" if kind in ("button", "markdown", "html") else "label"
         update[field] = t(f"{key}.label", lang)

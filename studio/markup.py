@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from engine.errors import Phrase, StudioError, format_message
+from engine.errors import Phrase, Setting, StudioError, format_message
 
 # Punctuation that starts Markdown syntax inside a line: emphasis, code, links and images, strike-through.
 _MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_\[\]~])")
@@ -45,11 +45,11 @@ def _html_template(text: str) -> str:
 
 
 def _fill(produce: Callable[[dict[str, Any]], str], params: dict[str, Any], escape_value: Callable[[Any], str],
-          escape_text: Callable[[str], str]) -> str:
+          escape_text: Callable[[str], str], lang: str) -> str:
     """`produce(params)` with the locale's text escaped by `escape_text` and each value by `escape_value`.
 
     Values go in as slots first so the two escapes never apply to each other; numbers go in as they are (for
-    their format specs) and phrases stay locale keys.
+    their format specs), phrases stay locale keys, and a setting goes in as its label (escaped like a value).
     """
     values: dict[str, str] = {}
 
@@ -58,7 +58,9 @@ def _fill(produce: Callable[[dict[str, Any]], str], params: dict[str, Any], esca
         values[key] = escape_value(value)
         return key
 
-    slotted = {k: v if isinstance(v, (int, float, Phrase)) else slot(v) for k, v in params.items()}
+    # A setting is named by its label here, not by its config key as on the command line.
+    shown = {k: v.label(lang) if isinstance(v, Setting) else v for k, v in params.items()}
+    slotted = {k: v if isinstance(v, (int, float, Phrase)) else slot(v) for k, v in shown.items()}
     text = escape_text(produce(slotted))
     for key, value in values.items():
         text = text.replace(key, value)
@@ -67,12 +69,12 @@ def _fill(produce: Callable[[dict[str, Any]], str], params: dict[str, Any], esca
 
 def md(key: str, lang: str, /, **params: Any) -> str:
     """The locale text of `key` for a Markdown component, its values shown literally."""
-    return _fill(lambda p: format_message(key, lang, **p), params, escape_markdown, _markdown_template)
+    return _fill(lambda p: format_message(key, lang, **p), params, escape_markdown, _markdown_template, lang)
 
 
 def html_text(key: str, lang: str, /, **params: Any) -> str:
     """The locale text of `key` for an HTML component or a toast, its values shown literally."""
-    return _fill(lambda p: format_message(key, lang, **p), params, escape_html, _html_template)
+    return _fill(lambda p: format_message(key, lang, **p), params, escape_html, _html_template, lang)
 
 
 def _render_error(err: StudioError, lang: str, escape_value: Callable[[Any], str],
@@ -92,7 +94,7 @@ def _render_error(err: StudioError, lang: str, escape_value: Callable[[Any], str
                              for i, (key, params) in enumerate(problems)]
         return copy.message(lang)
 
-    return _fill(produce, flat, escape_value, escape_text)
+    return _fill(produce, flat, escape_value, escape_text, lang)
 
 
 def md_error(err: StudioError, lang: str) -> str:
@@ -103,3 +105,18 @@ def md_error(err: StudioError, lang: str) -> str:
 def html_error(err: StudioError, lang: str) -> str:
     """A StudioError's message for an HTML component or a toast."""
     return _render_error(err, lang, escape_html, _html_template)
+
+
+def show_warning(message_html: str, lang: str) -> None:
+    """A warning toast in `lang`: the message (already escaped, e.g. from `html_error`) under a translated title
+    (Gradio's own title is the English word "Warning")."""
+    import gradio as gr
+
+    gr.Warning(message_html, title=format_message("toast.warning", lang))
+
+
+def show_info(message_html: str, lang: str) -> None:
+    """An information toast in `lang`, its title translated (Gradio's own is the English word "Info")."""
+    import gradio as gr
+
+    gr.Info(message_html, title=format_message("toast.info", lang))

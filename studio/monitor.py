@@ -27,6 +27,8 @@ from engine.runfolder import (
     tail_text,
 )
 from studio.markup import escape_markdown, md
+from studio.run_texts import format_duration as format_seconds
+from studio.run_texts import format_number, metric_name
 
 LOG_TAIL_LINES = 40
 FRAME_COLUMNS = ["step", "value", "series"]
@@ -260,12 +262,24 @@ def _describe(view: RunView, run_dir: Path) -> tuple[str, dict[str, Any]]:
     return "monitor.unknown", {"path": path}
 
 
-def format_seconds(seconds: Any) -> str:
-    """`H:MM:SS` for a number of seconds (empty when unknown)."""
-    if not _is_number(seconds):
-        return ""
-    seconds = max(0, int(round(seconds)))
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+def chart_frame(frame: pd.DataFrame, lang: str) -> pd.DataFrame:
+    """A curve frame for a chart in `lang`: each series (loss, smoothed, lr, rewards/margins, …) under its name in
+    that language; the frames the monitor caches keep the keys."""
+    if frame.empty:
+        return frame
+    names = {key: metric_name(key, lang) for key in frame["series"].unique()}
+    return frame.assign(series=frame["series"].map(names))
+
+
+def metric_choices(keys: list[str], lang: str) -> list[tuple[str, str]]:
+    """(name in `lang`, key) pairs for the metric picker."""
+    return [(metric_name(key, lang), key) for key in keys]
+
+
+def last_logged_loss(view: RunView) -> float | None:
+    """The training loss of the last logged step (what the chart and the runs table end on)."""
+    losses = view.loss[view.loss["series"] == "loss"]["value"] if not view.loss.empty else []
+    return float(losses.iloc[-1]) if len(losses) else None
 
 
 def progress_text(view: RunView, lang: str = "en") -> str:
@@ -284,10 +298,15 @@ def status_markdown(view: RunView, lang: str = "en") -> str:
     lines = [f"**{state}**: {md(view.message_key, lang, **view.message_params)}"]
     if view.total_steps and view.state in ("aborted", "failed"):  # a running run has the progress bar
         lines.append(escape_markdown(progress_text(view, lang)))
-    loss = view.results.get("train_loss")
-    if view.state == "finished" and _is_number(loss):
-        lines.append(md("monitor.results", lang, loss=f"{loss:.4f}",
-                        runtime=format_seconds(view.results.get("train_runtime")) or "?"))
+    if view.state == "finished":
+        # The trainer's train_loss is the mean over the whole run, far above where the curve ends: the final loss
+        # is the last logged one, and the mean goes under its own name.
+        final, mean = last_logged_loss(view), view.results.get("train_loss")
+        runtime = format_seconds(view.results.get("train_runtime")) or "?"
+        if final is not None:
+            lines.append(md("monitor.results", lang, loss=format_number(final), runtime=runtime))
+        if _is_number(mean):
+            lines.append(md("monitor.results_mean", lang, mean=format_number(mean)))
     if view.state == "failed" and view.log_tail:
         lines.append(md("monitor.see_log", lang))
     return "\n\n".join(lines)

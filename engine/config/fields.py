@@ -7,7 +7,7 @@ import types
 import typing
 from typing import Any
 
-from engine.errors import ConfigError, Phrase
+from engine.errors import ConfigError, Phrase, Setting
 
 MISSING = dataclasses.MISSING
 
@@ -65,19 +65,19 @@ def coerce_value(key: str, value: Any, tp: Any) -> Any:
     if value is None:
         if nullable:
             return None
-        raise ConfigError("wrong_type", key=key, value="null", expected=_type_name(base))
+        raise ConfigError("value_missing", key=Setting(key), expected=_type_name(base))
     if isinstance(base, tuple):  # e.g. bool | str: keep what YAML gave when it fits one of them
         for candidate in base:
             try:
                 return coerce_value(key, value, candidate)
             except ConfigError:
                 continue
-        raise ConfigError("wrong_type", key=key, value=value, expected=_type_name(base[-1]))
+        raise ConfigError("wrong_type", key=Setting(key), value=value, expected=_type_name(base[-1]))
     return _coerce_plain(key, value, base)
 
 
 def _coerce_plain(key: str, value: Any, base: Any) -> Any:
-    wrong = ConfigError("wrong_type", key=key, value=value, expected=_type_name(base))
+    wrong = ConfigError("wrong_type", key=Setting(key), value=value, expected=_type_name(base))
     if base is bool:
         if isinstance(value, bool):
             return value

@@ -8,7 +8,7 @@ from typing import Any
 
 from engine.config.finetuning import PREF_LOSSES
 from engine.config.loader import GROUPS, RunConfig
-from engine.errors import ConfigError, Phrase
+from engine.errors import ConfigError, Phrase, Setting
 from engine.paths import looks_like_local_path
 
 # The dataset kind (see `engine.data.dataset_kind`) a stage trains on, where it needs a particular one.
@@ -31,15 +31,15 @@ def _check_one(key: str, value: Any, meta: Any) -> None:
     choices = meta.get("choices")
     if choices and value not in choices:
         shown = ", ".join(str(c) for c in choices if c is not None)
-        raise ConfigError("bad_choice", key=key, value=value, choices=shown)
+        raise ConfigError("bad_choice", key=Setting(key), value=value, choices=shown)
     if not isinstance(value, (int, float)):
         return
     low, high = meta.get("min"), meta.get("max")
     if low is not None and (value < low or (meta.get("exclusive_min") and value == low)):
         relation = Phrase("greater_than" if meta.get("exclusive_min") else "at_least")
-        raise ConfigError("too_small", key=key, value=value, relation=relation, limit=low)
+        raise ConfigError("too_small", key=Setting(key), value=value, relation=relation, limit=low)
     if high is not None and value > high:
-        raise ConfigError("too_large", key=key, value=value, limit=high)
+        raise ConfigError("too_large", key=Setting(key), value=value, limit=high)
 
 
 # Accepted so LLaMA-Factory configs load, but not implemented here: setting them is refused, never ignored.
@@ -50,7 +50,7 @@ def check_unsupported(config: RunConfig) -> None:
     """Refuse options this engine accepts by name but does not implement."""
     for key, (group, off) in UNSUPPORTED.items():
         if getattr(getattr(config, group), key) not in (off, None, False, ""):
-            raise ConfigError("option_not_supported", key=key)
+            raise ConfigError("option_not_supported", key=Setting(key))
 
 
 def check_model(config: RunConfig) -> None:
@@ -80,7 +80,8 @@ def check_training(config: RunConfig) -> None:
         raise ConfigError("val_size_fraction", value=data.val_size)
     has_eval_data = data.val_size > 0 or bool(data.eval_dataset)
     if train.eval_strategy != "no" and not has_eval_data:
-        raise ConfigError("eval_without_data", strategy=train.eval_strategy)
+        raise ConfigError("eval_without_data", key=Setting("eval_strategy"), strategy=train.eval_strategy,
+                          val_size=Setting("val_size"), eval_dataset=Setting("eval_dataset"))
     if (train.load_best_model_at_end or train.early_stopping_patience) and train.eval_strategy == "no":
         raise ConfigError("best_model_needs_eval")
     if ft.use_galore and ft.use_badam:
@@ -109,7 +110,7 @@ def check_datasets(config: RunConfig) -> None:
 
     data, stage = config.data, config.finetuning.stage
     if config.training.do_train and not data.dataset:
-        raise ConfigError("no_dataset")
+        raise ConfigError("no_dataset", key=Setting("dataset"))
     needed = STAGE_DATASET_KINDS.get(stage)
     for names in (data.dataset, data.eval_dataset):
         if not names:

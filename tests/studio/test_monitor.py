@@ -119,7 +119,54 @@ def test_finished_run_shows_results_and_latest_checkpoint(run_dir: Path):
     assert (view.state, view.percentage, view.remaining) == ("finished", 100.0, "0:00:00")
     assert view.checkpoint == str(run_dir / "checkpoint-10") and view.results["train_loss"] == 1.23456
     text = status_markdown(view).replace("\\_", "_")  # Markdown escapes: shown as plain underscores
-    assert "Finished" in text and str(run_dir) in text and "1.2346" in text and "0:01:15" in text
+    assert "Finished" in text and str(run_dir) in text and "0:01:15" in text
+    # The final loss is where the curve ends (0.9), not the trainer's mean over the run, which has its own name.
+    assert "Final training loss (last logged step): 0.9 " in text and "Average training loss over the whole run: 1.235" in text
+
+
+def test_log_tail_reads_as_words_without_dicts_bars_or_library_warnings():
+    from studio.run_texts import readable_log
+
+    log = "\n".join([
+        "[05:23:54] INFO engine.data.pipeline: Training on 54 sequences (2988 tokens).",
+        "/x/torch/utils/data.py:12: UserWarning: This DataLoader will create 2 worker processes.",
+        "  warnings.warn(",
+        "[05:23:55] WARNING transformers.trainer: some library notice",
+        " 14%|█▍        | 1/7 [00:01<00:06,  1.09s/it]   {'loss': '8.819', 'grad_norm': '1.323', "
+        "'learning_rate': '0.005', 'epoch': '0.1429', 'train_runtime': '1.096', 'train_tokens_per_second': '460.8'}",
+        "100%|██████████| 7/7 [00:03<00:00,  2.72it/s]  {'train_runtime': '3.866', 'train_samples_per_second': "
+        "'13.97', 'train_loss': '8.145', 'epoch': '1'}",
+        "***** train metrics *****", "  epoch                    =        1.0",
+        "  train_loss               =      8.145", "  train_samples_per_second =     13.968",
+        "Traceback (most recent call last):", "    x = load()", "MemoryError",
+    ])
+    text = readable_log(log, "en")
+    assert text.splitlines() == [
+        "[05:23:54] Training on 54 sequences (2988 tokens).",
+        "Step 1 of 7: Loss 8.819 · Gradient size 1.323 · Learning rate 0.005 · Epoch 0.1429",
+        "Training done: Loss (training) 8.145 · Epoch 1",
+        "Results:", "  Epoch: 1", "  Loss (training): 8.145",
+        "Traceback (most recent call last):", "    x = load()", "MemoryError",
+        "(2 warning(s) from the libraries hidden: they do not stop the run. The full text is in running_log.txt "
+        "in the run folder.)",
+    ]
+    assert "'" not in readable_log(log, "ja").splitlines()[1] and "損失" in readable_log(log, "ja")
+
+
+def test_numbers_metric_names_and_results_table_are_for_people():
+    from studio.monitor import chart_frame, loss_frame, metric_choices
+    from studio.run_texts import format_number, results_table
+
+    assert [format_number(v) for v in (3.120000000000001, 0.63, 1e-05, 2.0, 12345, 0.123456)] == [
+        "3.12", "0.63", "1e-05", "2", "12,345", "0.1235"]
+    table = results_table({"predict_bleu-4": 12.345678, "predict_rouge-l": 20.0, "predict_runtime": 75.2,
+                           "predict_samples_per_second": 3.1, "predict_steps_per_second": 0.4}, "zh")
+    assert list(table.columns) == ["指标", "数值"]
+    assert table.values.tolist() == [["BLEU-4（词语重合度）（预测）", "12.35"], ["ROUGE-L（最长共同序列）（预测）", "20"],
+                                     ["用时（预测）", "0:01:15"]]
+    frame = chart_frame(loss_frame([record(1, loss=2.0), record(2, loss=1.0, eval_loss=1.5)]), "ja")
+    assert set(frame["series"]) == {"損失", "損失（平滑化）", "評価損失"}
+    assert metric_choices(["lr", "rewards/margins"], "de") == [("Lernrate", "lr"), ("rewards/margins", "rewards/margins")]
 
 
 def test_a_dead_process_reads_as_failed_with_the_log_tail(run_dir: Path):
@@ -222,11 +269,12 @@ def test_a_tick_sends_charts_and_log_only_when_they_changed(run_dir: Path):
 
     skip = gr.skip()
     append(run_dir, record(1, loss=2.0, lr=1e-3), record(2, loss=1.5, lr=1e-3))
-    status, progress, loss, metrics, picker, log, timer, session = poll(str(run_dir), "en", "lr", None)
+    # The first eight outputs (a ninth, when present, tells other tabs that a job ended).
+    status, progress, loss, metrics, picker, log, timer, session = poll(str(run_dir), "en", "lr", None)[:8]
     assert "Step 2 of 10" in progress and list(loss["step"]) == [1, 2, 1, 2] and list(metrics["value"]) == [1e-3] * 2
     assert picker["choices"] == ["lr"] and timer.active
     again = poll(str(run_dir), "en", "lr", session)
-    assert again[2:6] == (skip, skip, skip, skip) and again[-1] is session and "Step 2 of 10" in again[1]
+    assert again[2:6] == (skip, skip, skip, skip) and again[7] is session and "Step 2 of 10" in again[1]
     append(run_dir, record(3, loss=1.2, lr=2e-3, grad_norm=0.5))
     grown = poll(str(run_dir), "en", "lr", session)
     assert list(grown[2][grown[2].series == "loss"]["value"]) == [2.0, 1.5, 1.2]
@@ -234,7 +282,7 @@ def test_a_tick_sends_charts_and_log_only_when_they_changed(run_dir: Path):
     picked = poll(str(run_dir), "en", "grad_norm", session)  # the user picked another metric
     assert picked[2] == skip and list(picked[3]["value"]) == [0.5] and picked[4]["value"] == "grad_norm"
     fresh_page = poll(str(run_dir), "en", "lr", None)  # a reload starts a new session: everything is sent
-    assert len(fresh_page[2]) == 6 and fresh_page[-1] is not session
+    assert len(fresh_page[2]) == 6 and fresh_page[7] is not session
 
 
 def test_a_finished_run_shows_a_full_progress_bar():
