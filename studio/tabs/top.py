@@ -42,6 +42,9 @@ def build(ctx: Context) -> None:
                                 label=t("top.hub.label", lang), info=t("top.hub.info", lang), elem_id="hub",
                                 scale=1), key="top.hub", choices=HUBS)
     ctx.add("model_note", gr.Markdown("", elem_id="model_note"))
+    # The model whose values were last applied: the picker also reports an "input" when it is opened and closed
+    # on the same model, which must not undo the values a person typed since.
+    ctx.add("applied_model", gr.State(first))
     with gr.Row():
         config_widget(ctx, "finetuning_type", scale=1)
         ctx.add("checkpoint", gr.Dropdown(choices=[], value=[], multiselect=True, allow_custom_value=True,
@@ -207,16 +210,18 @@ def wire(ctx: Context, demo: Any) -> None:
     recommended_targets = [name for name in FORM_FIELDS if name in ctx.components and name not in
                            ("model_name", "model_path", "hub", "template")]
 
-    def apply_model(name: str, hub: str, lang: str, *values: Any) -> list[Any]:
-        """(model, hub, language, current form values) → path, template, the recommended values that differ from
-        the form's, and a note listing them (others are left as they are)."""
+    def apply_model(name: str, applied: str, hub: str, lang: str, *values: Any) -> list[Any]:
+        """(model, model last applied, hub, language, current form values) → path, template, the recommended values
+        that differ from the form's, a note listing them (others are left as they are), and the applied model."""
+        if name == applied:
+            return [gr.update() for _ in range(len(recommended_targets) + 3)] + [applied]
         path, template, recommended = on_model_change(name, hub)
         changes = recommended_changes(recommended, dict(zip(recommended_targets, values, strict=True)))
         updates = [gr.update(value=path) if path else gr.update(), gr.update(value=template) if template else
                    gr.update()]
         updates += [gr.update(value=changes[target][1]) if target in changes else gr.update()
                     for target in recommended_targets]
-        return [*updates, model_note(name, changes, lang) if path else ""]
+        return [*updates, model_note(name, changes, lang) if path else "", name]
 
     def refresh_checkpoints(name: str, path: str, method: str) -> Any:
         """Model or method changed → the runs that can be continued."""
@@ -225,8 +230,9 @@ def wire(ctx: Context, demo: Any) -> None:
     targets = [ctx[n] for n in recommended_targets]
     private = {"api_visibility": "private"}
     # `input`, not `change`: only a person choosing a model replaces values (a loaded config keeps its own).
-    ctx["model_name"].input(apply_model, [ctx["model_name"], ctx["hub"], ctx["lang"], *targets],
-                            [ctx["model_path"], ctx["template"], *targets, ctx["model_note"]], **private)
+    ctx["model_name"].input(apply_model, [ctx["model_name"], ctx["applied_model"], ctx["hub"], ctx["lang"], *targets],
+                            [ctx["model_path"], ctx["template"], *targets, ctx["model_note"], ctx["applied_model"]],
+                            **private)
     ctx["hub"].change(lambda name, hub: on_model_change(name, hub)[0] or gr.update(),
                       [ctx["model_name"], ctx["hub"]], ctx["model_path"], **private)
     ctx["quantization_bit"].change(lambda bits: gr.update(visible=bits not in (None, "", "none")),

@@ -97,15 +97,20 @@ def test_choosing_a_model_lists_what_changed():
 def test_the_model_event_applies_the_recommended_values(app):
     ctx = app.studio_context
     (event,) = _events(app, ctx["model_name"], "input")
-    names = [block.elem_id for block in event.inputs]
-    assert names[:3] == ["model_name", "hub", "lang"]
-    current = {name: block.value for name, block in zip(names, event.inputs, strict=True)}
-    outputs = event.fn("Qwen2.5-7B-Instruct", "huggingface", "en", *[current[n] for n in names[3:]])
-    by_name = {block.elem_id: update for block, update in zip(event.outputs, outputs, strict=True)}
+    assert event.inputs[:4] == [ctx["model_name"], ctx["applied_model"], ctx["hub"], ctx["lang"]]
+    names = [block.elem_id for block in event.inputs[4:]]
+    current = [block.value for block in event.inputs[4:]]
+    outputs = event.fn("Qwen2.5-7B-Instruct", DEMO, "huggingface", "en", *current)
+    assert event.outputs[-2:] == [ctx["model_note"], ctx["applied_model"]] and outputs[-1] == "Qwen2.5-7B-Instruct"
+    by_name = {block.elem_id: update for block, update in zip(event.outputs[:-2], outputs[:-2], strict=True)}
     assert by_name["model_path"]["value"] == "Qwen/Qwen2.5-7B-Instruct"
     assert by_name["learning_rate"]["value"] == 1e-4 and by_name["num_train_epochs"]["value"] == 3.0
     assert "value" not in by_name["finetuning_type"]  # unchanged values are left alone
-    assert "Learning rate" in outputs[-1] and event.outputs[-1].elem_id == "model_note"
+    assert "Learning rate" in outputs[-2]
+    # the picker opened and closed on the model already applied: the values typed since stay
+    same = event.fn("Qwen2.5-7B-Instruct", "Qwen2.5-7B-Instruct", "huggingface", "en", *current)
+    assert all("value" not in update for update in same[:-1]) and same[-1] == "Qwen2.5-7B-Instruct"
+    assert len(same) == len(event.outputs) and set(names) <= {block.elem_id for block in event.outputs}
 
 
 def test_model_picker_marks_downloads_and_memory(monkeypatch: pytest.MonkeyPatch):
