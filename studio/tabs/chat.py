@@ -176,7 +176,7 @@ def wire(ctx: Context, demo: Any) -> None:
     ctx["chat_clear_button"].click(lambda: ([], []), None, [ctx["chat_history"], ctx["chatbot"]], **private)
 
     def current(lang_value: str) -> str:
-        """Page loaded → which model the chat server holds, if any."""
+        """Page loaded or language changed → which model the chat server holds, if any, in that language."""
         from studio.chat_server import find_server
 
         state = find_server()
@@ -185,3 +185,4 @@ def wire(ctx: Context, demo: Any) -> None:
         return md("chat.msg.loaded", lang_value, model=state["model"], adapter=state.get("adapter") or "—")
 
     demo.load(current, lang, ctx["chat_status"], **private)
+    lang.change(current, lang, ctx["chat_status"], **private)
