@@ -195,15 +195,20 @@ def _read_jsonl(text: str, where: dict) -> tuple[list[dict], list[int]]:
     for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataError("dataset_jsonl_invalid", line=number, column=err.colno, reason=err.msg, **where) from None
-        if not isinstance(row, dict):
-            raise DataError("dataset_jsonl_not_object", line=number, type=json_type(row), **where)
-        rows.append(row)
+        rows.append(parse_jsonl_line(line, number, where))
         lines.append(number)
     return rows, lines
+
+
+def parse_jsonl_line(line: str, number: int, where: dict) -> dict:
+    """One JSON Lines row, or a DataError naming the line and what is wrong with it."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise DataError("dataset_jsonl_invalid", line=number, column=err.colno, reason=err.msg, **where) from None
+    if not isinstance(row, dict):
+        raise DataError("dataset_jsonl_not_object", line=number, type=json_type(row), **where)
+    return row
 
 
 def _read_csv(text: str, where: dict) -> tuple[list[dict], list[int]]:

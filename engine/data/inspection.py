@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.data.converter import RowsError, convert_rows
-from engine.data.files import Rows, _Span, read_file
+from engine.data.files import Rows, _Span, parse_jsonl_line, read_file
 from engine.data.registry import DatasetAttr, json_type
 from engine.errors import DataError, Phrase, StudioError
 
@@ -91,15 +91,8 @@ def _lines(path: Path, where: dict) -> Iterator[tuple[int, str]]:
 def _jsonl_rows(path: Path, where: dict) -> Iterator[tuple[int, dict]]:
     """One JSON object per line; blank lines are skipped."""
     for number, line in _lines(path, where):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataError("dataset_jsonl_invalid", line=number, column=err.colno, reason=err.msg, **where) from None
-        if not isinstance(row, dict):
-            raise DataError("dataset_jsonl_not_object", line=number, type=json_type(row), **where)
-        yield number, row
+        if line.strip():
+            yield number, parse_jsonl_line(line, number, where)
 
 
 def _txt_rows(path: Path, where: dict) -> Iterator[tuple[int, dict]]:

@@ -16,15 +16,7 @@ from pathlib import Path
 
 from engine.config.model import ModelArguments
 from engine.errors import ModelError
-
-
-def _exception_chain(exc: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__ or current.__context__
+from engine.failures import exception_chain
 
 
 def _is_hub_connection_error(exc: BaseException) -> bool:
@@ -78,7 +70,7 @@ def _cached_snapshot(name: str, model_args: ModelArguments) -> str | None:
 def translate_load_error(exc: BaseException, name: str, model_args: ModelArguments,
                          folder: str | None = None) -> ModelError:
     """The ModelError a user should see for `exc`, raised while loading `name` (files in `folder` when local)."""
-    chain = list(_exception_chain(exc))
+    chain = list(exception_chain(exc))
     text = " ".join(str(item) for item in chain)
     if _is_weight_file_error(chain):
         bad = find_corrupt_weights(folder or _cached_snapshot(name, model_args))
