@@ -14,6 +14,8 @@ import pandas as pd
 from engine.errors import StudioError
 from studio.context import Context
 from studio.i18n import t
+from studio.markup import md
+from studio.run_texts import results_table
 from studio.tabs.file_lists import job_ended
 
 MODES = ["benchmark", "predict"]
@@ -52,7 +54,7 @@ def build(ctx: Context) -> None:
             ctx.add(name, gr.Button(t(f"eval.{name}.label", lang), elem_id=name, variant=variant),
                     key=f"eval.{name}", kind="button")
     ctx.add("eval_message", gr.Markdown("", elem_id="eval_message"))  # a refused Start, apart from the job's status
-    ctx.add("eval_status", gr.Markdown(t("eval.msg.idle", lang), elem_id="eval_status"))
+    ctx.add("eval_status", gr.Markdown(md("eval.msg.idle", lang), elem_id="eval_status"))
     ctx.add("eval_progress", gr.HTML(progress_html(None, lang), elem_id="eval_progress"))
     ctx.add("eval_results", gr.Dataframe(interactive=False, elem_id="eval_results", wrap=True,
                                          label=t("eval.results.label", lang)), key="eval.results", kind="plot")
@@ -125,12 +127,12 @@ def results_frames(run_dir: Path, lang: str, page: int = 1) -> tuple[pd.DataFram
             scores = pd.DataFrame([{t("eval.subject", lang): k, **v} for k, v in rows.items()])
             if len(models) == 2:
                 first, second = list(models)
-                scores[t("eval.difference", lang)] = scores[second] - scores[first]
+                # Accuracies are percentages with two decimals: so is their difference (no float noise).
+                scores[t("eval.difference", lang)] = (scores[second] - scores[first]).round(2)
     metrics = run_dir / "predict_results.json"
     if metrics.is_file():
         data = json.loads(metrics.read_text(encoding="utf-8"))
-        scores = pd.DataFrame([{"metric": k, "value": round(v, 2) if isinstance(v, float) else v}
-                               for k, v in data.items()])
+        scores = results_table(data, lang)
     generated = run_dir / "generated_predictions.jsonl"
     if generated.is_file():
         start = (max(int(page or 1), 1) - 1) * PAGE_SIZE
@@ -140,14 +142,16 @@ def results_frames(run_dir: Path, lang: str, page: int = 1) -> tuple[pd.DataFram
 
 
 def poll_eval(run_dir: str, lang: str, page: float, monitor: Any) -> tuple[Any, ...]:
-    """Timer tick: status, progress and, once done, the result tables."""
+    """Timer tick, page change or language change: status, progress and, once done, the result tables (with no job
+    yet, the idle texts in `lang`)."""
     import gradio as gr
 
     from studio.monitor import RunMonitor, status_markdown
     from studio.tabs.monitor import progress_html
 
     if not run_dir:
-        return gr.update(), gr.update(), gr.update(), gr.update(), gr.Timer(active=False), monitor, gr.skip()
+        return (md("eval.msg.idle", lang), progress_html(None, lang), gr.update(), gr.update(),
+                gr.Timer(active=False), monitor, gr.skip())
     monitor = monitor or RunMonitor()
     view = monitor.poll(Path(run_dir))
     live = view.state in ("running", "new")
@@ -186,6 +190,7 @@ def wire(ctx: Context) -> None:
                ctx["eval_timer"], monitor, ctx["job_ended"]]
     ctx["eval_timer"].tick(poll_eval, [ctx["eval_run_dir"], lang, ctx["eval_page"], monitor], outputs, **private)
     ctx["eval_page"].change(poll_eval, [ctx["eval_run_dir"], lang, ctx["eval_page"], monitor], outputs, **private)
+    lang.change(poll_eval, [ctx["eval_run_dir"], lang, ctx["eval_page"], monitor], outputs, **private)  # texts follow
     sft = gr.State("sft")
     ctx["dataset_dir"].change(dataset_choices, [ctx["dataset_dir"], sft, lang], ctx["eval_dataset"], **private)
     ctx["tab_evaluate"].select(dataset_choices, [ctx["dataset_dir"], sft, lang], ctx["eval_dataset"], **private)

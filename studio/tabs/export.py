@@ -12,6 +12,7 @@ import pandas as pd
 from engine.errors import StudioError
 from studio.context import Context
 from studio.i18n import t
+from studio.markup import md
 from studio.tabs.file_lists import job_ended
 
 
@@ -38,7 +39,7 @@ def build(ctx: Context) -> None:
         ctx.add("export_button", gr.Button(t("export.export_button.label", lang), variant="primary",
                                            elem_id="export_button"), key="export.export_button", kind="button")
     ctx.add("export_message", gr.Markdown("", elem_id="export_message"))  # a refused Start, apart from the status
-    ctx.add("export_status", gr.Markdown(t("export.msg.idle", lang), elem_id="export_status"))
+    ctx.add("export_status", gr.Markdown(md("export.msg.idle", lang), elem_id="export_status"))
     ctx.add("export_progress", gr.HTML(progress_html(None, lang), elem_id="export_progress"))
     ctx.add("export_parity_table", gr.Dataframe(interactive=False, elem_id="export_parity_table", wrap=True,
                                                 label=t("export.parity.label", lang)), key="export.parity",
@@ -96,14 +97,16 @@ def parity_frame(run_dir: Path, lang: str) -> pd.DataFrame | None:
 
 
 def poll_export(run_dir: str, lang: str, monitor: Any) -> tuple[Any, ...]:
-    """Timer tick: status, progress and, at the end, the parity table."""
+    """Timer tick or language change: status, progress and, at the end, the parity table (with no job yet, the idle
+    texts in `lang`)."""
     import gradio as gr
 
     from studio.monitor import RunMonitor, status_markdown
     from studio.tabs.monitor import progress_html
 
     if not run_dir:
-        return gr.update(), gr.update(), gr.update(), gr.Timer(active=False), monitor, gr.skip()
+        return (md("export.msg.idle", lang), progress_html(None, lang), gr.update(), gr.Timer(active=False), monitor,
+                gr.skip())
     monitor = monitor or RunMonitor()
     view = monitor.poll(Path(run_dir))
     live = view.state in ("running", "new")
@@ -125,6 +128,7 @@ def wire(ctx: Context) -> None:
     ctx["export_button"].click(start_export, [lang, *form],
                                [ctx["export_message"], ctx["export_status"], ctx["export_run_dir"],
                                 ctx["export_timer"]], **private)
-    ctx["export_timer"].tick(poll_export, [ctx["export_run_dir"], lang, monitor],
-                             [ctx["export_status"], ctx["export_progress"], ctx["export_parity_table"],
-                              ctx["export_timer"], monitor, ctx["job_ended"]], **private)
+    outputs = [ctx["export_status"], ctx["export_progress"], ctx["export_parity_table"], ctx["export_timer"], monitor,
+               ctx["job_ended"]]
+    ctx["export_timer"].tick(poll_export, [ctx["export_run_dir"], lang, monitor], outputs, **private)
+    lang.change(poll_export, [ctx["export_run_dir"], lang, monitor], outputs, **private)  # texts follow the language
