@@ -1,6 +1,7 @@
 """Every list a page shows that depends on files (the Train and Evaluate dataset lists, All runs, Continue from,
-reward models) comes from one handler, run on page load in every mode, after an upload is registered, and when a
-job the page follows ends: a list filled only when the page was built, or by one event, goes stale after a reload.
+reward models) comes from one handler, run on page load in every mode, after an upload is registered, when a job
+the page follows ends and when the language changes: a list filled only when the page was built, or by one event,
+goes stale after a reload.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from typing import Any
 
 from engine.errors import StudioError
 from studio.context import Context
-from studio.markup import html_error
+from studio.markup import html_error, show_warning
 
 FINAL_STATES = ("finished", "failed", "aborted")
 LIST_NAMES = ("dataset", "eval_dataset", "runs_table", "runs_pick", "checkpoint", "reward_model")
@@ -31,7 +32,7 @@ def refresh_lists(dataset_dir: str, stage: str, lang: str, model_name: str, mode
         folder = workspace_dataset_dir(dataset_dir)
         datasets, eval_datasets = list_datasets(folder, stage or "sft"), list_datasets(folder, "sft")
     except StudioError as err:
-        gr.Warning(html_error(err, lang))
+        show_warning(html_error(err, lang), lang)
         datasets = eval_datasets = []
     runs = list_runs()
     return (gr.update(choices=datasets), gr.update(choices=eval_datasets), runs_table(runs, lang),
@@ -62,8 +63,10 @@ def build(ctx: Context) -> None:
 
 
 def wire(ctx: Context, demo: Any) -> None:
-    """Refresh the lists on page load and whenever a followed job ends."""
+    """Refresh the lists on page load, whenever a followed job ends, and when the language changes (the runs table's
+    headers, job kinds and states are in words)."""
     inputs = [ctx[name] for name in INPUT_NAMES]
     outputs = [ctx[name] for name in LIST_NAMES]
     demo.load(refresh_lists, inputs, outputs, api_visibility="private")
     ctx["job_ended"].change(refresh_lists, inputs, outputs, api_visibility="private")
+    ctx["lang"].change(refresh_lists, inputs, outputs, api_visibility="private")

@@ -11,8 +11,10 @@ import yaml
 
 from engine.errors import StudioError
 from studio.context import Context
-from studio.i18n import t
-from studio.markup import html_error, html_text, md_error
+from studio.i18n import plot_titles, t
+from studio.markup import html_error, html_text, md_error, show_info, show_warning
+from studio.monitor import RunMonitor, chart_frame, metric_choices, status_markdown, thin_frame
+from studio.run_texts import readable_log
 from studio.tabs.file_lists import job_ended
 from studio.tabs.train import FORM_FIELDS
 
@@ -31,12 +33,15 @@ def build(ctx: Context) -> None:
     ctx.add("progress", gr.HTML(progress_html(None, lang), elem_id="progress"))
     with gr.Row():
         ctx.add("loss_plot", gr.LinePlot(x="step", y="value", color="series", label=t("train.loss_plot.label", lang),
-                                         elem_id="loss_plot", height=300), key="train.loss_plot", kind="plot")
+                                         elem_id="loss_plot", height=300, **plot_titles("train.loss_plot", lang)),
+                key="train.loss_plot", kind="plot")
         with gr.Column():
-            ctx.add("metric_pick", gr.Dropdown(choices=["lr"], value="lr", elem_id="metric_pick", interactive=True,
-                                               label=t("train.metric_pick.label", lang)), key="train.metric_pick")
+            ctx.add("metric_pick", gr.Dropdown(choices=metric_choices(["lr"], lang), value="lr", elem_id="metric_pick",
+                                               interactive=True, label=t("train.metric_pick.label", lang)),
+                    key="train.metric_pick")
             ctx.add("metrics_plot", gr.LinePlot(x="step", y="value", color="series", elem_id="metrics_plot",
-                                                height=240, label=t("train.metrics_plot.label", lang)),
+                                                height=240, label=t("train.metrics_plot.label", lang),
+                                                **plot_titles("train.metrics_plot", lang)),
                     key="train.metrics_plot", kind="plot")
     with gr.Row():
         ctx.add("log", gr.Textbox(label=t("train.log.label", lang), lines=8, max_lines=12, elem_id="log",
@@ -75,7 +80,7 @@ def preview_command(lang: str, *values: Any) -> Any:
     try:
         config, run_dir = build_train_config(_form(values))
     except StudioError as err:
-        gr.Warning(html_error(err, lang))
+        show_warning(html_error(err, lang), lang)
         return gr.update()
     text = f"# studio train {run_dir / 'config.yaml'}\n" + yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
     return gr.update(value=text, visible=True)
@@ -95,7 +100,7 @@ def launch_job(command: str, build: Any, starting_key: str, lang: str, values: t
         config, run_dir = build(*values)
         start_run(config, run_dir, lang=lang, command=command)
     except StudioError as err:
-        gr.Warning(html_error(err, lang))
+        show_warning(html_error(err, lang), lang)
         return f"❌ {md_error(err, lang)}", gr.update(), gr.update(), gr.update()
     return "", t(starting_key, lang), str(run_dir), gr.Timer(active=True)
 
@@ -129,8 +134,6 @@ class MonitorSession:
     """
 
     def __init__(self) -> None:
-        from studio.monitor import RunMonitor
-
         self.monitor = RunMonitor()
         self._sent: dict[str, tuple[Any, ...]] = {}
         self._lock = threading.Lock()
@@ -159,7 +162,6 @@ def poll(run_dir: str, lang: str, metric: str, session: MonitorSession | None) -
     """
     import gradio as gr
 
-    from studio.monitor import status_markdown, thin_frame
 
     if not run_dir:  # nothing to show: the idle texts (in the current language)
         return (t("train.msg.no_run", lang), progress_html(None, lang), gr.update(), gr.update(), gr.update(),
@@ -170,11 +172,13 @@ def poll(run_dir: str, lang: str, metric: str, session: MonitorSession | None) -
     names = tuple(view.metrics["series"].unique()) or ("lr",)
     metric = metric if metric in names else names[0]
     skip = gr.skip()
-    loss = thin_frame(view.loss) if session.changed("loss", run_dir, view.loss) else skip
-    chosen = (thin_frame(view.metrics[view.metrics["series"] == metric])
-              if session.changed("metrics", run_dir, view.metrics, metric) else skip)
-    picker = gr.update(choices=list(names), value=metric) if session.changed("picker", names, metric) else skip
-    log = view.log_tail if session.changed("log", view.log_tail) else skip
+    # Series names, picker choices and the log are in `lang`: a language switch re-sends them.
+    loss = thin_frame(chart_frame(view.loss, lang)) if session.changed("loss", run_dir, view.loss, lang) else skip
+    chosen = (thin_frame(chart_frame(view.metrics[view.metrics["series"] == metric], lang))
+              if session.changed("metrics", run_dir, view.metrics, metric, lang) else skip)
+    picker = (gr.update(choices=metric_choices(list(names), lang), value=metric)
+              if session.changed("picker", names, metric, lang) else skip)
+    log = readable_log(view.log_tail, lang) if session.changed("log", view.log_tail, lang) else skip
     return (status_markdown(view, lang), progress_html(view, lang), loss, chosen, picker, log, gr.Timer(active=live),
             session, job_ended(run_dir, view.state))
 
@@ -211,16 +215,15 @@ def settings_path(name: str) -> Path:
 
 def save_settings(name: str, lang: str, *values: Any) -> None:
     """Keep the whole form under a name (a YAML of widget values)."""
-    import gradio as gr
 
     try:
         path = settings_path(name)
     except StudioError as err:
-        gr.Warning(html_error(err, lang))
+        show_warning(html_error(err, lang), lang)
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(_form(values), sort_keys=False, allow_unicode=True), encoding="utf-8")
-    gr.Info(html_text("train.msg.settings_saved", lang, path=str(path)))
+    show_info(html_text("train.msg.settings_saved", lang, path=str(path)), lang)
 
 
 def load_settings(name: str, lang: str) -> list[Any]:
@@ -230,10 +233,10 @@ def load_settings(name: str, lang: str) -> list[Any]:
     try:
         path = settings_path(name)
     except StudioError as err:
-        gr.Warning(html_error(err, lang))
+        show_warning(html_error(err, lang), lang)
         return [gr.update() for _ in FORM_FIELDS]
     if not path.is_file():
-        gr.Warning(html_text("train.msg.settings_missing", lang, path=str(path)))
+        show_warning(html_text("train.msg.settings_missing", lang, path=str(path)), lang)
         return [gr.update() for _ in FORM_FIELDS]
     saved = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     return [gr.update(value=saved[name]) if name in saved else gr.update() for name in FORM_FIELDS]

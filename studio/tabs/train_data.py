@@ -8,7 +8,7 @@ from typing import Any
 from engine.errors import StudioError
 from studio.context import Context
 from studio.i18n import t
-from studio.markup import html_error, html_text, md, md_error
+from studio.markup import html_error, html_text, md, md_error, show_warning
 from studio.tabs.file_lists import refresh_after
 
 FORMATTINGS = ["alpaca", "sharegpt", "openai"]
@@ -72,7 +72,7 @@ def dataset_choices(dataset_dir: str, stage: str, lang: str) -> Any:
     try:
         return gr.update(choices=list_datasets(workspace_dataset_dir(dataset_dir), stage))
     except StudioError as err:
-        gr.Warning(html_error(err, lang))
+        show_warning(html_error(err, lang), lang)
         return gr.update(choices=[])
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from engine.errors import StudioError
 from studio.context import Context
-from studio.i18n import t
+from studio.i18n import plot_titles, t
 from studio.markup import md, md_error
 
 
@@ -34,7 +34,8 @@ def build(ctx: Context) -> None:
         ctx.add("runs_file", gr.File(visible=False, interactive=False, elem_id="runs_file",
                                      label=t("runs.file.label", lang)), key="runs.file")
         ctx.add("runs_plot", gr.LinePlot(x="step", y="value", color="series", elem_id="runs_plot", height=280,
-                                         label=t("runs.plot.label", lang)), key="runs.plot", kind="plot")
+                                         label=t("runs.plot.label", lang), **plot_titles("runs.plot", lang)),
+                key="runs.plot", kind="plot")
 
 
 def refresh_runs(lang: str) -> tuple[Any, Any]:

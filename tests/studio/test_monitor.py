@@ -272,17 +272,36 @@ def test_a_tick_sends_charts_and_log_only_when_they_changed(run_dir: Path):
     # The first eight outputs (a ninth, when present, tells other tabs that a job ended).
     status, progress, loss, metrics, picker, log, timer, session = poll(str(run_dir), "en", "lr", None)[:8]
     assert "Step 2 of 10" in progress and list(loss["step"]) == [1, 2, 1, 2] and list(metrics["value"]) == [1e-3] * 2
-    assert picker["choices"] == ["lr"] and timer.active
+    assert picker["choices"] == [("Learning rate", "lr")] and timer.active
     again = poll(str(run_dir), "en", "lr", session)
     assert again[2:6] == (skip, skip, skip, skip) and again[7] is session and "Step 2 of 10" in again[1]
     append(run_dir, record(3, loss=1.2, lr=2e-3, grad_norm=0.5))
     grown = poll(str(run_dir), "en", "lr", session)
-    assert list(grown[2][grown[2].series == "loss"]["value"]) == [2.0, 1.5, 1.2]
-    assert list(grown[3]["value"]) == [1e-3, 1e-3, 2e-3] and grown[4]["choices"] == ["lr", "grad_norm"]
+    assert list(grown[2][grown[2].series == "Loss"]["value"]) == [2.0, 1.5, 1.2]
+    assert list(grown[3]["value"]) == [1e-3, 1e-3, 2e-3] and grown[4]["choices"] == [("Learning rate", "lr"), ("Gradient size", "grad_norm")]
     picked = poll(str(run_dir), "en", "grad_norm", session)  # the user picked another metric
     assert picked[2] == skip and list(picked[3]["value"]) == [0.5] and picked[4]["value"] == "grad_norm"
     fresh_page = poll(str(run_dir), "en", "lr", None)  # a reload starts a new session: everything is sent
     assert len(fresh_page[2]) == 6 and fresh_page[7] is not session
+
+
+def test_a_language_switch_resends_charts_picker_and_log_in_that_language(run_dir: Path):
+    import gradio as gr
+
+    from studio.tabs.monitor import poll
+
+    append(run_dir, record(1, loss=2.0, lr=1e-3), record(2, loss=1.5, lr=1e-3))
+    (run_dir / "running_log.txt").write_text(
+        " 50%|█████     | 1/2 [00:01<00:01,  1.0s/it]   {'loss': '2.0', 'learning_rate': '0.001', 'epoch': '0.5'}\n",
+        encoding="utf-8")
+    english = poll(str(run_dir), "en", "lr", None)
+    assert set(english[2]["series"]) == {"Loss", "Loss (smoothed)"} and set(english[3]["series"]) == {"Learning rate"}
+    assert "{'loss'" not in english[5] and "Learning rate" in english[5]
+    session = english[7]
+    assert poll(str(run_dir), "en", "lr", session)[2:6] == (gr.skip(),) * 4
+    german = poll(str(run_dir), "de", "lr", session)  # same run, same data: only the language changed
+    assert "Loss" not in set(german[3]["series"]) and german[4]["choices"][0][1] == "lr"
+    assert german[4]["choices"][0][0] != "Learning rate" and german[5] != english[5]
 
 
 def test_a_finished_run_shows_a_full_progress_bar():
