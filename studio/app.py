@@ -25,6 +25,8 @@ CSS = """
   word-break: auto-phrase;}
 """
 
+SET_PAGE_LANGUAGE_JS = "(lang) => { document.documentElement.lang = lang; }"
+
 
 def create_app(lang: str = DEFAULT_LANG) -> Any:
     """The whole studio as a gr.Blocks (nothing heavy is imported: training runs in subprocesses)."""
@@ -88,6 +90,10 @@ def wire_language(ctx: Context, demo: Any, saved_lang: Any) -> None:
 
     ctx["lang"].change(relabel, ctx["lang"], [*labelled, saved_lang], api_visibility="private")
     demo.load(initial_language, saved_lang, ctx["lang"], api_visibility="private")
+    # The page says which language it is in, so the browser wraps its lines by that language's rules (the CSS
+    # phrase wrapping of Japanese needs it); Gradio itself sets the browser's language there.
+    demo.load(None, ctx["lang"], None, js=SET_PAGE_LANGUAGE_JS, api_visibility="private")
+    ctx["lang"].change(None, ctx["lang"], None, js=SET_PAGE_LANGUAGE_JS, api_visibility="private")
 
 
 # Widgets a demo visitor must not set: folders (each visitor has one workspace) and hub upload.
