@@ -16,13 +16,17 @@ CSS = """
 .studio-progress-bar {position: absolute; inset: 0 auto 0 0; background: var(--color-accent-soft);
   transition: width 0.4s;}
 .studio-progress-text {position: relative; padding-left: 10px; line-height: 28px; font-size: 0.9em;}
-/* Labels, info texts, buttons, tabs and group headers wrap between words only: Japanese, Chinese and Korean
-   otherwise break a compound such as 学習率 over two lines; a word longer than its box still wraps rather than
-   overflow. `auto-phrase` wraps Japanese at phrase boundaries where the page says it is Japanese. */
-[data-testid="block-info"], .info-text, button, [role="tab"], .label-wrap span, label span {
+/* Labels, buttons, tabs and group headers wrap between words only: Japanese, Chinese and Korean otherwise break a
+   compound such as 学習率 over two lines; a word longer than its box still wraps rather than overflow. Japanese
+   wraps at phrase boundaries (`auto-phrase`, where the page says it is Japanese), its info texts too. Korean info
+   texts wrap at spaces as Korean is set; Chinese info texts are sentences and wrap between characters, as Chinese
+   text is set (keeping whole words there left lines ending early and a lone "）。" on the next line). */
+[data-testid="block-info"], button, [role="tab"], .label-wrap span, label span {
   word-break: keep-all; overflow-wrap: anywhere; line-break: strict;}
-:lang(ja) [data-testid="block-info"], :lang(ja) .info-text, :lang(ja) button, :lang(ja) [role="tab"] {
-  word-break: auto-phrase;}
+:lang(ko) .info-text {word-break: keep-all; overflow-wrap: anywhere;}
+:lang(ja) [data-testid="block-info"], :lang(ja) .info-text, :lang(ja) button, :lang(ja) [role="tab"],
+:lang(ja) .label-wrap span, :lang(ja) label span {
+  word-break: auto-phrase; overflow-wrap: anywhere; line-break: strict;}
 """
 
 SET_PAGE_LANGUAGE_JS = "(lang) => { document.documentElement.lang = lang; }"

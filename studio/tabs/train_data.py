@@ -38,9 +38,14 @@ def build(ctx: Context) -> None:
     with gr.Accordion(t("data.upload_group.label", lang), open=False, elem_id="group_upload") as upload:
         ctx.add("group_upload", upload, key="data.upload_group", kind="accordion")
         with gr.Row():
-            ctx.add("upload_file", gr.File(label=t("data.upload_file.label", lang), elem_id="upload_file",
-                                           file_types=[".json", ".jsonl", ".csv", ".parquet"]),
-                    key="data.upload_file", kind="plot")
+            with gr.Column():
+                ctx.add("upload_file", gr.File(label=t("data.upload_file.label", lang), elem_id="upload_file",
+                                               file_types=[".json", ".jsonl", ".csv", ".parquet"]),
+                        key="data.upload_file", kind="plot")
+                # Gradio words its drop area in the browser's language, not the page's (no setting changes it):
+                # this line says the same in the page's language.
+                ctx.add("upload_hint", gr.Markdown(t("data.upload_hint.label", lang), elem_id="upload_hint"),
+                        key="data.upload_hint", kind="markdown")
             with gr.Column():
                 ctx.add("upload_name", gr.Textbox(label=t("data.upload_name.label", lang), elem_id="upload_name",
                                                   info=t("data.upload_name.info", lang), interactive=True),

@@ -1,5 +1,6 @@
-"""Every tab in every language, in Chromium: no English left on a translated page, and no label or info text that
-breaks a line inside a word (Japanese compounds such as 学習率 split over two lines).
+"""Every tab in every language, in Chromium: no English left on a translated page, and no label, button, tab or
+info text that breaks a line inside a word (Japanese compounds such as 学習率 split over two lines; Chinese info
+texts are sentences, set as Chinese is, breaking between any two characters).
 
 The locale test checks keys; this one checks what a person sees. A word counts as left-over English when it is
 made of Latin letters and appears nowhere in that language's own locale texts (nor in a short allow-list of names
@@ -31,14 +32,22 @@ ALLOWED = {"lora", "qlora", "gguf", "json", "jsonl", "csv", "yaml", "gptq", "dor
            "safetensors", "hugging", "face", "huggingface", "modelscope", "vllm", "llm", "studio", "demo", "html",
            "api", "mb", "gb", "ms", "id", "ids", "sdpa", "pytorch", "flashattention", "unsloth", "liger", "identity",
            "alpaca", "sharegpt", "openai", "top", "beta", "gradio", "svg", "png", "zip", "bin", "ok", "lr"}
+# Gradio's own words in its upload box ("Drop File Here - or - Click to Upload"): Gradio writes them in the browser's
+# language, not the page's, and offers no setting for it, so the studio says the same under the box in the page's
+# language (`data.upload_hint`). Allowed only inside the upload box.
+GRADIO_UPLOAD_WORDS = {"drop", "file", "here", "or", "click", "to", "upload"}
+GRADIO_UPLOAD_BOX = "#upload_file"
 # A word of Latin letters, not part of a name with digits, '_', '.', '-' or '/' (French "l'encodage" is two words).
 WORD = re.compile(r"(?<![\w./-])[A-Za-z]+(?![\w./-])")
 
 # Visible text of the page: text nodes outside editable boxes, code, the log and chat messages (their content is
-# the user's and the model's, and the log is the engine's own output), plus the labels of icon buttons.
-VISIBLE_TEXT_JS = """() => {
-  const skip = 'textarea, input, select, script, style, .cm-editor, #log, #command, [data-testid=bot], [data-testid=user]';
-  const out = [];
+# the user's and the model's, and the log is the engine's own output), plus the labels of icon buttons; the text
+# of Gradio's upload box apart. Screen-reader-only text (`.sr-only`, 1 pixel: Gradio's "Loading" announcement while
+# an event runs) is not seen.
+VISIBLE_TEXT_JS = """(uploadBox) => {
+  const skip = 'textarea, input, select, script, style, .cm-editor, .sr-only, #log, #command, [data-testid=bot], ' +
+    '[data-testid=user]';
+  const out = {page: [], upload: []};
   const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
   for (let node = walker.nextNode(); node; node = walker.nextNode()) {
     const el = node.parentElement;
@@ -47,15 +56,14 @@ VISIBLE_TEXT_JS = """() => {
     if (style.visibility === 'hidden' || style.display === 'none') continue;
     const r = el.getBoundingClientRect();
     if (r.width === 0 || r.height === 0) continue;
-    out.push(node.textContent.trim());
+    out[el.closest(uploadBox) ? 'upload' : 'page'].push(node.textContent.trim());
   }
   return out;
 }"""
 
 # Labels, info texts, buttons, tabs and accordion headers whose text wraps inside a word: each word (as the
 # browser's own segmenter cuts the language into words) must lie on one line.
-BROKEN_WORDS_JS = """(lang) => {
-  const selector = '[data-testid=block-info], .info-text, button, [role=tab], label span';
+BROKEN_WORDS_JS = """([lang, selector]) => {
   const segmenter = new Intl.Segmenter(lang, {granularity: 'word'});
   const broken = [];
   for (const el of document.querySelectorAll(selector)) {
@@ -76,6 +84,21 @@ BROKEN_WORDS_JS = """(lang) => {
   return [...new Set(broken)];
 }"""
 
+WORDS_KEPT_WHOLE = "[data-testid=block-info], button, [role=tab], label span"  # labels, buttons, tabs, headers
+INFO_TEXTS = ".info-text"
+# Chinese sentences wrap between any two characters, as Chinese text is set: there only labels, buttons, tabs and
+# headers keep their words whole (Japanese info texts wrap at phrase boundaries, other languages at spaces).
+WRAP_BETWEEN_CHARACTERS = {"zh", "zh-TW"}
+
+# Gradio's own progress overlay ("In queue: 1 of 3", "processing", "Loading…") while events run: in the browser's
+# language and gone once they are done, so the page is read after it is gone.
+PAGE_SETTLED_JS = """() => ![...document.querySelectorAll('[data-testid=status-tracker]')].some(el => {
+  const r = el.getBoundingClientRect();
+  const style = getComputedStyle(el);
+  return r.width > 0 && r.height > 0 && style.visibility !== 'hidden' && style.display !== 'none'
+    && el.textContent.trim() !== '';
+})"""
+
 OPEN_GROUPS_JS = """(tab) => {
   const panel = document.querySelector('#tab_' + tab) || document;
   let opened = 0;
@@ -94,13 +117,13 @@ def locale_vocabulary(lang: str) -> set[str]:
     return {word.lower() for text in texts.values() for word in re.findall(r"[A-Za-z]+", str(text))}
 
 
-def english_words(texts: list[str], vocabulary: set[str]) -> set[str]:
+def english_words(texts: list[str], vocabulary: set[str], allowed: set[str] = ALLOWED) -> set[str]:
     """Latin-letter words that are neither in the language's locale texts nor in the allow-list."""
     found = set()
     for text in texts:
         for word in WORD.findall(text):
             plain = word.lower()
-            if len(plain) >= 2 and plain not in vocabulary and plain not in ALLOWED:
+            if len(plain) >= 2 and plain not in vocabulary and plain not in allowed:
                 found.add(word)
     return found
 
@@ -137,6 +160,18 @@ def wait_for_language(page, lang: str) -> None:
     label = yaml.safe_load((ROOT / "locales" / f"{lang}.yaml").read_text(encoding="utf-8"))["tab.export.label"]
     page.get_by_role("tab", name=label).wait_for()
     page.wait_for_timeout(500)  # the monitor's texts follow the relabel with their own event
+    settle(page)
+
+
+def settle(page) -> None:
+    """Wait until no event of the page is running (their overlays gone); a page that never settles is read as is,
+    and its overlay's words are then reported."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function(PAGE_SETTLED_JS, timeout=15_000)
+    except PlaywrightTimeout:
+        pass
 
 
 def test_every_tab_in_every_language_is_translated_and_unbroken(page, studio_server):
@@ -154,11 +189,15 @@ def test_every_tab_in_every_language_is_translated_and_unbroken(page, studio_ser
             page.wait_for_timeout(300)
             if page.evaluate(OPEN_GROUPS_JS, tab):
                 page.wait_for_timeout(500)
+            settle(page)
             if lang != "en":
-                english = english_words(page.evaluate(VISIBLE_TEXT_JS), vocabulary)
+                texts = page.evaluate(VISIBLE_TEXT_JS, GRADIO_UPLOAD_BOX)
+                english = (english_words(texts["page"], vocabulary)
+                           | english_words(texts["upload"], vocabulary, ALLOWED | GRADIO_UPLOAD_WORDS))
                 if english:
                     problems.setdefault(f"{lang}/{tab}: English words", []).extend(sorted(english))
-            broken = page.evaluate(BROKEN_WORDS_JS, lang)
+            selector = WORDS_KEPT_WHOLE if lang in WRAP_BETWEEN_CHARACTERS else f"{WORDS_KEPT_WHOLE}, {INFO_TEXTS}"
+            broken = page.evaluate(BROKEN_WORDS_JS, [lang, selector])
             if broken:
                 problems.setdefault(f"{lang}/{tab}: words broken over two lines", []).extend(broken)
             shot(page, f"language-{lang}-{tab}")
