@@ -65,6 +65,52 @@ class ModelError(StudioError):
     """A model, tokenizer or adapter that cannot be loaded as asked."""
 
 
+class RowsError(DataError):
+    """Bad rows in one dataset; each row's problem is its own message key, so it translates too."""
+
+    def __init__(self, key: str, problems: list[tuple[str, dict]], more: int, **params: Any) -> None:
+        self.problems = problems
+        self.more = more
+        super().__init__(key, **params)
+
+    def message(self, lang: str = "en") -> str:
+        """The dataset-level message with up to MAX_REPORTED_ROWS row problems (and how many more) in `lang`."""
+        lines = [format_message(f"error.{key}", lang, **params) for key, params in self.problems]
+        if self.more:
+            lines.append(format_message("error.rows_and_more", lang, count=self.more))
+        return format_message(f"error.{self.key}", lang, details="\n".join(lines), **self.params)
+
+
+_ERROR_CLASSES = {cls.__name__: cls for cls in (StudioError, ConfigError, DataError, ModelError)}
+
+
+def error_to_json(err: StudioError) -> dict[str, Any]:
+    """A StudioError as JSON, for a child process to hand to its parent (`error_from_json` rebuilds it there):
+    phrases and setting names keep their kind, so the parent translates them into its page's language."""
+    def plain(params: dict[str, Any]) -> dict[str, Any]:
+        return {k: {"setting": str(v)} if isinstance(v, Setting) else {"phrase": str(v)} if isinstance(v, Phrase)
+                else v if v is None or isinstance(v, (str, int, float, bool)) else str(v) for k, v in params.items()}
+
+    out: dict[str, Any] = {"class": type(err).__name__, "key": err.key, "params": plain(err.params)}
+    if isinstance(err, RowsError):
+        out.update(problems=[[key, plain(params)] for key, params in err.problems], more=err.more)
+    return out
+
+
+def error_from_json(data: dict[str, Any]) -> StudioError:
+    """The StudioError that `error_to_json` wrote (a plain StudioError for a class it does not know)."""
+    def params_of(values: dict[str, Any]) -> dict[str, Any]:
+        return {k: Setting(v["setting"]) if isinstance(v, dict) and set(v) == {"setting"}
+                else Phrase(v["phrase"]) if isinstance(v, dict) and set(v) == {"phrase"} else v
+                for k, v in (values or {}).items()}
+
+    key = str(data.get("key") or "check_failed")
+    if data.get("class") == "RowsError":
+        problems = [(problem, params_of(params)) for problem, params in data.get("problems") or []]
+        return RowsError(key, problems, int(data.get("more") or 0), **params_of(data.get("params")))
+    return _ERROR_CLASSES.get(str(data.get("class")), StudioError)(key, **params_of(data.get("params")))
+
+
 @cache
 def load_locale(lang: str) -> dict[str, str]:
     """The flat key → text table of one UI language (empty when the language is unknown)."""

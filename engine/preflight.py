@@ -16,7 +16,7 @@ import sys
 from typing import Any
 
 from engine.config import RunConfig, load_config, validate_config
-from engine.errors import Phrase, StudioError
+from engine.errors import StudioError, error_to_json
 
 CHECKED_COMMANDS = ("train", "eval", "export")
 MEMORY_ENV = "STUDIO_CHECK_MEMORY_MB"  # address-space cap for the check process (the studio sets it)
@@ -42,21 +42,7 @@ def run_checks(command: str, config: RunConfig) -> dict[str, Any]:
     raise ValueError(f"no checks for {command!r}; known: {', '.join(CHECKED_COMMANDS)}")
 
 
-def error_to_json(err: StudioError) -> dict[str, Any]:
-    """A StudioError as JSON: Phrase parameters keep their kind so the other side translates them too."""
-    params = {k: ({"phrase": str(v)} if isinstance(v, Phrase) else v if isinstance(v, (int, float, bool)) or v is None
-                  else str(v)) for k, v in err.params.items()}
-    return {"key": err.key, "params": params}
-
-
-def error_from_json(data: dict[str, Any]) -> StudioError:
-    """The StudioError `error_to_json` wrote."""
-    params = {k: Phrase(v["phrase"]) if isinstance(v, dict) and "phrase" in v else v
-              for k, v in (data.get("params") or {}).items()}
-    return StudioError(str(data.get("key") or "check_failed"), **params)
-
-
-def _cap_memory() -> None:
+def cap_memory() -> None:
     """Limit this process's address space when asked, so a hostile file fails here rather than exhausting RAM."""
     megabytes = os.environ.get(MEMORY_ENV)
     if not megabytes:
@@ -71,13 +57,13 @@ def _cap_memory() -> None:
 
 def main(command: str, config_path: str, overrides: list[str]) -> int:
     """`python -m engine check COMMAND CONFIG.yaml`: print one JSON line with the outcome; exit 0 when it passed."""
-    _cap_memory()
+    cap_memory()
     try:
         result = {"ok": True, **run_checks(command, load_config(config_path, overrides))}
     except StudioError as err:
         result = {"ok": False, "error": error_to_json(err)}
     except MemoryError:
-        result = {"ok": False, "error": {"key": "check_out_of_memory", "params": {}}}
+        result = {"ok": False, "error": error_to_json(StudioError("check_out_of_memory"))}
     sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
     sys.stdout.flush()
     return 0 if result["ok"] else 1

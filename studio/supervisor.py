@@ -21,14 +21,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from engine.errors import StudioError
+from engine.errors import StudioError, error_from_json
 from engine.paths import saves_dir
-from engine.preflight import error_from_json
+from engine.preflight import MEMORY_ENV
 from engine.runfolder import file_lock, is_process_alive, process_descendants, process_start_time
 
 LOCKS = Path(".studio") / "locks"  # under STUDIO_HOME's saves folder: one set for every visitor and studio
@@ -126,24 +126,35 @@ def stop(records: list[tuple[int, str | None]], *, grace: float) -> bool:
     return True
 
 
+def run_json_child(argv: list[str], *, timeout: float, on_timeout: StudioError,
+                   on_crash: Callable[[str], StudioError], cwd: Path | None = None,
+                   env: Mapping[str, str] | None = None, stdin_text: str | None = None) -> dict[str, Any]:
+    """Run a child that answers with one JSON object on its last line of output; return it, or raise the
+    StudioError it reports (`"error"`), `on_timeout`, or `on_crash(last words)` when it answered nothing."""
+    child_env = {**os.environ, MEMORY_ENV: str(CHECK_MEMORY_MB), **(env or {})}
+    try:
+        done = subprocess.run(argv, cwd=str(cwd) if cwd else None, env=child_env, input=stdin_text,
+                              stdin=None if stdin_text is not None else subprocess.DEVNULL, capture_output=True,
+                              text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise on_timeout from None
+    lines = done.stdout.strip().splitlines()
+    try:
+        answer = json.loads(lines[-1]) if lines else None
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict):
+        # Killed for memory, or a crash: the last lines of its error output are the best cause there is.
+        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+        raise on_crash(" / ".join(tail)[-400:] or f"exit code {done.returncode}")
+    if answer.get("error"):
+        raise error_from_json(answer["error"])
+    return answer
+
+
 def run_check(command: str, config_path: Path, *, cwd: Path, env: Mapping[str, str] | None = None,
               timeout: float = CHECK_TIMEOUT) -> dict[str, Any]:
     """Run `python -m engine check <command> <config_path>` and return its result; raise its StudioError."""
-    child_env = {**os.environ, "STUDIO_CHECK_MEMORY_MB": str(CHECK_MEMORY_MB), **(env or {})}
-    try:
-        done = subprocess.run(engine_command("check", command, str(config_path)), cwd=str(cwd), env=child_env,
-                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise StudioError("check_timeout", seconds=int(timeout)) from None
-    last = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
-    try:
-        result = json.loads(last)
-    except ValueError:
-        result = None
-    if not isinstance(result, dict):
-        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-        # An address-space cap shows up as a MemoryError anywhere, or as a crash while allocating.
-        raise StudioError("check_crashed", detail=" / ".join(tail)[-400:] or f"exit code {done.returncode}")
-    if not result.get("ok"):
-        raise error_from_json(result.get("error") or {})
-    return result
+    return run_json_child(engine_command("check", command, str(config_path)), cwd=cwd, env=env, timeout=timeout,
+                          on_timeout=StudioError("check_timeout", seconds=int(timeout)),
+                          on_crash=lambda detail: StudioError("check_crashed", detail=detail))

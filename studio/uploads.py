@@ -10,17 +10,16 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from engine.data import REGISTRY_FILE, SUPPORTED_EXTENSIONS, load_registry
-from engine.data.inspection import error_from_json
 from engine.data.registry import check_entry
 from engine.errors import DataError, StudioError
 from engine.runfolder import file_lock
+from studio.supervisor import run_json_child
 from studio.workspace import dataset_dir as workspace_dataset_dir
 
 UPLOADS = "uploads"
@@ -47,21 +46,9 @@ _SYNONYMS = {
 
 def inspect_in_child(*args: str) -> dict[str, Any]:
     """Run `python -m engine.data.inspection <args>` and return its JSON answer; its StudioError is raised here."""
-    command = [sys.executable, "-m", "engine.data.inspection", *args]
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=INSPECT_TIMEOUT_S,
-                              stdin=subprocess.DEVNULL, check=False)
-    except subprocess.TimeoutExpired:
-        raise StudioError("inspection_timeout", seconds=f"{INSPECT_TIMEOUT_S:g}") from None
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or not lines:
-        # Killed for memory, or a crash: the last line of its error output is the best cause we have.
-        reason = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
-        raise StudioError("inspection_failed", reason=reason)
-    answer = json.loads(lines[-1])
-    if "error" in answer:
-        raise error_from_json(answer["error"])
-    return answer
+    return run_json_child([sys.executable, "-m", "engine.data.inspection", *args], timeout=INSPECT_TIMEOUT_S,
+                          on_timeout=StudioError("inspection_timeout", seconds=f"{INSPECT_TIMEOUT_S:g}"),
+                          on_crash=lambda reason: StudioError("inspection_failed", reason=reason))
 
 
 def detect_columns(path: str | Path, max_rows: int | None = None) -> list[str]:

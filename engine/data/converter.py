@@ -17,7 +17,7 @@ from typing import Any
 
 from engine.data.files import describe_row
 from engine.data.registry import DatasetAttr, json_type
-from engine.errors import DataError, format_message
+from engine.errors import DataError, RowsError
 
 MAX_REPORTED_ROWS = 5
 PROMPT_ROLES = ("user", "observation")
@@ -32,22 +32,6 @@ _SYNONYMS = {
     "rejected": ("rejected", "dispreferred", "worse"),
 }
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
-
-
-class RowsError(DataError):
-    """Bad rows in one dataset; each row's problem is its own message key, so it translates too."""
-
-    def __init__(self, key: str, problems: list[tuple[str, dict]], more: int, **params: Any) -> None:
-        self.problems = problems
-        self.more = more
-        super().__init__(key, **params)
-
-    def message(self, lang: str = "en") -> str:
-        """The dataset-level message with up to MAX_REPORTED_ROWS row problems (and how many more) in `lang`."""
-        lines = [format_message(f"error.{key}", lang, **params) for key, params in self.problems]
-        if self.more:
-            lines.append(format_message("error.rows_and_more", lang, count=self.more))
-        return format_message(f"error.{self.key}", lang, details="\n".join(lines), **self.params)
 
 
 class _Problem(Exception):

@@ -19,10 +19,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from engine.data.converter import RowsError, convert_rows
+from engine.data.converter import convert_rows
 from engine.data.files import Rows, _Span, parse_jsonl_line, read_file
 from engine.data.registry import DatasetAttr, json_type
-from engine.errors import DataError, Phrase, StudioError
+from engine.errors import DataError, StudioError, error_to_json
+from engine.preflight import cap_memory
 
 DETECT_ROWS = 100  # rows whose keys make up the detected columns
 WHOLE_JSON_BYTES = 16 * 1024 * 1024  # a JSON array this small is parsed at once, for json's exact error positions
@@ -201,32 +202,9 @@ def is_plain_text(attr: DatasetAttr, rows: list[dict]) -> bool:
     return not column or not any(column in row for row in rows)
 
 
-def error_to_json(err: StudioError) -> dict[str, Any]:
-    """A StudioError as JSON (phrases stay phrases, so the studio translates them), for `error_from_json`."""
-    def plain(params: dict) -> dict:
-        return {k: {"phrase": str(v)} if isinstance(v, Phrase) else v for k, v in params.items()}
-
-    out: dict[str, Any] = {"class": type(err).__name__, "key": err.key, "params": plain(err.params)}
-    if isinstance(err, RowsError):
-        out.update(problems=[[key, plain(params)] for key, params in err.problems], more=err.more)
-    return out
-
-
-def error_from_json(data: dict[str, Any]) -> StudioError:
-    """The StudioError that `error_to_json` wrote."""
-    def params_of(values: dict) -> dict:
-        return {k: Phrase(v["phrase"]) if isinstance(v, dict) and set(v) == {"phrase"} else v
-                for k, v in values.items()}
-
-    if data.get("class") == "RowsError":
-        problems = [(key, params_of(params)) for key, params in data["problems"]]
-        return RowsError(data["key"], problems, data["more"], **params_of(data["params"]))
-    kind = DataError if data.get("class") == "DataError" else StudioError
-    return kind(data["key"], **params_of(data["params"]))
-
-
 def main(argv: list[str] | None = None) -> int:
     """`columns FILE [--limit N]` or `check DATASET_DIR NAME ENTRY_JSON --limit N [--refuse-more]`."""
+    cap_memory()  # a hostile upload fails here, within the cap the studio sets, not in its memory
     parser = argparse.ArgumentParser(prog="python -m engine.data.inspection")
     commands = parser.add_subparsers(dest="command", required=True)
     columns = commands.add_parser("columns")

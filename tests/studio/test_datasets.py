@@ -289,7 +289,7 @@ def test_preview_marks_exactly_the_reply_as_learned(tiny_model_dir: Path) -> Non
     everything = render_preview(SHIPPED, "identity", str(tiny_model_dir), "chatml", 1024, 0, train_on_prompt=True)
     assert {css for css, _ in token_spans(everything)} == {"tok-learned"}
     cut = render_preview(SHIPPED, "identity", str(tiny_model_dir), None, 24, 0)
-    assert len(token_spans(cut)) <= 24 and "Too long: cut to cutoff_len = 24 tokens" in cut
+    assert len(token_spans(cut)) <= 24 and "Too long: cut to the max length of 24 tokens" in cut
 
 
 def test_preview_escapes_text_and_handles_each_kind(data_dir: Path, tiny_model_dir: Path) -> None:
