@@ -12,8 +12,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from engine.errors import StudioError
-from studio.demo_keys import CAPPED, SettingName, typed_value
+from engine.errors import Setting, StudioError
+from studio.demo_keys import CAPPED, typed_value
 from studio.demo_settings import DemoSettings
 
 
@@ -46,11 +46,11 @@ def _check_caps(config: dict[str, Any], command: str, settings: DemoSettings) ->
         names = dataset_names(config.get(key))
         repeated = next((name for name in names if names.count(name) > 1), None)
         if repeated:  # each listing would bring its own max_samples rows
-            raise StudioError("demo_dataset_repeated", name=repeated, setting=SettingName(key), key=key)
+            raise StudioError("demo_dataset_repeated", name=repeated, setting=Setting(key))
     for key, field in CAPPED.items():
         value, limit = typed_value(config, key), getattr(settings, field)
         if value is not None and value > limit:
-            raise StudioError("demo_value_limit", setting=SettingName(key), key=key, value=value, limit=limit)
+            raise StudioError("demo_value_limit", setting=Setting(key), value=value, limit=limit)
     if command == "train" and typed_value(config, "save_total_limit") is None:
         config["save_total_limit"] = settings.max_checkpoints
     if command == "chat":  # the server's default answer length; each request is checked by check_chat_tokens
@@ -119,7 +119,7 @@ def check_budgets(config: Mapping[str, Any], command: str, rows: int | None, set
 def check_chat_tokens(max_tokens: int | None, settings: DemoSettings) -> None:
     """Refuse a chat request asking for a longer answer than the demo allows (None: the server's default)."""
     if max_tokens is not None and int(max_tokens) > settings.max_chat_tokens:
-        raise StudioError("demo_value_limit", setting=SettingName("max_new_tokens"), key="max_new_tokens",
+        raise StudioError("demo_value_limit", setting=Setting("max_new_tokens"),
                           value=int(max_tokens), limit=settings.max_chat_tokens)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from engine.config import config_from_dict, field_hints
 from engine.config.fields import coerce_value
 from engine.config.loader import ALIASES, KEYS
-from engine.errors import Phrase, StudioError, load_locale
+from engine.errors import Setting, StudioError
 
 # What the Train, Evaluate, Chat and Export tabs send for the allowed models (hyper-parameters, method and stage
 # settings, sampling), plus the harmless neighbours a user types into Extra arguments. Any value the engine
@@ -83,14 +83,6 @@ _FIXED_PATHS = frozenset({"offload_folder", "cache_dir", "fsdp_config", "adapter
 ALLOWED = VALUE_KEYS | CHOICES.keys() | CAPPED.keys() | (PATH_ROLES.keys() - _FIXED_PATHS)
 
 
-class SettingName(Phrase):
-    """A config key shown as the setting's label in the user's language, the key itself as a hint."""
-
-    def localized(self, lang: str) -> str:
-        label = load_locale(lang).get(f"field.{self}.label") or load_locale("en").get(f"field.{self}.label")
-        return f"{label} — {self}" if label else str(self)
-
-
 def canonical_keys(config: Mapping[str, Any]) -> dict[str, Any]:
     """`config` with old key names replaced by the key they stand for (a later entry wins, as in the engine).
 
@@ -122,7 +114,7 @@ def check_allowed(config: Mapping[str, Any]) -> None:
     """Refuse any key off the allow-list whose value differs from the engine's default, and narrowed choices."""
     for key in config:
         if key in CHOICES and typed_value(config, key) not in CHOICES[key]:
-            raise StudioError("demo_value_not_allowed", setting=SettingName(key), key=key,
+            raise StudioError("demo_value_not_allowed", setting=Setting(key),
                               value=str(config[key]), allowed=", ".join(map(str, CHOICES[key])))
         if key not in ALLOWED and typed_value(config, key) != default_of(key):
-            raise StudioError("demo_key_not_allowed", setting=SettingName(key), key=key)
+            raise StudioError("demo_key_not_allowed", setting=Setting(key))

@@ -11,10 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from engine.errors import StudioError
+from engine.errors import Setting, StudioError
 from engine.model.families import list_models, model_path
 from engine.paths import resource_dir
-from studio.demo_keys import PATH_ROLES, SettingName
+from studio.demo_keys import PATH_ROLES
 from studio.demo_settings import DemoSettings
 
 # Read-only folders shipped with the studio that configs may read from (datasets, benchmarks, DeepSpeed presets).
@@ -41,12 +41,12 @@ def confine_path(value: Any, key: str, workspace: Path, *, write: bool = False,
     text = str(value).strip()
     given = Path(text).expanduser()
     if not text or ".." in given.parts:
-        raise StudioError("demo_path_outside", key=SettingName(key), path=text)
+        raise StudioError("demo_path_outside", setting=Setting(key), path=text)
     workspace = workspace.resolve()
     resolved = (given if given.is_absolute() else workspace / given).resolve()
     roots = within if within is not None else [workspace] if write else [workspace, *shipped_roots()]
     if not _inside(resolved, [root.resolve() for root in roots]):
-        raise StudioError("demo_path_outside", key=SettingName(key), path=text)
+        raise StudioError("demo_path_outside", setting=Setting(key), path=text)
     return str(resolved)
 
 

@@ -28,9 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from engine import paths
-from engine.errors import StudioError
+from engine.errors import Setting, StudioError
 from studio import demo_mode
-from studio.demo_keys import SettingName
 
 VISITOR_COOKIE = "studio_visitor"
 WORKSPACES = "workspaces"
@@ -284,7 +283,7 @@ def check_inside(path: str | Path, request: Any = None) -> Path:
     if demo_on():
         root = home(request).resolve()
         if ".." in Path(path).parts or not (resolved == root or resolved.is_relative_to(root)):
-            raise StudioError("demo_path_outside", key=SettingName("output_dir"), path=str(path))
+            raise StudioError("demo_path_outside", setting=Setting("output_dir"), path=str(path))
     return resolved
 
 

@@ -337,6 +337,20 @@ def test_keys_left_at_their_default_and_setting_names_pass(demo):
     assert "Resume" in err.value.message("en") or "resume_from_checkpoint" in err.value.message("en")
 
 
+def test_a_refused_setting_is_named_by_its_key_on_the_command_line_and_by_its_label_in_the_studio(demo):
+    from studio.markup import html_error
+
+    settings, visit = demo
+    home = visit()
+    with pytest.raises(StudioError) as err:
+        apply_limits(_config(home, report_to="wandb"), "train", home, settings)
+    assert err.value.message("en").startswith("report_to cannot be 'wandb'")
+    assert html_error(err.value, "en").startswith("Experiment tracker (report_to) cannot be")
+    with pytest.raises(StudioError) as err:
+        apply_limits(_config(home, output_dir="/elsewhere/run"), "train", home, settings)
+    assert "output_dir cannot be '/elsewhere/run'" in err.value.message("en")
+
+
 def test_an_alias_cannot_slip_past_the_limits(demo):
     settings, visit = demo
     home = visit()
