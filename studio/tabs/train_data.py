@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from engine.errors import StudioError
@@ -128,8 +127,9 @@ def register(path: str | None, name: str, formatting: str, ranking: bool, datase
 
 def preview(dataset_dir: str, datasets: list[str], model_path: str, template: str, cutoff_len: float,
             index: float, train_on_prompt: bool, mask_history: bool, name: str, author: str, lang: str) -> tuple:
-    """The first chosen dataset: a page of raw rows, one row rendered with its loss mask, and length statistics."""
-    from studio.datasets import length_stats, preview_rows, render_preview
+    """The first chosen dataset: a page of raw rows, one row rendered with its loss mask, and length statistics
+    (all read in a child process: the studio never loads a dataset)."""
+    from studio.data_preview import preview_data
     from studio.demo_mode import active, model_allowed
     from studio.workspace import dataset_dir as workspace_dataset_dir
 
@@ -142,21 +142,18 @@ def preview(dataset_dir: str, datasets: list[str], model_path: str, template: st
         error = StudioError("demo_model_not_allowed", model=str(model_path), allowed=", ".join(settings.models))
         return None, f"<p>❌ {html_error(error, lang)}</p>", "", None
     try:
-        rows, total = preview_rows(dataset_dir, dataset, page=index // 5, page_size=5)
+        shown = preview_data(dataset_dir=str(dataset_dir), dataset=dataset, model_path=model_path,
+                             template=template if template != "none" else None, cutoff_len=int(cutoff_len),
+                             index=index, train_on_prompt=bool(train_on_prompt), mask_history=bool(mask_history),
+                             placeholders={"name": name, "author": author})
     except StudioError as err:
         return None, f"<p>❌ {html_error(err, lang)}</p>", "", None
-    placeholders = {"name": name, "author": author}
-    try:
-        rendered = render_preview(dataset_dir, dataset, model_path, template if template != "none" else None,
-                                  int(cutoff_len), index, train_on_prompt=train_on_prompt,
-                                  mask_history=mask_history, placeholders=placeholders)
-        stats = length_stats(dataset_dir, dataset, model_path, template if template != "none" else None,
-                             int(cutoff_len))
-    except StudioError as err:
-        return json.loads(json.dumps(rows, default=str)), f"<p>{html_error(err, lang)}</p>", "", None
-    summary = md("data.stats", lang, total=total, mean=f"{stats['mean']:.0f}", p95=stats["p95"], max=stats["max"],
-                truncated=stats["truncated"], cutoff=int(cutoff_len))
-    return json.loads(json.dumps(rows, default=str)), rendered, summary, stats["histogram"]
+    if shown.error is not None or shown.stats is None:
+        return shown.rows, f"<p>{html_error(shown.error, lang)}</p>" if shown.error else "", "", None
+    stats = shown.stats
+    summary = md("data.stats", lang, total=shown.total, mean=f"{stats['mean']:.0f}", p95=stats["p95"],
+                 max=stats["max"], truncated=stats["truncated"], cutoff=int(cutoff_len))
+    return shown.rows, shown.rendered, summary, stats["histogram"]
 
 
 def wire(ctx: Context) -> None:
