@@ -58,7 +58,7 @@ def check_model(config: RunConfig) -> None:
     model = config.model
     name = model.model_name_or_path
     if not name or not name.strip():
-        raise ConfigError("no_model")
+        raise ConfigError("no_model", setting=Setting("model_name_or_path"))
     if name != "demo" and looks_like_local_path(name) and not Path(name).expanduser().exists():
         raise ConfigError("model_path_missing", path=name)
     if model.quantization_bit is not None and config.finetuning.finetuning_type != "lora":

@@ -16,7 +16,7 @@ from typing import Any
 
 from engine.config.finetuning import FinetuningArguments
 from engine.config.model import ModelArguments
-from engine.errors import ModelError
+from engine.errors import ModelError, Setting
 from engine.model.load_errors import translated_errors
 from engine.model.quantization import count_4bit_elements, is_quantized
 from engine.paths import looks_like_local_path
@@ -286,7 +286,7 @@ def setup_finetuning(model: Any, model_args: ModelArguments, finetuning_args: Fi
     if model_args.adapter_name_or_path and method != "lora":
         raise ModelError("adapter_needs_lora", method=method)
     if method not in SETUPS:
-        raise ModelError("bad_choice", key="finetuning_type", value=method, choices=", ".join(SETUPS))
+        raise ModelError("bad_choice", key=Setting("finetuning_type"), value=method, choices=", ".join(SETUPS))
     if not is_trainable:
         return load_adapters(model, model_args, finetuning_args, is_trainable=False)[0]
     return SETUPS[method](model, model_args, finetuning_args)

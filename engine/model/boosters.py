@@ -18,7 +18,7 @@ from typing import Any
 
 from engine.config.finetuning import FinetuningArguments
 from engine.config.model import ModelArguments
-from engine.errors import ModelError
+from engine.errors import ModelError, Setting
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,8 @@ def resolve_attn_implementation(flash_attn: str) -> str | None:
     Hub, which fails offline with a message that does not name the setting to change.
     """
     if flash_attn not in ATTN_IMPLEMENTATIONS:
-        raise ModelError("bad_choice", key="flash_attn", value=flash_attn, choices=", ".join(ATTN_IMPLEMENTATIONS))
+        raise ModelError("bad_choice", key=Setting("flash_attn"), value=flash_attn,
+                         choices=", ".join(ATTN_IMPLEMENTATIONS))
     if flash_attn in _FLASH_PACKAGES:
         package, extra = _FLASH_PACKAGES[flash_attn]
         if not has_package(package):

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from engine.config.model import ModelArguments
-from engine.errors import ModelError
+from engine.errors import ModelError, Setting
 from engine.failures import exception_chain
 
 
@@ -42,7 +42,9 @@ def _hub_error(chain: list[BaseException], name: str, revision: str) -> ModelErr
             return ModelError("model_hub_not_found", name=name)
     text = " ".join(str(exc) for exc in chain)
     if any(_is_hub_connection_error(exc) for exc in chain) or "couldn't connect" in text:
-        return ModelError("model_hub_offline" if constants.is_offline_mode() else "model_hub_unreachable", name=name)
+        if constants.is_offline_mode():
+            return ModelError("model_hub_offline", name=name, setting=Setting("model_name_or_path"))
+        return ModelError("model_hub_unreachable", name=name)
     http = next((exc for exc in chain if isinstance(exc, HfHubHTTPError)), None)
     if http is not None:
         return ModelError("model_hub_unreachable", name=name)

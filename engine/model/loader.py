@@ -18,7 +18,7 @@ from typing import Any
 
 from engine.config.finetuning import FinetuningArguments
 from engine.config.model import ModelArguments
-from engine.errors import ModelError
+from engine.errors import ModelError, Setting
 from engine.model.load_errors import translated_errors
 from engine.paths import looks_like_local_path
 
@@ -39,7 +39,7 @@ def resolve_model_folder(model_args: ModelArguments) -> str:
 
     name = (model_args.model_name_or_path or "").strip()
     if not name:
-        raise ModelError("no_model")
+        raise ModelError("no_model", setting=Setting("model_name_or_path"))
     resolved = resolve_model_path(name)
     if resolved != name:
         return resolved

@@ -11,7 +11,7 @@ import os
 from typing import Any
 
 from engine.config.model import ModelArguments
-from engine.errors import ModelError
+from engine.errors import ModelError, Setting
 
 BNB_METHODS = ("bnb", "bitsandbytes")
 
@@ -70,7 +70,7 @@ def build_quantization_config(model_args: ModelArguments, config: Any, compute_d
             bnb_4bit_use_double_quant=model_args.double_quantization,
             bnb_4bit_quant_storage=dtype,  # lets FSDP/DeepSpeed shard the packed weights like the others
         )
-    raise ModelError("bad_choice", key="quantization_bit", value=model_args.quantization_bit, choices="4, 8")
+    raise ModelError("bad_choice", key=Setting("quantization_bit"), value=model_args.quantization_bit, choices="4, 8")
 
 
 def quantization_device_map(model_args: ModelArguments) -> Any:
