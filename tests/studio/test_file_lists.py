@@ -1,5 +1,5 @@
 """Every list that depends on files refreshes through one handler: on page load in every mode, after an upload is
-registered, and when a followed job ends."""
+registered, when a followed job ends and when the language changes."""
 
 from __future__ import annotations
 
@@ -36,6 +36,8 @@ def test_every_file_list_refreshes_on_page_load_outside_the_demo_too(app):
     assert any(wanted <= outputs for outputs in refreshes(app, app._id, "load"))
     assert any(wanted <= outputs for outputs in refreshes(app, ctx["upload_button"]._id, "click"))
     assert any(wanted <= outputs for outputs in refreshes(app, ctx["job_ended"]._id, "change"))
+    # The runs table's headers, job kinds and states are words: they follow a language switch.
+    assert any(wanted <= outputs for outputs in refreshes(app, ctx["lang"]._id, "change"))
 
 
 def test_refresh_lists_reads_the_files_as_they_are_now(studio_home: Path, tmp_path: Path):
@@ -57,3 +59,7 @@ def test_refresh_lists_reads_the_files_as_they_are_now(studio_home: Path, tmp_pa
     assert list(table["Run"]) == ["first"] and picker["choices"] == [str(run_dir)]
     assert checkpoints["choices"] == ["first"] and rewards["choices"] == []
     assert job_ended(str(run_dir), "finished") == f"{run_dir}|finished"
+    table = refresh_lists("data", "sft", "ja", "Demo (offline)", "demo", "lora")[2]
+    assert table.to_dict("records")[0] | {"開始日時": ""} == {
+        "ジョブ": "first", "種類": "学習", "モデル": "demo", "手法": "lora", "ステージ": "sft", "状態": "完了",
+        "開始日時": "", "ステップ数": "", "最後の損失": None, "チェックポイント": 0}

@@ -278,7 +278,8 @@ def test_a_tick_sends_charts_and_log_only_when_they_changed(run_dir: Path):
     append(run_dir, record(3, loss=1.2, lr=2e-3, grad_norm=0.5))
     grown = poll(str(run_dir), "en", "lr", session)
     assert list(grown[2][grown[2].series == "Loss"]["value"]) == [2.0, 1.5, 1.2]
-    assert list(grown[3]["value"]) == [1e-3, 1e-3, 2e-3] and grown[4]["choices"] == [("Learning rate", "lr"), ("Gradient size", "grad_norm")]
+    assert list(grown[3]["value"]) == [1e-3, 1e-3, 2e-3]
+    assert grown[4]["choices"] == [("Learning rate", "lr"), ("Gradient size", "grad_norm")]
     picked = poll(str(run_dir), "en", "grad_norm", session)  # the user picked another metric
     assert picked[2] == skip and list(picked[3]["value"]) == [0.5] and picked[4]["value"] == "grad_norm"
     fresh_page = poll(str(run_dir), "en", "lr", None)  # a reload starts a new session: everything is sent
