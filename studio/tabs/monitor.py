@@ -31,16 +31,18 @@ def build(ctx: Context) -> None:
     ctx.add("start_message", gr.Markdown("", elem_id="start_message"))
     ctx.add("status", gr.Markdown(t("train.msg.no_run", lang), elem_id="status"))
     ctx.add("progress", gr.HTML(progress_html(None, lang), elem_id="progress"))
+    # The charts take the height they need: with a fixed height Gradio cuts off the legend under the plot, which
+    # says which line is which.
     with gr.Row():
         ctx.add("loss_plot", gr.LinePlot(x="step", y="value", color="series", label=t("train.loss_plot.label", lang),
-                                         elem_id="loss_plot", height=300, **plot_titles("train.loss_plot", lang)),
+                                         elem_id="loss_plot", **plot_titles("train.loss_plot", lang)),
                 key="train.loss_plot", kind="plot")
         with gr.Column():
             ctx.add("metric_pick", gr.Dropdown(choices=metric_choices(["lr"], lang), value="lr", elem_id="metric_pick",
                                                interactive=True, label=t("train.metric_pick.label", lang)),
                     key="train.metric_pick")
             ctx.add("metrics_plot", gr.LinePlot(x="step", y="value", color="series", elem_id="metrics_plot",
-                                                height=240, label=t("train.metrics_plot.label", lang),
+                                                label=t("train.metrics_plot.label", lang),
                                                 **plot_titles("train.metrics_plot", lang)),
                     key="train.metrics_plot", kind="plot")
     with gr.Row():

@@ -33,7 +33,7 @@ def build(ctx: Context) -> None:
         ctx.add("runs_message", gr.Markdown("", elem_id="runs_message"))
         ctx.add("runs_file", gr.File(visible=False, interactive=False, elem_id="runs_file",
                                      label=t("runs.file.label", lang)), key="runs.file")
-        ctx.add("runs_plot", gr.LinePlot(x="step", y="value", color="series", elem_id="runs_plot", height=280,
+        ctx.add("runs_plot", gr.LinePlot(x="step", y="value", color="series", elem_id="runs_plot",
                                          label=t("runs.plot.label", lang), **plot_titles("runs.plot", lang)),
                 key="runs.plot", kind="plot")
 

@@ -143,7 +143,7 @@ def write_finished_run(home) -> None:
     log = ["[05:23:54] INFO engine.data.pipeline: Training on 54 sequences (2988 tokens).",
            "/x/site-packages/torch/utils/data.py:12: UserWarning: This DataLoader will create 2 worker processes.",
            "  warnings.warn(",
-           *(f" 25%|██▌       | 1/4 [00:01<00:03,  1.09s/it]   {{'loss': '{3.0 - 0.6 * s:.4g}', 'grad_norm': '1.2', "
+           *(f"{25 * s:3d}%|██▌       | {s}/4 [00:01<00:03,  1.09s/it]   {{'loss': '{3.0 - 0.6 * s:.4g}', 'grad_norm': '1.2', "
              f"'learning_rate': '0.005', 'epoch': '{s / 4}'}}" for s in range(1, 5)),
            "100%|██████████| 4/4 [00:03<00:00,  1.81it/s]   {'train_runtime': '3.9', 'train_samples_per_second': "
            "'13.97', 'train_loss': '2.1', 'epoch': '1'}",
