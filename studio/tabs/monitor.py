@@ -167,7 +167,7 @@ def poll(run_dir: str, lang: str, metric: str, session: MonitorSession | None) -
 
     if not run_dir:  # nothing to show: the idle texts (in the current language)
         return (t("train.msg.no_run", lang), progress_html(None, lang), gr.update(), gr.update(), gr.update(),
-                gr.update(), gr.Timer(active=False), session, gr.skip())
+                gr.update(), gr.Timer(active=False), session, gr.skip(), gr.update(variant="secondary"))
     session = session if isinstance(session, MonitorSession) else MonitorSession()
     view = session.monitor.poll(Path(run_dir))
     live = view.state in ("running", "new")
@@ -181,8 +181,10 @@ def poll(run_dir: str, lang: str, metric: str, session: MonitorSession | None) -
     picker = (gr.update(choices=metric_choices(list(names), lang), value=metric)
               if session.changed("picker", names, metric, lang) else skip)
     log = readable_log(view.log_tail, lang) if session.changed("log", view.log_tail, lang) else skip
+    # Abort turns red only while there is something to abort: a red button on an idle page reads as an alarm.
+    abort = gr.update(variant="stop" if live else "secondary") if session.changed("abort", live) else skip
     return (status_markdown(view, lang), progress_html(view, lang), loss, chosen, picker, log, gr.Timer(active=live),
-            session, job_ended(run_dir, view.state))
+            session, job_ended(run_dir, view.state), abort)
 
 
 def reattach(lang: str) -> tuple[str, Any]:
@@ -252,7 +254,7 @@ def wire(ctx: Context, demo: Any) -> None:
     lang = ctx["lang"]
     session = gr.State(None)  # one MonitorSession per page
     outputs = [ctx["status"], ctx["progress"], ctx["loss_plot"], ctx["metrics_plot"], ctx["metric_pick"], ctx["log"],
-               ctx["timer"], session, ctx["job_ended"]]
+               ctx["timer"], session, ctx["job_ended"], ctx["abort_button"]]
     private = {"api_visibility": "private"}
     ctx["preview_button"].click(preview_command, [lang, *form], ctx["command"], **private)
     ctx["start_button"].click(start_training, [lang, *form],

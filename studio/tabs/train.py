@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from studio.context import Context
-from studio.i18n import t
+from studio.i18n import choice_pairs, t
 
 COMPUTE_TYPES = ["fp32", "bf16", "fp16", "pure_bf16"]
 DS_STAGES = ["none", "2", "3"]
@@ -138,13 +138,13 @@ def build(ctx: Context) -> None:
         _labelled(ctx, "device_count", gr.Textbox, "train.device_count", value=str(device_count()),
                   interactive=False, with_info=False)
         _labelled(ctx, "ds_stage", gr.Dropdown, "train.ds_stage", value="none", interactive=True,
-                  choices=[(t(f"train.ds_stage.choices.{s}", lang) if s == "none" else s, s) for s in DS_STAGES])
-        ctx.labels["ds_stage"].choices = None
+                  choices=choice_pairs("train.ds_stage", DS_STAGES, lang))
+        ctx.labels["ds_stage"].choices = list(DS_STAGES)  # "Off" follows a language switch
         _labelled(ctx, "ds_offload", gr.Checkbox, "train.ds_offload", value=False, interactive=True)
     with gr.Row():
         _labelled(ctx, "run_name", gr.Textbox, "train.run_name", value="", interactive=True, scale=3)
         _labelled(ctx, "config_path", gr.Textbox, "train.config_path", value="", interactive=True, scale=3)
-    # Abort starts plain: a bright red button while nothing runs reads as an alarm. The monitor's poll can give it
+    # Abort starts plain: a bright red button while nothing runs reads as an alarm. The monitor's poll gives it
     # variant="stop" while a run is live.
     with gr.Row():
         for name, variant in (("preview_button", "secondary"), ("save_button", "secondary"),

@@ -54,3 +54,22 @@ def test_result_tables_name_metrics_in_words_and_round_differences(tmp_path: Pat
         encoding="utf-8")
     scores, _ = results_frames(tmp_path, "en")
     assert list(scores[t("eval.difference", "en")]) == [0.2, 0.2]  # not 0.19999999999999929
+
+
+def test_abort_is_red_only_while_a_run_is_live(tmp_path: Path):
+    import os
+
+    import gradio as gr
+
+    from engine.runfolder import process_start_time, write_status
+    from studio.tabs.monitor import poll
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    write_status(run_dir, "running", pid=os.getpid(), pid_start_time=process_start_time(os.getpid()))
+    first = poll(str(run_dir), "en", "lr", None)
+    assert first[9]["variant"] == "stop"
+    assert poll(str(run_dir), "en", "lr", first[7])[9] == gr.skip()  # unchanged: nothing sent
+    write_status(run_dir, "finished", exit_code=0)
+    assert poll(str(run_dir), "en", "lr", first[7])[9]["variant"] == "secondary"
+    assert poll("", "en", "lr", None)[9]["variant"] == "secondary"
