@@ -65,7 +65,19 @@ def run_training(config: RunConfig) -> int:
     overwrite = main and resume is None and config.training.overwrite_output_dir and has_results(run_dir)
     job = Job("train", run_dir, config, stop=AbortCallback(), main=main, clear=clear_results if overwrite else None,
               interrupted="Stopped before a checkpoint could be saved.")
-    return run_job(job, lambda: _train(job, resume))
+    try:
+        return run_job(job, lambda: _train(job, resume))
+    finally:
+        _leave_process_group()
+
+
+def _leave_process_group() -> None:
+    """Leave the distributed group before the process exits: a gloo group torn down by interpreter exit while its
+    threads still run can abort a rank ("terminate called without an active exception") after it finished."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def _train(job: Job, resume: str | None) -> dict[str, Any]:

@@ -139,8 +139,9 @@ def test_abort_shows_the_checkpoint(page, studio_server):
     page.locator("#run_name textarea, #run_name input").first.fill("aborted_run")
     server_has(page, num_train_epochs=200, logging_steps=1)
     page.get_by_role("button", name="Start").click()
-    # The new run itself, not the progress of the run the page showed before (which also reads "Step n of m").
-    page.locator("#status").get_by_text("Running").wait_for(timeout=90_000)
+    # The new run itself with a step done (so there is something to save), not the progress the page showed
+    # before for the previous run (which also reads "Step n of m").
+    page.locator("#status").get_by_text(re.compile(r"Running.*step [1-9]\d* of", re.S)).wait_for(timeout=90_000)
     page.get_by_role("button", name="Abort").click()
     page.get_by_text("checkpoint-").first.wait_for(timeout=90_000)
     shot(page, "train-aborted")
