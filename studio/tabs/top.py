@@ -68,13 +68,15 @@ def build(ctx: Context) -> None:
 def model_choices(names: list[str], lang: str) -> list[tuple[str, str]]:
     """Model picker entries, each marked when it must be downloaded first or needs more memory than this
     machine has (the legend is in `model_info`)."""
-    from engine.model.families import MODELS
+    from engine.model.families import CUSTOM, DEMO, MODELS
     from studio.capabilities import memory_needed_gb, model_downloaded, training_memory
 
+    own_words = {DEMO: "top.model_name.choices.demo", CUSTOM: "top.model_name.choices.custom"}
     have, on_gpu = training_memory()
     choices = []
     for name in names:
         info = MODELS.get(name)
+        label = t(own_words[name], lang) if name in own_words else name  # the others are product names
         marks = []
         if info is not None and info.hf is not None:
             if not any(model_downloaded(repo, hub) for repo, hub in ((info.hf, "huggingface"), (info.ms, "modelscope"))
@@ -83,7 +85,7 @@ def model_choices(names: list[str], lang: str) -> list[tuple[str, str]]:
             need = memory_needed_gb(info.params, on_gpu) if info.params else 0
             if have and need > have:
                 marks.append(t("top.model_name.needs_memory", lang, gb=need))
-        choices.append((f"{name} — {' · '.join(marks)}" if marks else name, name))
+        choices.append((f"{label} — {' · '.join(marks)}" if marks else label, name))
     return choices
 
 

@@ -157,3 +157,12 @@ def test_chat_and_buttons_for_beginners(app):
     assert "Shift+Enter" in box.placeholder
     assert ctx["top_p"].info and ctx["temperature"].info and "JSON" in ctx["tools_help"].value
     assert ctx["abort_button"].variant == "secondary"
+
+
+def test_the_demo_and_custom_entries_are_named_in_the_page_language():
+    from engine.model.families import CUSTOM, DEMO
+    from studio.tabs.top import model_choices
+
+    chinese = dict((value, label) for label, value in model_choices([DEMO, CUSTOM], "zh"))
+    assert chinese == {DEMO: "演示模型（离线）", CUSTOM: "自定义"}  # values stay the registry's names
+    assert dict((v, label) for label, v in model_choices([DEMO], "en"))[DEMO] == "Demo (offline)"
