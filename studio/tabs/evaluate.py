@@ -56,11 +56,12 @@ def build(ctx: Context) -> None:
     ctx.add("eval_message", gr.Markdown("", elem_id="eval_message"))  # a refused Start, apart from the job's status
     ctx.add("eval_status", gr.Markdown(md("eval.msg.idle", lang), elem_id="eval_status"))
     ctx.add("eval_progress", gr.HTML(progress_html(None, lang), elem_id="eval_progress"))
-    ctx.add("eval_results", gr.Dataframe(interactive=False, elem_id="eval_results", wrap=True,
+    # Result tables appear once there are results: an empty one would be headed by Gradio's "1 2 3".
+    ctx.add("eval_results", gr.Dataframe(interactive=False, elem_id="eval_results", wrap=True, visible=False,
                                          label=t("eval.results.label", lang)), key="eval.results", kind="plot")
     ctx.add("eval_page", gr.Number(value=1, precision=0, minimum=1, elem_id="eval_page", interactive=True,
                                    label=t("eval.page.label", lang)), key="eval.page")
-    ctx.add("eval_predictions", gr.Dataframe(interactive=False, elem_id="eval_predictions", wrap=True,
+    ctx.add("eval_predictions", gr.Dataframe(interactive=False, elem_id="eval_predictions", wrap=True, visible=False,
                                              label=t("eval.predictions.label", lang)), key="eval.predictions",
             kind="plot")
     ctx.add("eval_run_dir", gr.State(""))
@@ -147,7 +148,7 @@ def poll_eval(run_dir: str, lang: str, page: float, monitor: Any) -> tuple[Any, 
     import gradio as gr
 
     from studio.monitor import RunMonitor, status_markdown
-    from studio.tabs.monitor import progress_html
+    from studio.tabs.monitor import progress_html, table_update
 
     if not run_dir:
         return (md("eval.msg.idle", lang), progress_html(None, lang), gr.update(), gr.update(),
@@ -156,8 +157,9 @@ def poll_eval(run_dir: str, lang: str, page: float, monitor: Any) -> tuple[Any, 
     view = monitor.poll(Path(run_dir))
     live = view.state in ("running", "new")
     scores, predictions = results_frames(Path(run_dir), lang, int(page or 1))
-    return (status_markdown(view, lang), progress_html(view, lang), scores, predictions, gr.Timer(active=live),
-            monitor, job_ended(run_dir, view.state))
+    return (status_markdown(view, lang), progress_html(view, lang), table_update(scores), table_update(predictions),
+            gr.Timer(active=live), monitor, job_ended(run_dir, view.state))
+
 
 
 def abort_eval(run_dir: str, lang: str) -> str:

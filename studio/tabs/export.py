@@ -42,6 +42,7 @@ def build(ctx: Context) -> None:
     ctx.add("export_status", gr.Markdown(md("export.msg.idle", lang), elem_id="export_status"))
     ctx.add("export_progress", gr.HTML(progress_html(None, lang), elem_id="export_progress"))
     ctx.add("export_parity_table", gr.Dataframe(interactive=False, elem_id="export_parity_table", wrap=True,
+                                                visible=False,  # shown with the parity check's rows
                                                 label=t("export.parity.label", lang)), key="export.parity",
             kind="plot")
     ctx.add("export_run_dir", gr.State(""))
@@ -102,7 +103,7 @@ def poll_export(run_dir: str, lang: str, monitor: Any) -> tuple[Any, ...]:
     import gradio as gr
 
     from studio.monitor import RunMonitor, status_markdown
-    from studio.tabs.monitor import progress_html
+    from studio.tabs.monitor import progress_html, table_update
 
     if not run_dir:
         return (md("export.msg.idle", lang), progress_html(None, lang), gr.update(), gr.Timer(active=False), monitor,
@@ -110,7 +111,7 @@ def poll_export(run_dir: str, lang: str, monitor: Any) -> tuple[Any, ...]:
     monitor = monitor or RunMonitor()
     view = monitor.poll(Path(run_dir))
     live = view.state in ("running", "new")
-    return (status_markdown(view, lang), progress_html(view, lang), parity_frame(Path(run_dir), lang),
+    return (status_markdown(view, lang), progress_html(view, lang), table_update(parity_frame(Path(run_dir), lang)),
             gr.Timer(active=live), monitor, job_ended(run_dir, view.state))
 
 

@@ -88,6 +88,13 @@ def preview_command(lang: str, *values: Any) -> Any:
     return gr.update(value=text, visible=True)
 
 
+def table_update(frame: Any) -> Any:
+    """A results table's update: shown with its rows, hidden while there are none."""
+    import gradio as gr
+
+    return gr.update(value=frame, visible=True) if frame is not None and len(frame) else gr.update(visible=False)
+
+
 def launch_job(command: str, build: Any, starting_key: str, lang: str, values: tuple[Any, ...]) -> tuple[Any, ...]:
     """Build a job's config from form values, validate and launch it.
 

@@ -73,3 +73,14 @@ def test_abort_is_red_only_while_a_run_is_live(tmp_path: Path):
     write_status(run_dir, "finished", exit_code=0)
     assert poll(str(run_dir), "en", "lr", first[7])[9]["variant"] == "secondary"
     assert poll("", "en", "lr", None)[9]["variant"] == "secondary"
+
+
+def test_result_tables_show_only_with_rows(tmp_path: Path):
+    import pandas as pd
+
+    from studio.tabs.monitor import table_update
+
+    assert table_update(None) == {"__type__": "update", "visible": False}
+    assert table_update(pd.DataFrame()) == {"__type__": "update", "visible": False}  # no Gradio "1 2 3" header
+    shown = table_update(pd.DataFrame({"Prompt": ["hi"]}))
+    assert shown["visible"] is True and list(shown["value"]["Prompt"]) == ["hi"]
