@@ -227,6 +227,14 @@ def _has_files(folder: Path) -> bool:
         return False
 
 
+def dataset_downloaded(repo_id: str, hub: str = "huggingface") -> bool:
+    """Whether a hub dataset is already in this computer's download cache (looked up in folders, never online)."""
+    org, _, name = repo_id.partition("/")
+    if hub == "modelscope":
+        return _has_files(_modelscope_cache() / "datasets" / org / name)
+    return _has_files(_hf_cache() / f"datasets--{org}--{name}" / "snapshots")
+
+
 def model_downloaded(repo_id: str, hub: str = "huggingface") -> bool:
     """Whether a hub model is already in this computer's download cache (looked up in folders, never online)."""
     org, _, name = repo_id.partition("/")

@@ -28,6 +28,7 @@ from engine.data.files import describe_row
 from engine.errors import ConfigError, DataError, format_message
 from engine.model.chat_template import load_template
 from engine.templates import IGNORE_INDEX, render_conversation
+from studio.capabilities import dataset_downloaded
 from studio.light_tokenizer import LightTokenizer, load_light_tokenizer
 from studio.uploads import detect_columns, register_upload, suggest_mapping
 
@@ -53,6 +54,21 @@ def list_datasets(dataset_dir: str | Path | None, stage: str) -> list[str]:
         return []
     return [attr.name for attr in get_dataset_attrs(list(registry), dataset_dir)
             if dataset_kind(attr) in STAGE_KINDS[stage]]
+
+
+def dataset_picker(dataset_dir: str | Path | None, stage: str, lang: str) -> list[tuple[str, str]]:
+    """The dataset picker's entries for `stage`, as (label, name): a hub dataset not downloaded yet is marked, as
+    the model picker marks models (one legend for both)."""
+    names = list_datasets(dataset_dir, stage)
+    attrs = {attr.name: attr for attr in get_dataset_attrs(names, dataset_dir)} if names else {}
+    mark = format_message("top.model_name.download", lang)
+    entries = []
+    for name in names:
+        attr = attrs[name]
+        hub = "modelscope" if attr.load_from == "ms_hub" else "huggingface"
+        remote = attr.load_from != "file" and not dataset_downloaded(attr.path_or_id, hub)
+        entries.append((f"{name} — {mark}" if remote else name, name))
+    return entries
 
 
 def _local_attr(dataset_dir: str | Path | None, name: str) -> DatasetAttr:

@@ -23,14 +23,14 @@ def refresh_lists(dataset_dir: str, stage: str, lang: str, model_name: str, mode
     (values are left as they are); a broken registry is reported once and empties both dataset lists."""
     import gradio as gr
 
-    from studio.datasets import list_datasets
+    from studio.datasets import dataset_picker
     from studio.runs import list_runs, reward_model_runs, runs_table
     from studio.tabs.top import checkpoint_choices
     from studio.workspace import dataset_dir as workspace_dataset_dir
 
     try:
         folder = workspace_dataset_dir(dataset_dir)
-        datasets, eval_datasets = list_datasets(folder, stage or "sft"), list_datasets(folder, "sft")
+        datasets, eval_datasets = dataset_picker(folder, stage or "sft", lang), dataset_picker(folder, "sft", lang)
     except StudioError as err:
         show_warning(html_error(err, lang), lang)
         datasets = eval_datasets = []

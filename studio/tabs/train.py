@@ -49,8 +49,11 @@ def build(ctx: Context) -> None:
     with gr.Row():
         config_widget(ctx, "stage", value="sft", scale=2)
         config_widget(ctx, "dataset_dir", value="data", scale=2)
-        config_widget(ctx, "dataset", choices=initial_datasets(ctx), scale=4, multiselect=True,
-                      allow_custom_value=True, value=ctx.initial.get("dataset", []))
+        picker = config_widget(ctx, "dataset", choices=[], scale=4, multiselect=True, allow_custom_value=True,
+                               value=ctx.initial.get("dataset", []))
+        # Its entries are (label, name) pairs with download marks; the one refresh path of file lists keeps them
+        # current (page load, language switch), so they are not given to config_widget's fixed relabelling.
+        picker.choices = initial_datasets(ctx)
     with gr.Row():
         config_widget(ctx, "learning_rate", widget="number")
         config_widget(ctx, "num_train_epochs", widget="number")
@@ -176,12 +179,12 @@ def wire(ctx: Context) -> None:
     ctx["stage"].change(reward_models, ctx["stage"], ctx["reward_model"], api_visibility="private")
 
 
-def initial_datasets(ctx: Context) -> list[str]:
+def initial_datasets(ctx: Context) -> list[tuple[str, str]]:
     """Datasets for the first render (a broken registry shows up when the user changes the stage)."""
-    from studio.datasets import list_datasets
+    from studio.datasets import dataset_picker
 
     try:
-        return list_datasets(ctx.initial.get("dataset_dir", "data"), ctx.initial.get("stage", "sft"))
+        return dataset_picker(ctx.initial.get("dataset_dir", "data"), ctx.initial.get("stage", "sft"), ctx.lang)
     except Exception:  # noqa: BLE001 - the page must render; the registry error is shown on the next change
         return []
 

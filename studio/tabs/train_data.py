@@ -70,11 +70,11 @@ def dataset_choices(dataset_dir: str, stage: str, lang: str) -> Any:
     """The datasets the chosen stage can use (a broken registry is reported, not raised)."""
     import gradio as gr
 
-    from studio.datasets import list_datasets
+    from studio.datasets import dataset_picker
     from studio.workspace import dataset_dir as workspace_dataset_dir
 
     try:
-        return gr.update(choices=list_datasets(workspace_dataset_dir(dataset_dir), stage))
+        return gr.update(choices=dataset_picker(workspace_dataset_dir(dataset_dir), stage, lang))
     except StudioError as err:
         show_warning(html_error(err, lang), lang)
         return gr.update(choices=[])

@@ -166,3 +166,18 @@ def test_the_demo_and_custom_entries_are_named_in_the_page_language():
     chinese = dict((value, label) for label, value in model_choices([DEMO, CUSTOM], "zh"))
     assert chinese == {DEMO: "演示模型（离线）", CUSTOM: "自定义"}  # values stay the registry's names
     assert dict((v, label) for label, v in model_choices([DEMO], "en"))[DEMO] == "Demo (offline)"
+
+
+def test_hub_datasets_not_downloaded_are_marked_in_the_picker(tmp_path, monkeypatch):
+    import json
+
+    from studio.datasets import dataset_picker
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "mine.json").write_text(json.dumps([{"instruction": "q", "output": "a"}]), encoding="utf-8")
+    (tmp_path / "dataset_info.json").write_text(json.dumps({
+        "mine": {"file_name": "mine.json"}, "far": {"hf_hub_url": "someone/far"},
+        "near": {"hf_hub_url": "someone/near"}}), encoding="utf-8")
+    (tmp_path / "cache" / "datasets--someone--near" / "snapshots" / "abc").mkdir(parents=True)
+    entries = dict((value, label) for label, value in dataset_picker(tmp_path, "sft", "zh"))
+    assert entries == {"mine": "mine", "far": "far — ⬇ 需下载", "near": "near"}

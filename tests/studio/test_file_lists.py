@@ -55,7 +55,7 @@ def test_refresh_lists_reads_the_files_as_they_are_now(studio_home: Path, tmp_pa
     write_status(run_dir, "finished", pid=1, task="train")
     datasets, eval_datasets, table, picker, checkpoints, rewards = refresh_lists(
         "data", "sft", "en", "Demo (offline)", "demo", "lora")
-    assert "mine" in datasets["choices"] and "mine" in eval_datasets["choices"]
+    assert ("mine", "mine") in datasets["choices"] and ("mine", "mine") in eval_datasets["choices"]  # (label, name)
     assert list(table["Run"]) == ["first"] and picker["choices"] == [str(run_dir)]
     assert checkpoints["choices"] == ["first"] and rewards["choices"] == []
     assert job_ended(str(run_dir), "finished") == f"{run_dir}|finished"
