@@ -209,6 +209,11 @@ def reattach(lang: str) -> tuple[str, Any]:
     return (str(runs[0]["path"]), gr.Timer(active=True)) if runs else ("", gr.Timer(active=False))
 
 
+def on_page_load(lang: str) -> tuple[Any, ...]:
+    """Page loaded → a fresh run name, the run to follow and whether to poll it."""
+    return (fresh_run_name(), *reattach(lang))
+
+
 def fresh_run_name() -> str:
     """A timestamped default run name for a newly opened page."""
     from studio.runs import default_run_name
@@ -272,5 +277,6 @@ def wire(ctx: Context, demo: Any) -> None:
     ctx["timer"].tick(poll, [ctx["run_dir"], lang, ctx["metric_pick"], session], outputs, **private)
     ctx["metric_pick"].input(poll, [ctx["run_dir"], lang, ctx["metric_pick"], session], outputs, **private)
     lang.change(poll, [ctx["run_dir"], lang, ctx["metric_pick"], session], outputs, **private)  # texts follow
-    demo.load(reattach, [lang], [ctx["run_dir"], ctx["timer"]], **private)
-    demo.load(fresh_run_name, None, ctx["run_name"], **private)
+    # One load event for both: once the page shows its fresh run name it also follows its run, so a Start pressed
+    # right after the page appears cannot be overtaken by a late reattach that points the page at an older run.
+    demo.load(on_page_load, [lang], [ctx["run_name"], ctx["run_dir"], ctx["timer"]], **private)
