@@ -13,6 +13,7 @@ Torch-free: a body imports what it needs.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import traceback
@@ -151,11 +152,29 @@ def _start(job: Job) -> None:
     mark_running(job.run_dir, task=job.kind)
 
 
+def share_files(run_dir: Path) -> None:
+    """Give the job's files the permissions the user's umask asks for. Some writers (safetensors' atomic save of the
+    weights) create files readable by their owner only, and then a teammate, a web server or a container's host
+    cannot read the result."""
+    mask = os.umask(0)
+    os.umask(mask)
+    wanted = 0o666 & ~mask
+    if wanted == 0o600:
+        return
+    for path in run_dir.rglob("*"):
+        try:
+            if path.is_file() and not path.is_symlink() and path.stat().st_mode & 0o777 == 0o600:
+                path.chmod(wanted)
+        except OSError:
+            continue  # a file removed meanwhile, or not ours: leave it
+
+
 def _finish(job: Job, state: str, code: int, error: str | None, **extra: Any) -> int:
     """The final state, after removing what a failed save left half-written (which may free the disk)."""
     if not job.main:
         return code
     removed = remove_incomplete_checkpoints(job.run_dir)
+    share_files(job.run_dir)
     if removed and error:
         error += f" The half-written {', '.join(p.name for p in removed)} was removed."
     if error:

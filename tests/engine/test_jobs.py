@@ -253,3 +253,20 @@ def test_a_failed_ppo_save_removes_its_checkpoint(tmp_path: Path):
     with pytest.raises(OSError):
         save_checkpoint(train_config(tmp_path), state, tmp_path)
     assert not (tmp_path / "checkpoint-3").exists()
+
+
+def test_files_written_owner_only_get_the_usual_permissions(tmp_path: Path, fake_stage: Any):
+    from engine.train.run import run_training
+
+    def save_like_safetensors(config: Any, run_dir: Path, **kwargs: Any) -> None:
+        fd = os.open(run_dir / "adapter_model.safetensors", os.O_WRONLY | os.O_CREAT, 0o600)  # as a temp file is
+        os.close(fd)
+
+    fake_stage(save_like_safetensors)
+    run = tmp_path / "run"
+    old = os.umask(0o022)
+    try:
+        assert run_training(train_config(run)) == 0
+    finally:
+        os.umask(old)
+    assert (run / "adapter_model.safetensors").stat().st_mode & 0o777 == 0o644
