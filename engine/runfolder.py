@@ -23,11 +23,11 @@ from engine.errors import ConfigError
 from engine.processes import is_process_alive, process_descendants, process_start_time, valid_pid
 
 __all__ = [  # the process helpers and the atomic writer live below this module; readers import them from here
-    "CONFIG_FILE", "LOCK_FILE", "RESULT_FILES", "RUNNING_LOG", "STATES", "STATUS_FILE", "TRAINER_LOG", "RunLock",
-    "TrainerLogWriter", "attach_running_log", "clear_results", "file_lock", "has_results", "is_complete_checkpoint",
-    "is_locked", "is_process_alive", "list_checkpoints", "mark_running", "now_iso", "process_descendants",
-    "process_start_time", "read_status", "read_trainer_log", "remove_incomplete_checkpoints", "tail_text",
-    "wait_for_state", "write_json_atomic", "write_status",
+    "CONFIG_FILE", "FINAL_STATES", "LOCK_FILE", "RESULT_FILES", "RUNNING_LOG", "STATES", "STATUS_FILE", "TRAINER_LOG",
+    "RunLock", "TrainerLogWriter", "attach_running_log", "clear_results", "file_lock", "has_results",
+    "is_complete_checkpoint", "is_locked", "is_process_alive", "list_checkpoints", "mark_running", "now_iso",
+    "process_descendants", "process_start_time", "read_status", "read_trainer_log", "remove_incomplete_checkpoints",
+    "tail_text", "wait_for_state", "write_json_atomic", "write_status",
 ]
 
 STATUS_FILE = "status.json"
@@ -38,6 +38,7 @@ LOCK_FILE = ".lock"
 RESULT_FILES = ("trainer_log.jsonl", "all_results.json", "train_results.json", "model.safetensors",
                 "adapter_model.safetensors", "model.safetensors.index.json", "loss.png")
 STATES = ("running", "finished", "failed", "aborted")
+FINAL_STATES = STATES[1:]  # a job in one of these has ended
 
 
 def now_iso() -> str:
@@ -374,7 +375,7 @@ def clear_results(run_dir: Path) -> None:
             child.unlink()
 
 
-def wait_for_state(run_dir: Path, states: tuple[str, ...] = ("finished", "failed", "aborted"),
+def wait_for_state(run_dir: Path, states: tuple[str, ...] = FINAL_STATES,
                    timeout: float = 60.0) -> dict[str, Any]:
     """Poll status.json until it reaches one of `states` (for tests and scripts)."""
     deadline = time.monotonic() + timeout

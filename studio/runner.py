@@ -29,9 +29,8 @@ from engine.runfolder import (
     write_status,
 )
 from studio import demo_mode, supervisor
-from studio.workspace import home, require_visitor, saves_dir, workspaces_root
+from studio.workspace import home, require_visitor, same_client_workspaces, saves_dir, workspaces_root
 
-FINAL_STATES = ("finished", "failed", "aborted")
 CHECKS = Path(".studio") / "checks"  # configs under check, inside the saves folder they belong to
 
 
@@ -137,8 +136,6 @@ def _refuse_busy(saves: Path, settings: Any) -> None:
 
 def _live_for_client(saves: Path) -> int:
     """Live jobs in every workspace the current visitor's client (their address) has opened."""
-    from studio.workspace import same_client_workspaces
-
     return sum(len(find_live_runs(folder / "saves")) for folder in same_client_workspaces(saves.parent))
 
 

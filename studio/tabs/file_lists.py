@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from engine.errors import StudioError
+from engine.runfolder import FINAL_STATES
 from studio.context import Context
 from studio.markup import html_error, show_warning
 
-FINAL_STATES = ("finished", "failed", "aborted")
 LIST_NAMES = ("dataset", "eval_dataset", "runs_table", "runs_pick", "checkpoint", "reward_model")
 INPUT_NAMES = ("dataset_dir", "stage", "lang", "model_name", "model_path", "finetuning_type")
 
