@@ -242,4 +242,3 @@ def wire(ctx: Context, demo: Any) -> None:
     checkpoint_inputs = [ctx["model_name"], ctx["model_path"], ctx["finetuning_type"]]
     for trigger in ("model_name", "model_path", "finetuning_type"):
         ctx[trigger].change(refresh_checkpoints, checkpoint_inputs, ctx["checkpoint"], **private)
-    demo.load(refresh_checkpoints, checkpoint_inputs, ctx["checkpoint"], **private)
