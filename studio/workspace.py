@@ -22,12 +22,14 @@ import os
 import re
 import secrets
 import shutil
+import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from engine import paths
+from engine.atomic_write import write_json_atomic
 from engine.errors import Setting, StudioError
 from studio import demo_mode
 
@@ -105,14 +107,22 @@ def client_address(request: Any) -> str:
 
 def _client_key() -> bytes:
     path = workspaces_root() / _CLIENT_KEY
+    key = path.read_bytes() if path.is_file() else b""
+    if len(key) == 32:
+        return key
+    # Written whole under a temporary name and linked into place: two first visitors at once (threads, or two
+    # studios on one STUDIO_HOME) agree on the key that was linked first and never read a half-written one.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{_CLIENT_KEY}.")  # 0600: the key is secret
     try:
-        return path.read_bytes()
-    except OSError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(secrets.token_bytes(32))
-        return path.read_bytes()
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(tmp)
+    return path.read_bytes()
 
 
 def client_id(request: Any) -> str:
@@ -270,9 +280,8 @@ def ensure_registry(folder: Path, local_only: bool) -> Path:
                 link.symlink_to(target, target_is_directory=target.is_dir())
             own[name] = entry
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = registry_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(own, indent=2, ensure_ascii=False), encoding="utf-8")
-        os.replace(tmp, registry_path)
+        # A unique temporary name: the thread lock does not reach a second studio on the same STUDIO_HOME.
+        write_json_atomic(registry_path, own)
     return registry_path
 
 
