@@ -16,6 +16,8 @@ from typing import Any
 import pandas as pd
 
 from engine.errors import format_message
+from engine.eval import EVAL_RESULT_FILES
+from engine.export import RESULTS_FILE as EXPORT_RESULTS_FILE
 from engine.plotting import loss_points, smooth
 from engine.runfolder import (
     CONFIG_FILE,
@@ -172,7 +174,7 @@ class RunMonitor:
         else:
             checkpoints = list_checkpoints(run_dir)
             view.checkpoint = str(checkpoints[-1]) if checkpoints else None
-        view.message_key, view.message_params = _describe(view, run_dir)
+        view.message_key, view.message_params = _describe(view, run_dir, job_kind(run_dir, status))
         return view
 
     def forget(self, run_dir: str | Path) -> None:
@@ -228,19 +230,29 @@ def _read_results(run_dir: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _task(run_dir: Path) -> str | None:
-    """The `task` an engine job records in status.json (eval, export); None for training runs."""
-    try:
-        return json.loads((run_dir / "status.json").read_text(encoding="utf-8")).get("task")
-    except (OSError, ValueError, AttributeError):
-        return None
+JOB_KINDS = ("train", "eval", "export")
+# Folders written before status.json named their job kind are known by their results.
+_KIND_FILES = (("export", (EXPORT_RESULTS_FILE, "parity.json")), ("eval", EVAL_RESULT_FILES))
 
 
-def _describe(view: RunView, run_dir: Path) -> tuple[str, dict[str, Any]]:
-    """The locale key (and its values) that says in words what the run is doing."""
+def job_kind(run_dir: Path, status: dict[str, Any] | None = None) -> str:
+    """Which job wrote a folder: `train`, `eval` or `export` (status.json's `task`, else its result files; a
+    folder that says nothing is a training run)."""
+    status = read_status(run_dir, reconcile=False) if status is None else status
+    task = status.get("task")
+    if task in JOB_KINDS:
+        return task
+    for kind, files in _KIND_FILES:
+        if any((run_dir / name).exists() for name in files):
+            return kind
+    return "train"
+
+
+def _describe(view: RunView, run_dir: Path, kind: str) -> tuple[str, dict[str, Any]]:
+    """The locale key (and its values) that says in words what the run (a job of `kind`) is doing."""
     path = str(run_dir)
     # Evaluation and export jobs use the same folder contract; their texts must not speak of training.
-    job = "monitor.job_" if _task(run_dir) in ("eval", "export") else "monitor."
+    job = "monitor.job_" if kind != "train" else "monitor."
     if view.state == "running":
         if not view.total_steps:
             return "monitor.starting", {"path": path}

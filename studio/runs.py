@@ -15,8 +15,6 @@ import pandas as pd
 import yaml
 
 from engine.errors import StudioError, format_message
-from engine.eval import EVAL_RESULT_FILES
-from engine.export import RESULTS_FILE as EXPORT_RESULTS_FILE
 from engine.plotting import loss_points
 from engine.runfolder import (
     CONFIG_FILE,
@@ -28,7 +26,7 @@ from engine.runfolder import (
     read_trainer_log,
     tail_text,
 )
-from studio.monitor import empty_frame
+from studio.monitor import empty_frame, job_kind
 from studio.workspace import saves_dir
 
 MODELS_DIR = "models"  # saves/models/ holds built models (the demo), not runs
@@ -111,24 +109,6 @@ def _started(status: dict[str, Any], run_dir: Path) -> tuple[str | None, float]:
     except OSError:
         mtime = run_dir.stat().st_mtime
     return started, mtime
-
-
-JOB_KINDS = ("train", "eval", "export")
-# Folders written before status.json named their job kind are known by their results.
-_KIND_FILES = (("export", (EXPORT_RESULTS_FILE, "parity.json")), ("eval", EVAL_RESULT_FILES))
-
-
-def job_kind(run_dir: Path, status: dict[str, Any] | None = None) -> str:
-    """Which job wrote a folder: `train`, `eval` or `export` (status.json's `task`, else its result files; a
-    folder that says nothing is a training run)."""
-    status = read_status(run_dir, reconcile=False) if status is None else status
-    task = status.get("task")
-    if task in JOB_KINDS:
-        return task
-    for kind, files in _KIND_FILES:
-        if any((run_dir / name).exists() for name in files):
-            return kind
-    return "train"
 
 
 def describe_run(run_dir: Path, saves: Path) -> dict[str, Any]:
