@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from engine import jobs
 from engine.errors import format_message, load_locale
 
 # Keys about the machine's speed and the trainer's bookkeeping, not about how well the model learned.
@@ -78,8 +79,7 @@ def format_duration(seconds: Any) -> str:
     """`H:MM:SS` for a number of seconds (empty when unknown)."""
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds):
         return ""
-    seconds = max(0, int(round(seconds)))
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+    return jobs.format_duration(seconds)  # the engine's own progress lines write durations the same way
 
 
 def _metrics_in_words(values: dict[str, Any], lang: str) -> str:
