@@ -93,6 +93,8 @@ def canonical_keys(config: Mapping[str, Any]) -> dict[str, Any]:
         name = ALIASES.get(str(key), str(key))
         if name not in KEYS:
             config_from_dict({name: value}, source="the studio settings")
+            # A transformers argument passed through, or a LLaMA-Factory feature not built: never on the allow-list.
+            raise StudioError("demo_key_not_allowed", setting=Setting(name))
         result[name] = value
     return result
 

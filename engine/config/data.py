@@ -44,6 +44,10 @@ class DataArguments:
     tool_format: str | None = option(None, "Override the template's tool-call format.")
     default_system: str | None = option(None, "System prompt used when a row has none.")
     enable_thinking: bool | None = option(True, "Thinking mode for reasoning templates (e.g. qwen3).")
+    preserve_thinking: bool = option(False, "Keep the thinking of earlier assistant turns (by default only the last "
+                                     "reply keeps its thinking, as reasoning models are served).")
+    eval_num_beams: int | None = option(None, "Beam width when predicting on the eval data (default: num_beams).",
+                                        min=1)
     identity_name: str = option("Studio Assistant", "Fills {{name}} in the identity dataset.")
     identity_author: str = option("the Studio team", "Fills {{author}} in the identity dataset.")
     data_shared_file_system: bool = option(False, "All nodes share one file system (multi-node).")

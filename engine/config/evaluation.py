@@ -24,5 +24,7 @@ class EvaluationArguments:
     save_dir: str | None = option(None, "Where benchmark results go (used when output_dir is not set).")
     batch_size: int | None = option(None, "Questions scored per forward pass (default: per_device_eval_batch_size).",
                                     min=1, max=1024)
+    download_mode: str = option("reuse_dataset_if_exists", "Whether a hub benchmark is downloaded again.",
+                                choices=["reuse_dataset_if_exists", "reuse_cache_if_exists", "force_redownload"])
     compare_with: str | None = option(None, "Score a second model in the same table: `base` (the model without "
                                             "adapter_name_or_path) or another adapter folder.")

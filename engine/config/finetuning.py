@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from engine.config.fields import option
 
 STAGE_CHOICES = ["pt", "sft", "rm", "ppo", "dpo", "kto", "grpo"]
-FINETUNING_TYPES = ["full", "freeze", "lora"]
+FINETUNING_TYPES = ["full", "freeze", "lora", "oft"]
 PREF_LOSSES = ["sigmoid", "hinge", "ipo", "kto_pair", "orpo", "simpo"]
 
 
@@ -34,10 +34,19 @@ class FinetuningArguments:
     pissa_init: bool = option(False, "Initialise LoRA from the principal singular vectors (PiSSA).")
     pissa_iter: int = option(16, "PiSSA: fast-SVD iterations (-1 for exact SVD).", min=-1)
     pissa_convert: bool = option(False, "PiSSA: convert the adapter to a plain LoRA when saving.")
+    oft_rank: int = option(0, "OFT: number of orthogonal blocks per layer (0: derived from oft_block_size).", min=0)
+    oft_block_size: int = option(32, "OFT: size of each orthogonal block (0: derived from oft_rank).", min=0)
+    oft_target: str = option("all", "OFT: comma-separated modules to adapt, or `all` for every linear layer.")
+    module_dropout: float = option(0.0, "OFT: probability of dropping a whole block's rotation during training.",
+                                   min=0.0, max=1.0, step=0.01)
     create_new_adapter: bool = option(False, "Add a fresh adapter on top of the loaded ones instead of continuing.")
     neftune_noise_alpha: float | None = option(None, "NEFTune: noise scale added to embeddings.", min=0.0, step=1.0)
     pref_beta: float = option(0.1, "Preference: beta (strength of the reference constraint).", min=0.0, step=0.01)
     pref_ftx: float = option(0.0, "Preference: weight of the extra SFT loss.", min=0.0, step=0.1)
+    pref_bco_weight: float = option(0.0, "DPO: weight of the BCO (binary classifier) loss added to the "
+                                    "preference loss.", min=0.0, step=0.1)
+    ld_alpha: float | None = option(None, "LD-DPO: weight (0–1) of the reply tokens beyond the shorter reply's "
+                                    "length (1: plain DPO).", min=0.0, max=1.0, step=0.05)
     pref_loss: str = option("sigmoid", "Preference loss.", choices=PREF_LOSSES)
     dpo_label_smoothing: float = option(0.0, "DPO: label smoothing (robust DPO).", min=0.0, max=0.5, step=0.01)
     kto_chosen_weight: float = option(1.0, "KTO: weight of desirable examples.", min=0.0, step=0.1)
@@ -65,6 +74,24 @@ class FinetuningArguments:
     galore_proj_type: str = option("std", "GaLore: projection type.",
                                    choices=["std", "reverse_std", "right", "left", "full"])
     galore_layerwise: bool = option(False, "GaLore: update layer by layer to save memory.")
+    use_apollo: bool = option(False, "APOLLO: memory-efficient full training with an approximate, low-rank "
+                              "scaled AdamW.")
+    apollo_target: str = option("all", "APOLLO: comma-separated modules it optimises, or `all` (every linear "
+                                "layer).")
+    apollo_rank: int = option(16, "APOLLO: rank of the gradient projection.", min=1)
+    apollo_update_interval: int = option(200, "APOLLO: steps between projection updates.", min=1)
+    apollo_scale: float = option(32.0, "APOLLO: scale of the update.", min=0.0, step=1.0)
+    apollo_proj: str = option("random", "APOLLO: projection (random or SVD).", choices=["svd", "random"])
+    apollo_proj_type: str = option("std", "APOLLO: side of the projection.", choices=["std", "right", "left"])
+    apollo_scale_type: str = option("channel", "APOLLO: scaling per channel or per tensor.",
+                                    choices=["channel", "tensor"])
+    apollo_layerwise: bool = option(False, "APOLLO: update layer by layer to save memory.")
+    apollo_scale_front: bool = option(False, "APOLLO: limit the norm growth before scaling the gradient.")
+    use_adam_mini: bool = option(False, "Adam-mini: AdamW with one learning rate per block (less optimiser "
+                                 "memory).")
+    use_muon: bool = option(False, "Muon: orthogonalised momentum for 2-D weight matrices (AdamW for the rest).")
+    use_llama_pro: bool = option(False, "LLaMA Pro: train only the blocks added by `studio expand-model` "
+                                 "(with finetuning_type freeze).")
     use_badam: bool = option(False, "BAdam: block-coordinate full training.")
     badam_mode: str = option("layer", "BAdam: switch blocks by layer or by ratio.", choices=["layer", "ratio"])
     badam_start_block: int | None = option(None, "BAdam: first block to update.", min=0)
@@ -74,6 +101,24 @@ class FinetuningArguments:
     badam_update_ratio: float = option(0.05, "BAdam: share of parameters updated (ratio mode).", min=0.0, max=1.0, step=0.01)
     badam_mask_mode: str = option("adjacent", "BAdam: mask mode (ratio mode).", choices=["adjacent", "scatter"])
     badam_verbose: int = option(0, "BAdam: verbosity.", min=0, max=2)
+    use_dft_loss: bool = option(False, "SFT: DFT loss (each token's loss weighted by its own probability).")
+    use_asft_loss: bool = option(False, "SFT: ASFT loss (DFT plus a KL term that keeps the model near the "
+                                 "reference).")
+    asft_alpha: float = option(0.1, "ASFT: weight of the KL term.", min=0.0, step=0.05)
+    use_eaft_loss: bool = option(False, "SFT: EAFT loss (token losses weighted by the model's entropy).")
+    eaft_alpha: float = option(1.0, "EAFT: power of the entropy weight.", min=0.0, step=0.1)
+    early_stopping_steps: int | None = option(None, "Stop when metric_for_best_model has not improved for this "
+                                              "many evaluations.", min=1)
+    use_swanlab: bool = option(False, "Log the run to SwanLab.")
+    swanlab_project: str | None = option("llamafactory", "SwanLab: project name.")
+    swanlab_workspace: str | None = option(None, "SwanLab: workspace (default: your own).")
+    swanlab_run_name: str | None = option(None, "SwanLab: experiment name (default: run_name).")
+    swanlab_mode: str = option("cloud", "SwanLab: upload to the cloud or keep logs local.",
+                               choices=["cloud", "local"])
+    swanlab_api_key: str | None = option(None, "SwanLab: API key.", secret=True)
+    swanlab_logdir: str | None = option(None, "SwanLab: folder of local logs.")
+    swanlab_lark_webhook_url: str | None = option(None, "SwanLab: Lark (Feishu) webhook to notify.", secret=True)
+    swanlab_lark_secret: str | None = option(None, "SwanLab: secret of the Lark webhook.", secret=True)
     plot_loss: bool = option(True, "Save a loss curve (loss.png) at the end.")
     compute_accuracy: bool = option(False, "Compute token accuracy during evaluation.")
     disable_shuffling: bool = option(False, "Keep the training data in order.")

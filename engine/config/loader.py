@@ -13,6 +13,7 @@ import yaml
 
 from engine.atomic_write import write_text_atomic
 from engine.config.data import DataArguments
+from engine.config.declined import DECLINED, is_off
 from engine.config.evaluation import EvaluationArguments
 from engine.config.export import ExportArguments
 from engine.config.fields import coerce_value
@@ -20,8 +21,9 @@ from engine.config.finetuning import FinetuningArguments
 from engine.config.generation import GeneratingArguments
 from engine.config.inference import InferenceArguments
 from engine.config.model import ModelArguments
+from engine.config.trainer_fields import SEQ2SEQ_ONLY, TRAINER_FIELDS
 from engine.config.training import TrainingArguments
-from engine.errors import ConfigError
+from engine.errors import ConfigError, Phrase, Setting
 
 GROUPS: dict[str, type] = {
     "model": ModelArguments,
@@ -40,6 +42,7 @@ ALIASES: dict[str, str] = {
     "no_cuda": "use_cpu",
     "max_seq_length": "cutoff_len",
     "torch_dtype": "infer_dtype",
+    "use_kv_cache": "use_cache",
 }
 
 
@@ -55,9 +58,11 @@ class RunConfig:
     evaluation: EvaluationArguments
     inference: InferenceArguments
     export: ExportArguments
+    # transformers training arguments we have no field for, passed to the Trainer unchanged (see trainer_fields).
+    passthrough: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def to_dict(self, *, include_secrets: bool = True) -> dict[str, Any]:
-        """The flat key → value mapping, in group order."""
+        """The flat key → value mapping, in group order, then the passed-through trainer arguments."""
         flat: dict[str, Any] = {}
         for group_name in GROUPS:
             group = getattr(self, group_name)
@@ -65,6 +70,9 @@ class RunConfig:
                 if f.metadata.get("secret") and not include_secrets:
                     continue
                 flat[f.name] = getattr(group, f.name)
+        for key, value in self.passthrough.items():
+            if include_secrets or key not in SECRET_TRAINER_FIELDS:
+                flat[key] = value
         return flat
 
 
@@ -79,6 +87,17 @@ def _key_index() -> dict[str, tuple[str, type, Any]]:
 
 
 KEYS = _key_index()
+# Trainer arguments passed through: every transformers field we do not define, bar the Seq2Seq-only ones.
+PASSTHROUGH_KEYS = frozenset(TRAINER_FIELDS) - KEYS.keys() - set(SEQ2SEQ_ONLY) - DECLINED.keys()
+SECRET_TRAINER_FIELDS = frozenset({"hub_token"})
+_KINDS: dict[str, Any] = {"bool": bool, "int": int, "float": float, "str": str, "dict": dict, "list": list}
+
+
+def trainer_field_type(key: str) -> Any:
+    """The type a passed-through trainer argument is coerced to (Any when transformers takes several)."""
+    kind = TRAINER_FIELDS[key][0]
+    base = _KINDS.get(kind.rstrip("?"), Any)
+    return base | None if kind.endswith("?") and base is not Any else base
 
 
 def known_keys() -> list[str]:
@@ -88,7 +107,7 @@ def known_keys() -> list[str]:
 
 def suggest_key(key: str) -> str:
     """The closest valid key, for an 'unknown key' message."""
-    matches = difflib.get_close_matches(key, list(KEYS) + list(ALIASES), n=1, cutoff=0.5)
+    matches = difflib.get_close_matches(key, [*KEYS, *ALIASES, *PASSTHROUGH_KEYS], n=1, cutoff=0.5)
     return ALIASES.get(matches[0], matches[0]) if matches else ""
 
 
@@ -97,8 +116,18 @@ def config_from_dict(raw: dict[str, Any], *, source: str = "config") -> RunConfi
     if not isinstance(raw, dict):
         raise ConfigError("not_a_mapping", source=source)
     values: dict[str, dict[str, Any]] = {name: {} for name in GROUPS}
+    passthrough: dict[str, Any] = {}
     for key, value in raw.items():
         key = ALIASES.get(str(key), str(key))
+        if key in DECLINED:
+            if not is_off(key, value):
+                entry = DECLINED[key]
+                raise ConfigError("feature_not_built", key=Setting(key), value=value, feature=Phrase(entry.feature),
+                                  instead=Phrase(entry.instead))
+            continue
+        if key in PASSTHROUGH_KEYS:
+            passthrough[key] = coerce_value(key, value, trainer_field_type(key))
+            continue
         if key not in KEYS:
             suggestion = suggest_key(key)
             if suggestion:
@@ -106,8 +135,11 @@ def config_from_dict(raw: dict[str, Any], *, source: str = "config") -> RunConfi
             raise ConfigError("unknown_key_no_match", key=key, source=source)
         group_name, _, tp = KEYS[key]
         values[group_name][key] = coerce_value(key, value, tp)
+    training = values["training"]
+    if "do_train" not in training and (training.get("do_predict") or training.get("do_eval")):
+        training["do_train"] = False  # a config that only asks for predictions or evaluation trains nothing
     groups = {name: cls(**values[name]) for name, cls in GROUPS.items()}
-    return RunConfig(**groups)
+    return RunConfig(**groups, passthrough=passthrough)
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from engine.config.fields import option
 
@@ -24,12 +25,18 @@ class ModelArguments:
     model_revision: str = option("main", "Branch, tag or commit of the model on the hub.")
     hf_hub_token: str | None = option(None, "Token for private Hugging Face models.", secret=True)
     ms_hub_token: str | None = option(None, "Token for private ModelScope models.", secret=True)
+    om_hub_token: str | None = option(None, "Token for private OpenMind (Modelers) datasets.", secret=True)
     trust_remote_code: bool = option(False, "Run the model repository's own Python code (only for models you trust).")
     use_fast_tokenizer: bool = option(True, "Use the fast (Rust) tokenizer.")
     resize_vocab: bool = option(False, "Resize the embeddings to the tokenizer's vocabulary size.")
     split_special_tokens: bool = option(False, "Tokenize special tokens as plain text.")
     add_tokens: str | None = option(None, "Comma-separated plain tokens to add to the tokenizer.")
     add_special_tokens: str | None = option(None, "Comma-separated special tokens to add to the tokenizer.")
+    new_special_tokens_config: str | None = option(
+        None, "YAML file mapping new special tokens to descriptions (replaces add_special_tokens).")
+    init_special_tokens: str = option("noise_init", "How new special tokens' embeddings start: near the mean "
+                                      "(noise_init) or from their descriptions (desc_init, desc_init_w_noise).",
+                                      choices=["noise_init", "desc_init", "desc_init_w_noise"])
     low_cpu_mem_usage: bool = option(True, "Load weights lazily to save memory.")
     rope_scaling: str | None = option(None, "RoPE scaling to extend the context.", choices=ROPE_SCALING_CHOICES)
     flash_attn: str = option("auto", "Attention implementation.", choices=FLASH_ATTN_CHOICES)
@@ -38,6 +45,9 @@ class ModelArguments:
     use_unsloth_gc: bool = option(False, "Use Unsloth's gradient checkpointing (GPU only).")
     enable_liger_kernel: bool = option(False, "Use Liger's fused Triton kernels (GPU only).")
     disable_gradient_checkpointing: bool = option(False, "Never use gradient checkpointing.")
+    use_reentrant_gc: bool = option(True, "Gradient checkpointing with the re-entrant implementation.")
+    moe_aux_loss_coef: float | None = option(None, "Mixture-of-experts: weight of the router's load-balancing loss.",
+                                             min=0.0)
     upcast_layernorm: bool = option(False, "Keep layer norms in float32.")
     upcast_lmhead_output: bool = option(False, "Compute the LM head's output in float32.")
     train_from_scratch: bool = option(False, "Randomly initialise the weights instead of loading them.")
@@ -55,6 +65,8 @@ class ModelArguments:
     vllm_maxlen: int = option(4096, "vLLM: longest prompt + reply in tokens.", min=1)
     vllm_gpu_util: float = option(0.7, "vLLM: share of GPU memory to use.", min=0.0, max=1.0, exclusive_min=True)
     vllm_enforce_eager: bool = option(False, "vLLM: disable CUDA graphs.")
+    vllm_config: dict[str, Any] | str | None = option(None, "vLLM: extra engine arguments (a mapping or its JSON "
+                                                        "text), e.g. {\"max_num_seqs\": 64}.")
     vllm_max_lora_rank: int = option(32, "vLLM: largest LoRA rank to serve.", min=1)
     export_dir: str | None = option(None, "Folder to write the exported model into.")
     export_size: int = option(5, "Largest shard of the exported weights, in GB.", min=1, max=100)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import dataclasses
 import typing
 
-from engine.config.loader import ALIASES, GROUPS
+from engine.config.declined import DECLINED
+from engine.config.loader import ALIASES, GROUPS, PASSTHROUGH_KEYS
+from engine.config.trainer_fields import TRAINER_FIELDS, TRANSFORMERS_VERSION
+from engine.errors import format_message
 
 INTRO = """# Config reference
 
@@ -17,6 +20,14 @@ Keys of our own (LLaMA-Factory has none): `identity_name` and `identity_author` 
 `{{author}}` placeholders of the `identity` dataset; `template: tokenizer` uses the model's own Jinja chat
 template; `model_name_or_path: demo` is the offline demo model (built on first use); `reward_funcs` names rule
 rewards for PPO and GRPO; `early_stopping_patience` stops a run whose eval metric stopped improving.
+
+Every key LLaMA-Factory accepts is one of three kinds:
+1. **implemented** here: the tables by group below;
+2. **a transformers training argument** we have no field for: passed to the Trainer (or TRL config) unchanged,
+   see "Passed to transformers" (the list is generated from the installed transformers);
+3. **a feature this studio does not build**: accepted at LLaMA-Factory's default (which asks for nothing) and
+   otherwise refused with a message naming the feature and what to use instead, see "Not built".
+Any other key is unknown: an error names it and the nearest valid key.
 
 Override any key on the command line: `studio train config.yaml learning_rate=1e-4 lora_rank=16`.
 
@@ -52,6 +63,15 @@ def render_reference() -> str:
             doc = meta.get("doc", "").replace("|", "\\|")
             lines.append(f"| `{f.name}` | {_type_text(hints[f.name])} | `{default}` | {allowed} | {doc} |")
         lines.append("")
-    lines += ["## Accepted old names", "", "| old key | read as |", "|---|---|"]
+    lines += [f"## Passed to transformers (from transformers {TRANSFORMERS_VERSION})", "",
+              "Given as written to `TrainingArguments` (or the stage's TRL config); see transformers' documentation.",
+              "", "| key | type | transformers default |", "|---|---|---|"]
+    lines += [f"| `{key}` | {TRAINER_FIELDS[key][0]} | `{TRAINER_FIELDS[key][1]}` |" for key in sorted(PASSTHROUGH_KEYS)]
+    lines += ["", "## Not built", "", "Accepted at the value shown (LLaMA-Factory's default); any other value is refused.",
+              "", "| key | accepted value | feature | instead |", "|---|---|---|---|"]
+    for key, entry in DECLINED.items():
+        feature, instead = format_message(f"phrase.{entry.feature}", "en"), format_message(f"phrase.{entry.instead}", "en")
+        lines.append(f"| `{key}` | `{entry.off}` | {feature} | {instead} |")
+    lines += ["", "## Accepted old names", "", "| old key | read as |", "|---|---|"]
     lines += [f"| `{old}` | `{new}` |" for old, new in ALIASES.items()]
     return "\n".join(lines) + "\n"

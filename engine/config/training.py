@@ -10,7 +10,7 @@ from engine.config.fields import option
 SCHEDULERS = ["linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
               "inverse_sqrt", "reduce_lr_on_plateau", "cosine_with_min_lr", "warmup_stable_decay"]
 STRATEGIES = ["no", "steps", "epoch"]
-REPORT_TO = ["none", "all", "tensorboard", "wandb", "mlflow", "swanlab"]
+REPORT_TO = ["none", "all", "tensorboard", "wandb", "mlflow", "swanlab", "trackio"]
 OPTIMIZERS = ["adamw_torch", "adamw_torch_fused", "adamw_8bit", "adamw_bnb_8bit", "paged_adamw_8bit", "adafactor",
               "sgd", "adagrad", "lion_32bit", "adamw_torch_4bit"]
 
@@ -21,7 +21,7 @@ class TrainingArguments:
 
     output_dir: str | None = option(None, "Run folder (default: saves/<model>/<method>/train_<time>).")
     overwrite_output_dir: bool = option(False, "Allow a run to replace another run's results in output_dir.")
-    do_train: bool = option(True, "Train.")
+    do_train: bool = option(True, "Train (default: on, unless the config sets only do_predict or do_eval).")
     do_eval: bool = option(False, "Evaluate on the held-out data after training.")
     do_predict: bool = option(False, "Generate predictions on the eval data.")
     learning_rate: float = option(5e-5, "Peak learning rate.", min=0.0, exclusive_min=True, step=1e-6)

@@ -61,7 +61,7 @@ def check_model(config: RunConfig) -> None:
         raise ConfigError("no_model", setting=Setting("model_name_or_path"))
     if name != "demo" and looks_like_local_path(name) and not Path(name).expanduser().exists():
         raise ConfigError("model_path_missing", path=name)
-    if model.quantization_bit is not None and config.finetuning.finetuning_type != "lora":
+    if model.quantization_bit is not None and config.finetuning.finetuning_type not in ("lora", "oft"):
         raise ConfigError("quantization_needs_lora", method=config.finetuning.finetuning_type)
     if model.template:
         from engine.templates import get_template
@@ -109,8 +109,11 @@ def check_datasets(config: RunConfig) -> None:
     from engine.data import dataset_kind, get_dataset_attrs
 
     data, stage = config.data, config.finetuning.stage
-    if config.training.do_train and not data.dataset:
+    saved_tokens = bool(data.tokenized_path) and Path(data.tokenized_path).is_dir()
+    if config.training.do_train and not data.dataset and not saved_tokens:
         raise ConfigError("no_dataset", key=Setting("dataset"))
+    if config.training.do_predict and not config.training.do_train and not (data.eval_dataset or data.dataset):
+        raise ConfigError("no_predict_dataset", key=Setting("eval_dataset"))
     needed = STAGE_DATASET_KINDS.get(stage)
     for names in (data.dataset, data.eval_dataset):
         if not names:
@@ -132,7 +135,8 @@ def check_preference(config: RunConfig) -> None:
         raise ConfigError("pref_loss_unavailable", loss=ft.pref_loss, choices=usable)
     if ft.stage == "dpo" and ft.dpo_label_smoothing > 0 and ft.pref_loss not in ("sigmoid", "simpo"):
         raise ConfigError("label_smoothing_unsupported", value=ft.dpo_label_smoothing, loss=ft.pref_loss)
-    if ft.stage == "kto" and train.do_train and train.per_device_train_batch_size < 2:
+    # KTO pairs each reply with another from its batch: batch 1 runs as 2 with half the accumulation (see kto.py).
+    if ft.stage == "kto" and train.do_train and train.per_device_train_batch_size * train.gradient_accumulation_steps < 2:
         raise ConfigError("kto_batch_size", value=train.per_device_train_batch_size)
     ref = ft.ref_model if ft.stage in ("dpo", "kto") else None
     if ref and looks_like_local_path(ref) and not Path(ref).expanduser().exists():

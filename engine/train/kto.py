@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 from engine.config import RunConfig
+
+logger = logging.getLogger(__name__)
+
+
+def kto_batch_layout(config: RunConfig) -> dict[str, int]:
+    """Batch size and accumulation for KTO, whose KL term pairs each reply with another one of the same batch.
+
+    A batch of 1 has no partner, so batch 1 × accumulation N (LLaMA-Factory's KTO example) runs as batch d ×
+    accumulation N/d for the smallest divisor d ≥ 2 of N: the same examples per optimiser step, a little more memory.
+    """
+    train = config.training
+    batch, steps = train.per_device_train_batch_size, train.gradient_accumulation_steps
+    if batch > 1 or steps < 2:
+        return {}
+    divisor = next(d for d in range(2, steps + 1) if steps % d == 0)
+    logger.warning("KTO pairs replies within a batch: per_device_train_batch_size 1 × gradient_accumulation_steps %d "
+                   "runs as %d × %d (the same %d examples per optimiser step).", steps, divisor, steps // divisor, steps)
+    return {"per_device_train_batch_size": divisor, "gradient_accumulation_steps": steps // divisor}
 
 
 def run(config: RunConfig, *, run_dir: Path, resume: str | None, abort: Any) -> dict[str, Any]:
@@ -30,8 +49,9 @@ def run(config: RunConfig, *, run_dir: Path, resume: str | None, abort: Any) -> 
                        compute_dtype=compute_dtype(config), max_seq_length=config.data.cutoff_len)
     ref_model = load_reference_model(config, tokenizer)
     # Each reply's KL partner is its neighbour in the batch, so batches keep the (already shuffled) data order.
-    args = KTOConfig(**{**trl_kwargs(config), "train_sampling_strategy": "sequential"}, beta=ft.pref_beta,
-                     desirable_weight=ft.kto_chosen_weight, undesirable_weight=ft.kto_rejected_weight)
+    args = KTOConfig(**{**trl_kwargs(config), **kto_batch_layout(config), "train_sampling_strategy": "sequential"},
+                     beta=ft.pref_beta, desirable_weight=ft.kto_chosen_weight,
+                     undesirable_weight=ft.kto_rejected_weight)
     trainer = KTOTrainer(model=model, ref_model=ref_model, args=args, train_dataset=train_set, eval_dataset=eval_set,
                          processing_class=tokenizer, **trainer_extras(config, model, args, run_dir, abort))
     return train_and_save(finish_trainer(trainer, config), config, run_dir, resume)

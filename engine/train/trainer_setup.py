@@ -93,6 +93,12 @@ def training_kwargs(config: RunConfig) -> dict[str, Any]:
         kwargs["fsdp_config"] = t.fsdp_config
     if ft.disable_shuffling:
         kwargs["train_sampling_strategy"] = "sequential"
+    if kwargs["activation_checkpointing"]:
+        kwargs["activation_checkpointing_kwargs"] = {"use_reentrant": config.model.use_reentrant_gc}
+    # transformers arguments we have no field for go through as the user wrote them (the user's value wins).
+    kwargs.update(config.passthrough)
+    if "gradient_checkpointing_kwargs" in config.passthrough:  # the deprecated name of the same argument
+        kwargs.pop("activation_checkpointing_kwargs", None)
     return kwargs
 
 
