@@ -112,8 +112,9 @@ def run_engine(model_dir: str, variant: str, steps: int, out_dir: str) -> dict[s
     from train_throughput import make_meter
     from transformers import AutoTokenizer, set_seed
 
-    from engine.config import config_from_dict, validate_config
+    from engine.config import config_from_dict
     from engine.train import get_stage_runner
+    from engine.validation import validate_config
 
     settings, _ = VARIANTS[variant]
     config = validate_config(config_from_dict({

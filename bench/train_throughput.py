@@ -225,8 +225,9 @@ def run_ours(model_dir: str, steps: int, out_dir: str, settings: dict[str, Any])
     """The engine's own SFT stage (the code `python -m engine train` runs), with the meter among its callbacks."""
     from transformers import AutoTokenizer, set_seed
 
-    from engine.config import config_from_dict, validate_config
+    from engine.config import config_from_dict
     from engine.train import get_stage_runner
+    from engine.validation import validate_config
 
     config = validate_config(config_from_dict({
         "model_name_or_path": model_dir, "template": "chatml", "stage": "sft", "finetuning_type": "lora",

@@ -75,7 +75,8 @@ def torchrun_command(config_path: str | None, overrides: list[str]) -> list[str]
 
 def command_train(args: argparse.Namespace) -> int:
     """Validate the config, then train in this process or under torchrun."""
-    from engine.config import load_config, validate_config
+    from engine.config import load_config
+    from engine.validation import validate_config
 
     config = validate_config(load_config(args.config, args.overrides), "train")
     if wants_torchrun():

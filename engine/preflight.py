@@ -15,8 +15,9 @@ import os
 import sys
 from typing import Any
 
-from engine.config import RunConfig, load_config, validate_config
+from engine.config import RunConfig, load_config
 from engine.errors import StudioError, error_to_json
+from engine.validation import validate_config
 
 CHECKED_COMMANDS = ("train", "eval", "export")
 MEMORY_ENV = "STUDIO_CHECK_MEMORY_MB"  # address-space cap for the check process (the studio sets it)

@@ -12,10 +12,11 @@ from typing import Any
 
 import yaml
 
-from engine.config import config_from_dict, validate_config
+from engine.config import config_from_dict
 from engine.errors import StudioError
 from engine.paths import studio_home
 from engine.runfolder import tail_text, write_json_atomic
+from engine.validation import validate_config
 from studio import demo_mode, supervisor
 from studio.workspace import CHAT_STATE, home, require_visitor, saves_dir, workspaces_root
 

@@ -19,7 +19,6 @@ from engine.config.loader import (
 )
 from engine.config.model import ModelArguments
 from engine.config.training import TrainingArguments
-from engine.config.validate import validate_config
 
 __all__ = [
     "GROUPS",
@@ -40,5 +39,4 @@ __all__ = [
     "parse_overrides",
     "read_yaml",
     "save_config",
-    "validate_config",
 ]

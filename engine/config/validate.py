@@ -1,4 +1,4 @@
-"""Checks of values and combinations, run before anything loads (the same code for the CLI and the studio)."""
+"""Checks of a config's own values and combinations (torch-free, no other layer): `engine.validation` runs them."""
 
 from __future__ import annotations
 
@@ -8,11 +8,10 @@ from typing import Any
 
 from engine.config.finetuning import PREF_LOSSES
 from engine.config.loader import GROUPS, RunConfig
+from engine.config.rewards import compile_format_pattern, parse_reward_funcs
 from engine.errors import ConfigError, Phrase, Setting
 from engine.paths import looks_like_local_path
 
-# The dataset kind (see `engine.data.dataset_kind`) a stage trains on, where it needs a particular one.
-STAGE_DATASET_KINDS = {"rm": "ranking", "dpo": "ranking", "kto": "kto"}
 # Losses our config names (LLaMA-Factory's) that the installed TRL no longer has.
 UNAVAILABLE_PREF_LOSSES = ("kto_pair",)
 
@@ -63,10 +62,6 @@ def check_model(config: RunConfig) -> None:
         raise ConfigError("model_path_missing", path=name)
     if model.quantization_bit is not None and config.finetuning.finetuning_type not in ("lora", "oft"):
         raise ConfigError("quantization_needs_lora", method=config.finetuning.finetuning_type)
-    if model.template:
-        from engine.templates import get_template
-
-        get_template(model.template)
 
 
 def check_training(config: RunConfig) -> None:
@@ -96,37 +91,6 @@ def check_training(config: RunConfig) -> None:
         raise ConfigError("output_dir_is_file", path=train.output_dir)
 
 
-def check_stage(config: RunConfig) -> None:
-    """The stage is one this engine can run."""
-    from engine.train import STAGES
-
-    if config.finetuning.stage not in STAGES:
-        raise ConfigError("stage_not_available", stage=config.finetuning.stage, available=", ".join(STAGES))
-
-
-def check_datasets(config: RunConfig) -> None:
-    """Dataset names are registered and fit the stage (no files are read)."""
-    from engine.data import dataset_kind, get_dataset_attrs
-
-    data, stage = config.data, config.finetuning.stage
-    saved_tokens = bool(data.tokenized_path) and Path(data.tokenized_path).is_dir()
-    if config.training.do_train and not data.dataset and not saved_tokens:
-        raise ConfigError("no_dataset", key=Setting("dataset"))
-    if config.training.do_predict and not config.training.do_train and not (data.eval_dataset or data.dataset):
-        raise ConfigError("no_predict_dataset", key=Setting("eval_dataset"))
-    needed = STAGE_DATASET_KINDS.get(stage)
-    for names in (data.dataset, data.eval_dataset):
-        if not names:
-            continue
-        for attr in get_dataset_attrs(names, data.dataset_dir):
-            kind = dataset_kind(attr)
-            if needed and kind != needed:
-                raise ConfigError(f"stage_needs_{needed}", name=attr.name, stage=stage)
-            # Pre-training reads any text but pairs; SFT would learn the undesirable replies of KTO data too.
-            if (stage == "pt" and kind == "ranking") or (stage == "sft" and kind != "sft"):
-                raise ConfigError("dataset_stage_mismatch", name=attr.name, kind=kind, stage=stage)
-
-
 def check_preference(config: RunConfig) -> None:
     """Preference settings that TRL cannot honour, caught before anything loads."""
     ft, train = config.finetuning, config.training
@@ -145,8 +109,6 @@ def check_preference(config: RunConfig) -> None:
 
 def check_rl(config: RunConfig) -> None:
     """PPO and GRPO need a known reward; PPO's reference is the model without its LoRA adapter."""
-    from engine.train.rewards import compile_format_pattern, parse_reward_funcs
-
     ft, train = config.finetuning, config.training
     if ft.stage not in ("ppo", "grpo"):
         return
@@ -166,15 +128,16 @@ def check_rl(config: RunConfig) -> None:
         raise ConfigError("grpo_batch_not_divisible", batch=batch, generations=ft.num_generations)
 
 
-def validate_config(config: RunConfig, command: str = "train") -> RunConfig:
-    """Run every check that needs no model and no dataset rows; raise the first problem found."""
+def check_values(config: RunConfig, command: str = "train") -> RunConfig:
+    """Every check of the config's own values and combinations (no registry, template or file is read).
+
+    `engine.validation.validate_config` runs these and then the checks against templates, stages and datasets.
+    """
     check_field_ranges(config)
     check_unsupported(config)
     check_model(config)
     if command == "train":
-        check_stage(config)
         check_training(config)
-        check_datasets(config)
         check_preference(config)
         check_rl(config)
     return config

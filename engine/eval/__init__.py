@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.config import RunConfig, validate_config
+from engine.config import RunConfig
 from engine.errors import ConfigError, ModelError
 from engine.eval.tasks import HUB_TASKS, check_task_exists, list_tasks, parse_task
+from engine.validation import validate_config
 
 EVAL_RESULT_FILES = ("results.json", "results.log", "generated_predictions.jsonl", "predict_results.json")
 

@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from engine.atomic_write import write_text_atomic
-from engine.config import RunConfig, validate_config
+from engine.config import RunConfig
 from engine.errors import ConfigError
 from engine.jobs import Job, StopSignal, progress_line, run_job
 from engine.runfolder import CONFIG_FILE, LOCK_FILE, RUNNING_LOG, STATUS_FILE, TrainerLogWriter, read_status
+from engine.validation import validate_config
 
 logger = logging.getLogger("engine")
 

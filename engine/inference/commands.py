@@ -7,7 +7,8 @@ import logging
 import os
 import sys
 
-from engine.config import RunConfig, load_config, parse_overrides, read_yaml, validate_config
+from engine.config import RunConfig, load_config, parse_overrides, read_yaml
+from engine.validation import validate_config
 
 logger = logging.getLogger(__name__)
 

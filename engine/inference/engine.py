@@ -14,12 +14,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from engine.config import RunConfig, config_from_dict, known_keys, read_yaml, validate_config
+from engine.config import RunConfig, config_from_dict, known_keys, read_yaml
 from engine.config.loader import ALIASES
 from engine.inference.backend import ChatBackend, Completion, InferenceError, Sampling, StopMatcher
 from engine.inference.hf_backend import HFBackend
 from engine.inference.vllm_backend import VLLMBackend, check_vllm_available
 from engine.runfolder import CONFIG_FILE
+from engine.validation import validate_config
 
 __all__ = [
     "ChatBackend",

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import RunConfig
-from engine.errors import ConfigError
+from engine.config.rewards import REWARD_NAMES, compile_format_pattern, parse_reward_funcs
 
 logger = logging.getLogger(__name__)
 
@@ -88,14 +88,6 @@ def exact_match(config: RunConfig) -> RewardFn:
                 for ex, text in zip(batch.examples, batch.texts, strict=True)]
 
     return score
-
-
-def compile_format_pattern(pattern: str) -> re.Pattern[str]:
-    """`reward_format_pattern` compiled, or a ConfigError that names the regex problem."""
-    try:
-        return re.compile(pattern, re.DOTALL)
-    except re.error as err:
-        raise ConfigError("reward_format_invalid", pattern=pattern, error=str(err)) from None
 
 
 def format_reward(config: RunConfig) -> RewardFn:
@@ -183,30 +175,10 @@ REWARDS: dict[str, Callable[[RunConfig], RewardFn]] = {
     "length": length_reward,
     "reward_model": reward_model,
 }
+assert tuple(REWARDS) == REWARD_NAMES, "engine.config.rewards.REWARD_NAMES must list exactly the rewards built here"
 
 
 # ---------------------------------------------------------------- choosing and scoring
-
-
-def parse_reward_funcs(config: RunConfig) -> list[tuple[str, float]]:
-    """(name, weight) of each chosen reward; `reward_model` joins when a reward model is set. Torch-free."""
-    chosen: list[tuple[str, float]] = []
-    for item in (config.finetuning.reward_funcs or "").split(","):
-        if not item.strip():
-            continue
-        name, _, weight = (part.strip() for part in item.partition(":"))
-        if name not in REWARDS:
-            raise ConfigError("reward_unknown", name=name, known=", ".join(REWARDS))
-        try:
-            chosen.append((name, float(weight) if weight else 1.0))
-        except ValueError:
-            raise ConfigError("reward_weight_invalid", name=name, weight=weight) from None
-    names = [name for name, _ in chosen]
-    if config.finetuning.reward_model and "reward_model" not in names:
-        chosen.append(("reward_model", 1.0))
-    if "reward_model" in names and not config.finetuning.reward_model:
-        raise ConfigError("reward_model_not_set")
-    return chosen
 
 
 def build_rewards(config: RunConfig) -> list[Reward]:

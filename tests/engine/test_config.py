@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import field_hints, load_config, save_config, validate_config
+from engine.config import field_hints, load_config, save_config
 from engine.config.finetuning import FinetuningArguments
 from engine.config.loader import read_yaml
 from engine.errors import ConfigError, StudioError
+from engine.validation import validate_config
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "configs"
 ROOT = Path(__file__).resolve().parent.parent.parent

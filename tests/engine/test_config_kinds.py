@@ -98,8 +98,8 @@ def test_a_predict_only_config_trains_nothing():
 
 
 def test_kto_with_batch_one_runs_as_pairs():
-    from engine.config import validate_config
     from engine.train.kto import kto_batch_layout
+    from engine.validation import validate_config
 
     config = load_config(None, {"stage": "kto", "dataset": "kto_en_demo", "per_device_train_batch_size": 1,
                                 "gradient_accumulation_steps": 8})

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import load_config, validate_config
+from engine.config import load_config
 from engine.errors import ConfigError, DataError, StudioError
 from engine.eval import check_eval_config
 from engine.eval.metrics import score_corpus, score_pair, tokenize
 from engine.eval.report import format_table
 from engine.eval.tasks import Question, Subject, Task, list_tasks, load_task, read_questions
+from engine.validation import validate_config
 
 
 def records(run_dir: Path) -> list[dict]:

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import load_config, read_yaml, validate_config
+from engine.config import load_config, read_yaml
 from engine.train.run import run_training
+from engine.validation import validate_config
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAINING_EXAMPLES = sorted(p for p in (ROOT / "examples").glob("*.yaml") if "stage" in read_yaml(p))

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from engine.config import load_config, validate_config
+from engine.config import load_config
 from engine.errors import ConfigError
 from engine.runfolder import list_checkpoints, read_trainer_log
+from engine.validation import validate_config
 
 COMMON_FILES = {"config.yaml", "trainer_log.jsonl", "running_log.txt", "status.json", "all_results.json", "loss.png",
                 "trainer_state.json", "training_args.bin", "tokenizer.json", "tokenizer_config.json",

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import load_config, validate_config
+from engine.config import load_config
 from engine.errors import ConfigError
 from engine.train.rewards import (
     REWARDS,
@@ -25,6 +25,7 @@ from engine.train.rewards import (
     score_completions,
     trl_reward_funcs,
 )
+from engine.validation import validate_config
 
 CONTAINS_DIGIT = r"reward_format_pattern=.*\d.*"
 RUN_FILES = {"config.yaml", "trainer_log.jsonl", "running_log.txt", "status.json", "all_results.json", "loss.png",

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import load_config, validate_config
+from engine.config import load_config
 from engine.train.run import run_training
+from engine.validation import validate_config
 
 pytestmark = pytest.mark.slow
 

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import load_config, validate_config
+from engine.config import load_config
 from engine.runfolder import list_checkpoints, read_trainer_log, wait_for_state
 from engine.train.run import run_training
+from engine.validation import validate_config
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 pytestmark = pytest.mark.slow

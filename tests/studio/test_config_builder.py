@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from engine.config import config_from_dict, validate_config
+from engine.config import config_from_dict
 from engine.errors import StudioError
+from engine.validation import validate_config
 from studio.config_builder import build_train_config
 
 

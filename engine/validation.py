@@ -1,0 +1,63 @@
+"""Validation of a run config before launch: its own values, then against the templates, stages and datasets.
+
+The one module above `engine.config`, `engine.templates`, `engine.data` and `engine.train` that checks a config
+across them (the config package itself never imports upwards). Torch-free: the CLI and the studio call the same
+`validate_config`, and nothing loads a model or reads dataset rows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine.config import RunConfig
+from engine.config.validate import check_values
+from engine.data import dataset_kind, get_dataset_attrs
+from engine.errors import ConfigError, Setting
+from engine.templates import get_template
+from engine.train import STAGES
+
+# The dataset kind (see `engine.data.dataset_kind`) a stage trains on, where it needs a particular one.
+STAGE_DATASET_KINDS = {"rm": "ranking", "dpo": "ranking", "kto": "kto"}
+
+
+def check_template(config: RunConfig) -> None:
+    """The chat template, when named, is registered."""
+    if config.model.template:
+        get_template(config.model.template)
+
+
+def check_stage(config: RunConfig) -> None:
+    """The stage is one this engine can run."""
+    if config.finetuning.stage not in STAGES:
+        raise ConfigError("stage_not_available", stage=config.finetuning.stage, available=", ".join(STAGES))
+
+
+def check_datasets(config: RunConfig) -> None:
+    """Dataset names are registered and fit the stage (no files are read)."""
+    data, stage = config.data, config.finetuning.stage
+    saved_tokens = bool(data.tokenized_path) and Path(data.tokenized_path).is_dir()
+    if config.training.do_train and not data.dataset and not saved_tokens:
+        raise ConfigError("no_dataset", key=Setting("dataset"))
+    if config.training.do_predict and not config.training.do_train and not (data.eval_dataset or data.dataset):
+        raise ConfigError("no_predict_dataset", key=Setting("eval_dataset"))
+    needed = STAGE_DATASET_KINDS.get(stage)
+    for names in (data.dataset, data.eval_dataset):
+        if not names:
+            continue
+        for attr in get_dataset_attrs(names, data.dataset_dir):
+            kind = dataset_kind(attr)
+            if needed and kind != needed:
+                raise ConfigError(f"stage_needs_{needed}", name=attr.name, stage=stage)
+            # Pre-training reads any text but pairs; SFT would learn the undesirable replies of KTO data too.
+            if (stage == "pt" and kind == "ranking") or (stage == "sft" and kind != "sft"):
+                raise ConfigError("dataset_stage_mismatch", name=attr.name, kind=kind, stage=stage)
+
+
+def validate_config(config: RunConfig, command: str = "train") -> RunConfig:
+    """Run every check that needs no model and no dataset rows; raise the first problem found."""
+    check_values(config, command)
+    check_template(config)
+    if command == "train":
+        check_stage(config)
+        check_datasets(config)
+    return config
