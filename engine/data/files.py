@@ -1,7 +1,7 @@
 """Reading a registered local dataset file (or folder of files) into raw rows, with precise errors.
 
-Plain Python only (pandas just for parquet, imported when needed) so the studio can list and preview
-datasets without loading torch or `datasets`.
+Plain Python only (pandas for parquet and pyarrow for arrow, imported when needed) so the studio can list and
+preview datasets without loading torch or `datasets`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from engine.data.registry import DatasetAttr, json_type, registry_path
 from engine.errors import DataError
 from engine.paths import resolve_dataset_dir
 
-SUPPORTED_EXTENSIONS = (".json", ".jsonl", ".csv", ".parquet", ".txt")
+SUPPORTED_EXTENSIONS = (".json", ".jsonl", ".csv", ".parquet", ".txt", ".arrow")
 
 
 @dataclass
@@ -61,10 +61,14 @@ def read_rows(attr: DatasetAttr, dataset_dir: str | Path | None = None) -> Rows:
     base = Path(os.path.abspath(resolve_dataset_dir(dataset_dir)))
     path = _resolve(attr, base)
     files = _folder_files(attr, path, base) if path.is_dir() else [path]
+    return read_files([(file, file.relative_to(base).as_posix()) for file in files], attr.name)
+
+
+def read_files(files: list[tuple[Path, str]], name: str) -> Rows:
+    """The rows of several files, one after the other; `files` are (path, name shown in messages) pairs."""
     rows, spans = Rows(), []
-    for file in files:
-        shown = file.relative_to(base).as_posix()
-        file_rows, lines = read_file(file, shown, attr.name)
+    for file, shown in files:
+        file_rows, lines = read_file(file, shown, name)
         spans.append(_Span(len(rows), shown, lines))
         rows.extend(file_rows)
     rows.spans = spans
@@ -96,11 +100,11 @@ def _folder_files(attr: DatasetAttr, folder: Path, base: Path) -> list[Path]:
             "dataset_folder_empty", name=attr.name, file=attr.path_or_id, supported=", ".join(SUPPORTED_EXTENSIONS)
         )
     for file in files:
-        _check_extension(file, file.relative_to(base).as_posix(), attr.name)
+        check_extension(file, file.relative_to(base).as_posix(), attr.name)
     return files
 
 
-def _check_extension(path: Path, shown: str, name: str) -> str:
+def check_extension(path: Path, shown: str, name: str) -> str:
     """The file's extension, refusing the ones we cannot read."""
     ext = path.suffix.lower()
     if ext not in SUPPORTED_EXTENSIONS:
@@ -116,10 +120,12 @@ def _check_extension(path: Path, shown: str, name: str) -> str:
 
 def read_file(path: Path, shown: str, name: str) -> tuple[list[dict], list[int] | None]:
     """Rows of one file, and the line each row starts on when the format has lines."""
-    ext = _check_extension(path, shown, name)
+    ext = check_extension(path, shown, name)
     where = {"name": name, "file": shown}
     if ext == ".parquet":
         rows, lines = _read_parquet(path, where), None
+    elif ext == ".arrow":
+        rows, lines = _read_arrow(path, where), None
     else:
         text = _decode(path, where)
         if not text.strip():
@@ -253,6 +259,22 @@ def _read_parquet(path: Path, where: dict) -> list[dict]:
     except Exception as err:  # pyarrow raises several unrelated types for corrupt files
         raise DataError("dataset_file_unreadable", kind="Parquet", reason=str(err), **where) from None
     return [_plain(row) for row in frame.to_dict(orient="records")]
+
+
+def _read_arrow(path: Path, where: dict) -> list[dict]:
+    """An Arrow IPC file's rows: the stream format `datasets` writes, or the random-access file format."""
+    try:
+        import pyarrow as pa
+    except ImportError as err:
+        raise DataError("dataset_file_unreadable", kind="Arrow", reason=str(err), **where) from None
+    errors = []
+    for open_table in (pa.ipc.open_stream, pa.ipc.open_file):
+        try:
+            with pa.memory_map(str(path)) as source:
+                return [_plain(row) for row in open_table(source).read_all().to_pylist()]
+        except (OSError, ValueError, TypeError) as err:  # pyarrow's ArrowInvalid is a ValueError
+            errors.append(str(err))
+    raise DataError("dataset_file_unreadable", kind="Arrow", reason=errors[-1], **where)
 
 
 def _plain(value: Any) -> Any:

@@ -34,7 +34,7 @@ _PACKAGE = Path(__file__).resolve().parent.parent
 # The code whose behaviour decides the rows: reading, converting, rendering, tokenizing. Of preprocess.py only the
 # tokenizing functions count (packing and collating happen after the cache).
 _CODE_PATHS = ("templates", "data/converter.py", "data/files.py", "data/loader.py", "data/registry.py",
-               "data/columns.py")
+               "data/sources.py", "data/columns.py")
 _CODE_FUNCTIONS = {"data/preprocess.py": ("tokenize_sft", "_sft_chunk", "tokenize_pt", "_pt_chunk")}
 
 @dataclass(frozen=True)
@@ -132,7 +132,8 @@ def _one_file(path: Path, base: Path) -> dict[str, Any]:
 
 
 def hub_identity(attr: DatasetAttr) -> dict[str, Any] | None:
-    """A hub dataset's id and commit; None when the commit is unknown (ModelScope, or offline and never downloaded)."""
+    """A Hugging Face dataset's id and commit; None when no version can be pinned: the commit is unknown (offline
+    and never downloaded), or the source has none we can ask for (ModelScope, OpenMind, script_url, cloud files)."""
     if attr.load_from != "hf_hub":
         return None
     revision = hub_revision(attr.path_or_id)

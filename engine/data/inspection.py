@@ -37,7 +37,7 @@ def stream_rows(path: Path, shown: str, name: str, limit: int) -> tuple[Rows, bo
     ext = path.suffix.lower()
     if ext == ".parquet":
         records: Iterator[tuple[int | None, dict]] = _parquet_rows(path, where)
-    elif ext == ".json" and path.stat().st_size <= WHOLE_JSON_BYTES:
+    elif ext == ".arrow" or (ext == ".json" and path.stat().st_size <= WHOLE_JSON_BYTES):
         rows, lines = read_file(path, shown, name)
         records = iter(zip(lines or [None] * len(rows), rows, strict=True))
     elif ext == ".json":

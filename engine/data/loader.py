@@ -1,12 +1,13 @@
-"""The public entry for training data: load registered datasets (local or hub), convert, sample, mix and split.
+"""The public entry for training data: load registered datasets (local or remote), convert, sample, mix and split.
 
-Only `load_hub_rows` imports `datasets`/`modelscope`, so everything else here works without them.
+Local files are read here; every other source is `engine.data.sources`', the only module that imports `datasets`,
+`modelscope`, `openmind` or fsspec, so everything else here works without them.
 """
 
 from __future__ import annotations
 
+import logging
 import math
-import os
 import random
 from pathlib import Path
 from typing import Any
@@ -14,10 +15,12 @@ from typing import Any
 from engine.data.converter import convert_rows, fill_placeholders
 from engine.data.files import read_rows
 from engine.data.registry import DatasetAttr, get_dataset_attrs
+from engine.data.sources import load_cloud_rows, load_hub_rows, load_script_rows
 from engine.errors import DataError
 
+logger = logging.getLogger(__name__)
+
 MIX_STRATEGIES = ("concat", "interleave_under", "interleave_over")
-_HUB_NAMES = {"hf_hub": "the Hugging Face Hub", "ms_hub": "the ModelScope Hub"}
 
 
 def load_examples(
@@ -41,12 +44,12 @@ def load_examples(
     attrs = get_dataset_attrs(dataset, dataset_dir)
     groups = []
     for attr in attrs:
-        rows = load_hub_rows(attr) if attr.load_from != "file" else read_rows(attr, dataset_dir)
-        examples = convert_rows(attr, rows, require_response=require_response)
-        if max_samples is not None:
-            examples = examples[:max_samples]
+        examples = convert_rows(attr, load_rows(attr, dataset_dir), require_response=require_response)
+        # LLaMA-Factory's order: an entry's num_samples first, then the run's max_samples of what that gave.
         if attr.num_samples is not None:
             examples = _sample(examples, attr.num_samples, seed)
+        if max_samples is not None:
+            examples = examples[:max_samples]
         if not examples:
             raise DataError("empty_dataset", datasets=attr.name)
         groups.append(examples)
@@ -54,6 +57,21 @@ def load_examples(
     if not mixed:
         raise DataError("empty_dataset", datasets=", ".join(a.name for a in attrs))
     return fill_placeholders(mixed, placeholders) if placeholders else mixed
+
+
+def load_rows(attr: DatasetAttr, dataset_dir: str | Path | None = None) -> list[dict]:
+    """Raw rows of one registered dataset, from wherever its entry says."""
+    if attr.load_from == "file":
+        if attr.subset or attr.folder or attr.split != "train":
+            # As in LLaMA-Factory, which puts every local file into one "train" split.
+            logger.warning("Dataset '%s': subset, split and folder apply to hub datasets and script_url folders; "
+                           "all of file_name '%s' is read.", attr.name, attr.path_or_id)
+        return read_rows(attr, dataset_dir)
+    if attr.load_from == "script":
+        return load_script_rows(attr, dataset_dir)
+    if attr.load_from == "cloud_file":
+        return load_cloud_rows(attr)
+    return load_hub_rows(attr)
 
 
 def _sample(examples: list[dict], count: int, seed: int) -> list[dict]:
@@ -131,51 +149,3 @@ def _val_count(val_size: Any, total: int) -> int:
     if isinstance(val_size, float) and not val_size.is_integer():
         raise DataError("val_size_invalid", value=val_size)
     return int(val_size)
-
-
-def load_hub_rows(attr: DatasetAttr) -> list[dict]:
-    """Raw rows of a dataset on the Hugging Face or ModelScope hub (the only place `datasets` is imported)."""
-    hub = _HUB_NAMES.get(attr.load_from)
-    if hub is None:
-        raise ValueError(f"load_hub_rows loads hub datasets; dataset '{attr.name}' loads from {attr.load_from}")
-    where = {"name": attr.name, "hub_id": attr.path_or_id, "hub": hub}
-    try:
-        if attr.load_from == "ms_hub":
-            try:
-                from modelscope import MsDataset
-            except ImportError:
-                raise DataError(
-                    "hub_package_missing", install='pip install "llm-studio[modelscope]"', **where
-                ) from None
-            dataset = MsDataset.load(attr.path_or_id, subset_name=attr.subset, split=attr.split, data_dir=attr.folder)
-            if hasattr(dataset, "to_hf_dataset"):
-                dataset = dataset.to_hf_dataset()
-        else:
-            import datasets
-
-            dataset = datasets.load_dataset(attr.path_or_id, name=attr.subset, split=attr.split, data_dir=attr.folder)
-    except DataError:
-        raise
-    except Exception as err:
-        raise _hub_error(err, where) from err
-    return dataset.to_list() if hasattr(dataset, "to_list") else [dict(row) for row in dataset]
-
-
-def _hub_error(err: Exception, where: dict) -> DataError:
-    """A DataError that says whether the hub was unreachable, the id unknown, or the load itself failed."""
-    reason = f"{type(err).__name__}: {err}"[:300]
-    names = {cls.__name__ for cls in type(err).__mro__}
-    modules = {cls.__module__.split(".")[0] for cls in type(err).__mro__}
-    if names & {"DatasetNotFoundError", "RepositoryNotFoundError", "GatedRepoError"}:
-        return DataError("hub_dataset_not_found", reason=reason, **where)
-    network = isinstance(err, (ConnectionError, TimeoutError)) or bool(modules & {"httpx", "requests", "urllib3"})
-    if network or (isinstance(err, OSError) and not isinstance(err, FileNotFoundError)):
-        offline = [
-            k
-            for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
-            if os.environ.get(k, "").lower() in ("1", "true", "yes", "on")
-        ]
-        if offline:
-            return DataError("hub_offline", variables=", ".join(offline), reason=reason, **where)
-        return DataError("hub_unreachable", reason=reason, **where)
-    return DataError("hub_load_failed", reason=reason, **where)

@@ -1,8 +1,15 @@
 """The dataset registry: reading and checking `dataset_info.json`, and turning entries into `DatasetAttr`s.
 
-The schema is LLaMA-Factory's, so registries written for it load here, with two deliberate differences:
-unknown keys are refused instead of ignored (a typo like `"formating"` would otherwise silently do nothing),
-and a `columns` mapping fills in only the fields it names (the others keep their defaults).
+The schema is LLaMA-Factory's, all of it, so registries written for it (its stock `data/dataset_info.json`
+included) load here. Only the entries a run uses are checked: a registry of a hundred hub datasets is not refused
+because one entry the run never reads is broken. Where an entry does several things at once the choice is
+LLaMA-Factory's: a hub id wins over `script_url`, which wins over `cloud_file_name`; among the hubs, ModelScope
+(USE_MODELSCOPE_HUB) or OpenMind (USE_OPENMIND_HUB) when asked for or when the entry has no `hf_hub_url`.
+
+Deliberate differences, all in entries a run uses: unknown keys are refused instead of ignored (a typo like
+`"formating"` would otherwise silently do nothing), as are `columns`/`tags` keys that the formatting never reads
+and `file_name` beside another source (which one was meant is a guess); a `columns` mapping fills in only the
+fields it names (the others keep their defaults).
 """
 
 from __future__ import annotations
@@ -18,9 +25,10 @@ from engine.paths import resolve_dataset_dir
 
 REGISTRY_FILE = "dataset_info.json"
 FORMATTINGS = ("alpaca", "sharegpt", "openai")
-SOURCE_KEYS = ("file_name", "hf_hub_url", "ms_hub_url")
-# Sources LLaMA-Factory knows that we do not load; named so the error can say why instead of "unknown key".
-UNSUPPORTED_SOURCE_KEYS = ("script_url", "cloudfile_name", "om_hub_url")
+HUB_KEYS = ("hf_hub_url", "ms_hub_url", "om_hub_url")
+# In LLaMA-Factory's order of precedence: the first one an entry has is where it loads from.
+SOURCE_KEYS = (*HUB_KEYS, "script_url", "cloud_file_name", "file_name")
+CLOUD_PROTOCOLS = ("s3://", "gs://", "gcs://")
 ENTRY_KEYS = (*SOURCE_KEYS, "formatting", "ranking", "subset", "split", "folder", "num_samples", "columns", "tags")
 
 _COMMON_COLUMNS = ("system", "tools", "images", "videos", "audios", "chosen", "rejected", "kto_tag")
@@ -70,7 +78,7 @@ class DatasetAttr:
     """One registry entry, resolved: where to load it from and how to read its columns."""
 
     name: str
-    load_from: str  # "file" | "hf_hub" | "ms_hub"
+    load_from: str  # "file" | "hf_hub" | "ms_hub" | "om_hub" | "script" | "cloud_file"
     path_or_id: str
     formatting: str = "alpaca"
     ranking: bool = False
@@ -114,7 +122,11 @@ def json_type(value: Any) -> str:
 
 
 def load_registry(dataset_dir: str | Path | None = None) -> dict[str, dict]:
-    """Read and check a folder's `dataset_info.json`; returns its raw entries by dataset name."""
+    """A folder's `dataset_info.json` as raw entries by dataset name.
+
+    Only the file itself is checked (readable JSON object); each entry is checked when it is used
+    (`get_dataset_attrs`), so a broken entry blocks only the runs that name it.
+    """
     path = registry_path(dataset_dir)
     if not path.is_file():
         raise DataError("dataset_registry_missing", path=str(path))
@@ -130,8 +142,6 @@ def load_registry(dataset_dir: str | Path | None = None) -> dict[str, dict]:
         ) from None
     if not isinstance(registry, dict):
         raise DataError("dataset_registry_not_object", path=str(path), type=json_type(registry))
-    for name, entry in registry.items():
-        check_entry(name, entry, str(path))
     return registry
 
 
@@ -140,9 +150,6 @@ def check_entry(name: str, entry: Any, registry: str) -> None:
     where = {"name": name, "registry": registry}
     if not isinstance(entry, dict):
         raise DataError("dataset_entry_not_object", type=json_type(entry), **where)
-    unsupported = [key for key in UNSUPPORTED_SOURCE_KEYS if key in entry]
-    if unsupported:
-        raise DataError("dataset_entry_unsupported_source", setting=unsupported[0], **where)
     unknown = [key for key in entry if key not in ENTRY_KEYS]
     if unknown:
         raise DataError("dataset_entry_unknown_key", keys=", ".join(unknown), allowed=", ".join(ENTRY_KEYS), **where)
@@ -153,6 +160,8 @@ def check_entry(name: str, entry: Any, registry: str) -> None:
         raise DataError("dataset_entry_two_sources", keys=", ".join(sources), **where)
     for key in sources:
         _check_value(entry, key, "a non-empty string", lambda v: isinstance(v, str) and v.strip() != "", where)
+    _check_value(entry, "cloud_file_name", "an s3://, gs:// or gcs:// path",
+                 lambda v: any(v.startswith(p) and len(v) > len(p) for p in CLOUD_PROTOCOLS), where)
     formatting = entry.get("formatting", "alpaca")
     if formatting not in FORMATTINGS:
         raise DataError("dataset_entry_bad_formatting", value=formatting, allowed=", ".join(FORMATTINGS), **where)
@@ -212,9 +221,9 @@ def _check_mapping(entry: dict, key: str, allowed: tuple[str, ...], formatting: 
             )
 
 
-def _use_modelscope() -> bool:
-    """Whether USE_MODELSCOPE_HUB asks for ModelScope ids where an entry has one."""
-    return os.environ.get("USE_MODELSCOPE_HUB", "").strip().lower() in ("1", "true", "yes", "y", "on")
+def env_enabled(name: str) -> bool:
+    """Whether an on/off environment variable such as USE_MODELSCOPE_HUB is switched on."""
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "y", "on")
 
 
 def _split_names(names: list[str] | str | None) -> list[str]:
@@ -243,18 +252,30 @@ def get_dataset_attrs(names: list[str] | str, dataset_dir: str | Path | None = N
     for name in wanted:
         if name not in registry:
             raise DataError("dataset_not_registered", name=name, registry=path, known=_known(registry))
+        check_entry(name, registry[name], path)
         attrs.append(_attr_from_entry(name, registry[name]))
     return attrs
 
 
+def _source(entry: dict) -> tuple[str, str]:
+    """(load_from, path or id) of a checked entry, by LLaMA-Factory's precedence and hub switches."""
+    has_hf = "hf_hub_url" in entry
+    if "ms_hub_url" in entry and (env_enabled("USE_MODELSCOPE_HUB") or not has_hf):
+        return "ms_hub", entry["ms_hub_url"]
+    if "om_hub_url" in entry and (env_enabled("USE_OPENMIND_HUB") or not has_hf):
+        return "om_hub", entry["om_hub_url"]
+    if has_hf:
+        return "hf_hub", entry["hf_hub_url"]
+    if "script_url" in entry:
+        return "script", entry["script_url"]
+    if "cloud_file_name" in entry:
+        return "cloud_file", entry["cloud_file_name"]
+    return "file", entry["file_name"]
+
+
 def _attr_from_entry(name: str, entry: dict) -> DatasetAttr:
     """A DatasetAttr from a checked registry entry."""
-    if "file_name" in entry:
-        load_from, path_or_id = "file", entry["file_name"]
-    elif "ms_hub_url" in entry and (_use_modelscope() or "hf_hub_url" not in entry):
-        load_from, path_or_id = "ms_hub", entry["ms_hub_url"]
-    else:
-        load_from, path_or_id = "hf_hub", entry["hf_hub_url"]
+    load_from, path_or_id = _source(entry)
     return DatasetAttr(
         name=name,
         load_from=load_from,

@@ -332,7 +332,7 @@ def test_hub_source_choice(monkeypatch: pytest.MonkeyPatch) -> None:
         ({"a": "x.json"}, "dataset_entry_not_object", "'a'"),
         ({"a": {"formatting": "alpaca"}}, "dataset_entry_no_source", "file_name"),
         ({"a": {"file_name": "x.json", "hf_hub_url": "o/x"}}, "dataset_entry_two_sources", "hf_hub_url"),
-        ({"a": {"script_url": "x.py"}}, "dataset_entry_unsupported_source", "script_url"),
+        ({"a": {"cloud_file_name": "http://host/x.json"}}, "dataset_entry_bad_value", "cloud_file_name"),
         ({"a": {"file_name": "x.json", "formating": "sharegpt"}}, "dataset_entry_unknown_key", "formating"),
         ({"a": {"file_name": "x.json", "formatting": "chatml"}}, "dataset_entry_bad_formatting", "chatml"),
         ({"a": {"file_name": "x.json", "columns": {"question": "q"}}}, "dataset_entry_bad_mapping", "question"),
@@ -355,7 +355,7 @@ def test_hub_source_choice(monkeypatch: pytest.MonkeyPatch) -> None:
 )
 def test_malformed_registry(tmp_path: Path, registry: dict | str, key: str, fragment: str) -> None:
     folder = write_registry(tmp_path / "d", registry)
-    err = raises(key, load_registry, folder)
+    err = raises(key, get_dataset_attrs, "a", folder)  # an entry is checked when a run uses it
     assert fragment in str(err) and "dataset_info.json" in str(err)
 
 
