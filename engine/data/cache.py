@@ -5,6 +5,9 @@ into a temporary sibling and renamed into place, and read and written under a fi
 entry, and processes that need the same entry at once (the ranks of a distributed run) tokenize once; the others
 wait for the lock, then load. An entry that cannot be read is tokenized again, with a warning, never a crash.
 
+A run that sets `tokenized_path` but names no dataset trains from the entry saved there alone (LLaMA-Factory's
+"tokenized_path without dataset"); it cannot tokenize again, so a missing or damaged entry is an error there.
+
 The cache lives in `tokenized_cache_dir()` (env STUDIO_TOKENIZED_CACHE, default `saves/.cache/tokenized` under
 STUDIO_HOME), one folder per key (see `engine.data.fingerprint`). Nothing is evicted: delete the folder to reclaim
 the space.
@@ -117,20 +120,25 @@ def cached_splits(key: CacheKey, tokenize: Callable[[], Splits], *, overwrite: b
         return splits
 
 
-def saved_splits(path: Path, settings: dict[str, Any], tokenize: Callable[[], Splits], *,
+def saved_splits(path: Path, settings: dict[str, Any], tokenize: Callable[[], Splits] | None, *,
                  overwrite: bool = False) -> Splits:
     """`tokenized_path`: the splits saved in `path` (the datasets are not read), else tokenized and saved there.
 
     `settings` (stage, template, tokenizer, cutoff_len, …) are stored with the rows; loading rows saved with other
-    settings warns, since the datasets are not read to check them.
+    settings warns, since the datasets are not read to check them. `tokenize` is None when the run names no
+    dataset: the saved rows are then all it has, and a folder that does not hold them is an error.
     """
     path = Path(path).expanduser()
+    if tokenize is None:
+        saved_train_rows(path, overwrite=overwrite)  # refuses a missing entry before anything is created
     path.parent.mkdir(parents=True, exist_ok=True)
     with file_lock(path.parent / f".{path.name}.lock"):
         if (path / META_FILE).is_file() and not overwrite:
             try:
                 meta, splits = read_entry(path)
             except UnreadableEntry as err:
+                if tokenize is None:
+                    raise DataError("tokenized_path_unreadable", path=str(path), reason=str(err)[:300]) from None
                 logger.warning("tokenized_path %s is unreadable (%s); tokenizing the datasets again.", path, err)
             else:
                 _warn_changed(path, meta.get("settings", {}), settings)
@@ -139,11 +147,34 @@ def saved_splits(path: Path, settings: dict[str, Any], tokenize: Callable[[], Sp
                 return splits
         elif not (path / META_FILE).is_file() and not _missing_or_empty(path):
             raise DataError("tokenized_path_not_ours", path=str(path))
+        if tokenize is None:  # another process removed the entry since saved_train_rows saw it
+            raise DataError("tokenized_path_empty", path=str(path))
         splits = tokenize()
         write_entry(path, splits, {"settings": settings})
         logger.info("Saved the tokenized dataset to tokenized_path %s; runs with this tokenized_path load it "
                     "instead of reading the datasets.", path)
         return splits
+
+
+def saved_train_rows(path: Path, *, overwrite: bool = False) -> int:
+    """How many training rows the entry saved in `tokenized_path` holds (its meta.json only is read), for a run
+    that names no dataset and so trains from that entry alone; a clear error when there is none to train from."""
+    path = Path(path).expanduser()
+    if overwrite:
+        raise DataError("tokenized_path_overwrite_no_dataset", path=str(path))
+    if not (path / META_FILE).is_file():
+        raise DataError("tokenized_path_empty", path=str(path))
+    try:
+        meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
+        ours = meta.get("format") == FORMAT and meta.get("version") == CACHE_VERSION
+        rows = meta["splits"]["train"] if ours else None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        reason = f"{type(err).__name__}: {err}"[:300]
+        raise DataError("tokenized_path_unreadable", path=str(path), reason=reason) from None
+    if isinstance(rows, bool) or not isinstance(rows, int):
+        reason = f"{path / META_FILE} is not a version {CACHE_VERSION} tokenized dataset"
+        raise DataError("tokenized_path_unreadable", path=str(path), reason=reason)
+    return rows
 
 
 def _missing_or_empty(path: Path) -> bool:

@@ -1,8 +1,9 @@
 """From config to tokenized train and eval sets: load, fill placeholders, split, tokenize, cache, pack.
 
 The tokenized rows come from `tokenized_path` when it holds them, else from the tokenization cache, else from
-tokenizing (in `preprocessing_num_workers` processes) — and are then saved to both. SFT packing runs after loading,
-so saved rows are unpacked and one entry serves runs with and without packing.
+tokenizing (in `preprocessing_num_workers` processes) — and are then saved to both. A run with `tokenized_path` and
+no `dataset` trains from the saved rows alone. SFT packing runs after loading, so saved rows are unpacked and one
+entry serves runs with and without packing.
 """
 
 from __future__ import annotations
@@ -85,7 +86,8 @@ def load_tokenized_splits(config: RunConfig, template: Any, tokenizer: Any) -> S
 
     if data.tokenized_path:
         settings = tokenize_settings(config, template, tokenizer)
-        return saved_splits(Path(data.tokenized_path), settings, from_cache, overwrite=data.overwrite_cache)
+        tokenize = from_cache if data.dataset else None  # no dataset: the saved rows are all there is
+        return saved_splits(Path(data.tokenized_path), settings, tokenize, overwrite=data.overwrite_cache)
     return from_cache()
 
 
@@ -111,18 +113,27 @@ def check_local_data(config: RunConfig) -> int | None:
     """Read and convert the run's local datasets (torch-free, no tokenizer) so bad files fail before a launch.
 
     Returns the number of training rows the run will use (after max_samples and the validation split), or None
-    when a training dataset comes from a hub: hub datasets are left to the training process, since reading them
-    here would download them into the caller.
+    when a training dataset is not a local file: those (hubs, script_url, cloud files) are left to the training
+    process, since reading them here would download them into the caller; what can be checked without a download
+    (the package a hub needs, a loading script) is checked. A run with tokenized_path and no dataset uses the
+    rows saved there: their count, from its meta.json.
     """
     from engine.data import get_dataset_attrs, load_examples, split_examples
+    from engine.data.cache import saved_train_rows
+    from engine.data.sources import check_source
 
     data = config.data
+    if data.tokenized_path and not data.dataset:
+        return saved_train_rows(Path(data.tokenized_path), overwrite=data.overwrite_cache)
     require_response = config.finetuning.stage != "pt"
     rows: int | None = 0
     for names in (data.dataset, data.eval_dataset):
         if not names:
             continue
         attrs = get_dataset_attrs(names, data.dataset_dir)
+        for attr in attrs:
+            if attr.load_from != "file":
+                check_source(attr, data.dataset_dir)
         local = [attr.name for attr in attrs if attr.load_from == "file"]
         if names == data.dataset and len(local) < len(attrs):
             rows = None
