@@ -7,6 +7,7 @@ across them (the config package itself never imports upwards). Torch-free: the C
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 from engine.config import RunConfig
@@ -35,7 +36,8 @@ def check_stage(config: RunConfig) -> None:
 def check_datasets(config: RunConfig) -> None:
     """Dataset names are registered and fit the stage (no files are read)."""
     data, stage = config.data, config.finetuning.stage
-    saved_tokens = bool(data.tokenized_path) and Path(data.tokenized_path).is_dir()
+    # Saved tokens (pt and sft only) stand in for the datasets; an empty folder is named by the data pipeline.
+    saved_tokens = bool(data.tokenized_path) and Path(data.tokenized_path).is_dir() and stage in ("pt", "sft")
     if config.training.do_train and not data.dataset and not saved_tokens:
         raise ConfigError("no_dataset", key=Setting("dataset"))
     if config.training.do_predict and not config.training.do_train and not (data.eval_dataset or data.dataset):
@@ -53,6 +55,12 @@ def check_datasets(config: RunConfig) -> None:
                 raise ConfigError("dataset_stage_mismatch", name=attr.name, kind=kind, stage=stage)
 
 
+def check_packages(config: RunConfig) -> None:
+    """Optional packages a config asks for are installed (found without importing them)."""
+    if config.training.deepspeed and importlib.util.find_spec("deepspeed") is None:
+        raise ConfigError("deepspeed_not_installed", key=Setting("deepspeed"), path=config.training.deepspeed)
+
+
 def validate_config(config: RunConfig, command: str = "train") -> RunConfig:
     """Run every check that needs no model and no dataset rows; raise the first problem found."""
     check_values(config, command)
@@ -60,4 +68,5 @@ def validate_config(config: RunConfig, command: str = "train") -> RunConfig:
     if command == "train":
         check_stage(config)
         check_datasets(config)
+        check_packages(config)
     return config

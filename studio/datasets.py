@@ -46,14 +46,20 @@ _TOKEN_STYLE = "border-radius:3px;margin-right:1px;padding:0 1px;"
 
 
 def list_datasets(dataset_dir: str | Path | None, stage: str) -> list[str]:
-    """Registered dataset names (registry order) whose kind suits `stage`; a broken registry raises its DataError."""
+    """Registered dataset names (registry order) whose kind suits `stage`, leaving out entries that cannot load (as
+    LLaMA-Factory's stock registry has); a registry file that is not a JSON object raises its DataError."""
     if stage not in STAGE_KINDS:
         raise ValueError(f"unknown stage {stage!r}; known: {', '.join(STAGE_KINDS)}")
     registry = load_registry(dataset_dir)
-    if not registry:
-        return []
-    return [attr.name for attr in get_dataset_attrs(list(registry), dataset_dir)
-            if dataset_kind(attr) in STAGE_KINDS[stage]]
+    names = []
+    for name in registry:
+        try:
+            (attr,) = get_dataset_attrs([name], dataset_dir)
+        except DataError:  # a broken entry is refused when a run names it; it must not hide the others
+            continue
+        if dataset_kind(attr) in STAGE_KINDS[stage]:
+            names.append(name)
+    return names
 
 
 def dataset_picker(dataset_dir: str | Path | None, stage: str, lang: str) -> list[tuple[str, str]]:

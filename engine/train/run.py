@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import RunConfig
-from engine.errors import ConfigError
+from engine.errors import ConfigError, Setting
 from engine.jobs import Job, default_run_dir, run_job
 from engine.runfolder import clear_results, has_results, is_complete_checkpoint, list_checkpoints
 from engine.train import get_stage_runner
@@ -90,6 +90,7 @@ def _train(job: Job, resume: str | None) -> dict[str, Any]:
     logger.info("Rank %s of %s: %s training into %s", os.environ.get("RANK", "0"), os.environ.get("WORLD_SIZE", "1"),
                 config.finetuning.stage, job.run_dir)
     _warn_unused_data_options(config)
+    _check_devices(config)
     if resume:
         check_checkpoint_files(Path(resume))  # before any trainer unpickles what it holds
     set_seed(config.training.seed)  # before the model exists: fresh adapter weights depend on it
@@ -98,6 +99,14 @@ def _train(job: Job, resume: str | None) -> dict[str, Any]:
         return {}
     checkpoints = list_checkpoints(job.run_dir)
     return {"checkpoint": str(checkpoints[-1]) if checkpoints else None}
+
+
+def _check_devices(config: RunConfig) -> None:
+    """Settings that need a CUDA GPU stop here, before any model loads, when there is none."""
+    import torch
+
+    if config.training.deepspeed and not torch.cuda.is_available():
+        raise ConfigError("deepspeed_needs_gpu", key=Setting("deepspeed"), path=config.training.deepspeed)
 
 
 def _warn_unused_data_options(config: RunConfig) -> None:
