@@ -2,8 +2,9 @@
 
 `load_tokenizer(model_args)` and `load_model(tokenizer, model_args, finetuning_args, is_trainable=...)` are the
 entry points of every stage, chat and export. `load_model` reads the config, applies RoPE scaling, picks the
-attention implementation and dtype, quantizes with bitsandbytes when asked, resizes the embeddings to the
-tokenizer, and hands the model to `adapters.setup_finetuning` (full / freeze / LoRA).
+attention implementation and dtype, sets the mixture-of-experts router loss, quantizes with bitsandbytes when
+asked, resizes the embeddings to the tokenizer (initialising the rows of new special tokens), and hands the model
+to `adapters.setup_finetuning` (full / freeze / LoRA / OFT, see `engine.model.methods`).
 
 Loading failures from transformers and huggingface_hub (a missing folder, no network, a gated or unknown repo,
 a truncated weight file, remote code not trusted) become `ModelError`s with a message key under `error.`.
@@ -19,7 +20,9 @@ from typing import Any
 from engine.config.finetuning import FinetuningArguments
 from engine.config.model import ModelArguments
 from engine.errors import ModelError, Setting
+from engine.model.adapters import check_method_options, count_parameters, setup_finetuning
 from engine.model.load_errors import translated_errors
+from engine.model.special_tokens import add_described_tokens, init_new_token_rows
 from engine.paths import looks_like_local_path
 
 logger = logging.getLogger(__name__)
@@ -83,9 +86,7 @@ def load_tokenizer(model_args: ModelArguments) -> Any:
             **_hub_kwargs(model_args),
         )
     added = tokenizer.add_tokens(_split(model_args.add_tokens))
-    special = _split(model_args.add_special_tokens)
-    if special:
-        added += tokenizer.add_special_tokens({"extra_special_tokens": special}, replace_extra_special_tokens=False)
+    added += add_described_tokens(tokenizer, model_args)  # new_special_tokens_config, else add_special_tokens
     if added:
         logger.info("Added %d tokens to the tokenizer (now %d).", added, len(tokenizer))
     if tokenizer.pad_token is None:
@@ -150,6 +151,28 @@ def apply_rope_scaling(config: Any, model_args: ModelArguments) -> None:
     logger.info("RoPE scaling %s with factor %s: context %d tokens.", kind, factor, config.max_position_embeddings)
 
 
+def apply_moe_aux_loss(config: Any, model_args: ModelArguments, is_trainable: bool) -> None:
+    """Weight the mixture-of-experts router's load-balancing loss by `moe_aux_loss_coef` while training.
+
+    Models with a router carry `router_aux_loss_coef` in their (text) config; the loss is only added when the
+    model outputs its router logits, so that is switched on too (off for a coefficient of 0).
+    """
+    coef = model_args.moe_aux_loss_coef
+    if coef is None or not is_trainable:
+        return
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    routed = [c for c in ([config] if text is config else [config, text]) if hasattr(c, "router_aux_loss_coef")]
+    if not routed:
+        logger.warning("moe_aux_loss_coef is set, but this model (type %s) has no mixture-of-experts router "
+                       "(no router_aux_loss_coef in its config): the setting has no effect.",
+                       getattr(config, "model_type", "?"))
+        return
+    for routed_config in routed:
+        routed_config.router_aux_loss_coef = coef
+        routed_config.output_router_logits = coef > 0
+    logger.info("Router load-balancing loss weighted %s.", coef)
+
+
 def infer_model_dtype(model_args: ModelArguments, finetuning_args: FinetuningArguments, is_trainable: bool,
                       compute_dtype: Any = None) -> Any:
     """The dtype the weights are loaded in.
@@ -207,12 +230,14 @@ def _load_weights(path: str, config: Any, model_args: ModelArguments, finetuning
 
 
 def _resize_embeddings(model: Any, tokenizer: Any, model_args: ModelArguments) -> None:
-    """Grow the embeddings when the tokenizer has more tokens than the model has rows (new rows: the mean)."""
+    """Grow the embeddings when the tokenizer has more tokens than the model has rows (new rows: the mean), and
+    initialise the rows of new special tokens from `new_special_tokens_config` as `init_special_tokens` says."""
     embeddings = model.get_input_embeddings()
     if embeddings is None or tokenizer is None:
         return
     rows, needed = embeddings.weight.shape[0], len(tokenizer)
     if needed <= rows:
+        init_new_token_rows(model, tokenizer, model_args, rows)  # a token may take a spare row of a padded vocab
         return
     model.resize_token_embeddings(needed, pad_to_multiple_of=64)  # multiples of 64 keep the matmuls fast
     if not model_args.resize_vocab:
@@ -220,6 +245,7 @@ def _resize_embeddings(model: Any, tokenizer: Any, model_args: ModelArguments) -
                        "resize_vocab: true to also train the new rows.", needed, rows)
     else:
         logger.info("Resized the embeddings from %d to %d rows.", rows, model.get_input_embeddings().weight.shape[0])
+    init_new_token_rows(model, tokenizer, model_args, rows)
 
 
 def _prepare_model(model: Any, model_args: ModelArguments, is_trainable: bool) -> Any:
@@ -246,18 +272,6 @@ def _prepare_model(model: Any, model_args: ModelArguments, is_trainable: bool) -
     return model
 
 
-def check_model_options(model_args: ModelArguments, finetuning_args: FinetuningArguments, is_trainable: bool) -> None:
-    """Reject option combinations that cannot work, before any weights are read."""
-    method = finetuning_args.finetuning_type
-    quantized = model_args.quantization_bit is not None
-    if is_trainable and quantized and method != "lora":  # a quantized model can still be used for inference
-        raise ModelError("quantization_needs_lora", method=method)
-    if is_trainable and quantized and finetuning_args.pissa_init:
-        raise ModelError("pissa_quantized")
-    if model_args.adapter_name_or_path and method != "lora":
-        raise ModelError("adapter_needs_lora", method=method)
-
-
 def load_model(tokenizer: Any, model_args: ModelArguments, finetuning_args: FinetuningArguments, *,
                is_trainable: bool, compute_dtype: Any = None, max_seq_length: int | None = None) -> Any:
     """The model, ready to train (`is_trainable`) or to generate, with its finetuning method set up.
@@ -266,14 +280,14 @@ def load_model(tokenizer: Any, model_args: ModelArguments, finetuning_args: Fine
     memory; trainable weights stay float32 unless `pure_bf16`. `max_seq_length` is used by Unsloth only.
     Not trainable: eval mode, no parameter requires grad, adapters from `adapter_name_or_path` loaded.
     """
-    from engine.model.adapters import count_parameters, setup_finetuning
     from engine.model.boosters import apply_liger_kernel, load_unsloth_model, resolve_attn_implementation
 
-    check_model_options(model_args, finetuning_args, is_trainable)
+    check_method_options(model_args, finetuning_args, is_trainable)
     path = resolve_model_folder(model_args)
     folder = path if os.path.isdir(path) else None
     config = load_config(model_args, path)
     apply_rope_scaling(config, model_args)
+    apply_moe_aux_loss(config, model_args, is_trainable)
     attn = resolve_attn_implementation(model_args.flash_attn)
     dtype = infer_model_dtype(model_args, finetuning_args, is_trainable, compute_dtype)
     if finetuning_args.stage == "rm":

@@ -207,7 +207,7 @@ def test_adapter_errors(tiny_model_dir: Path, tokenizer: Any, tmp_path: Path) ->
     assert error_key(lambda: load(tiny_model_dir, tokenizer, adapter_name_or_path=str(tiny_model_dir))).key == \
         "adapter_config_missing"
     assert error_key(lambda: load(tiny_model_dir, tokenizer, finetuning_type="full",
-                                  adapter_name_or_path=str(tmp_path))).key == "adapter_needs_lora"
+                                  adapter_name_or_path=str(tmp_path))).key == "adapter_needs_adapter_method"
 
 
 # ---------------------------------------------------------------- QLoRA
@@ -228,7 +228,7 @@ def test_qlora_on_cpu_trains_only_lora(tiny_model_dir: Path, tokenizer: Any, bit
 
 def test_quantized_full_finetuning_is_refused(tiny_model_dir: Path, tokenizer: Any) -> None:
     err = error_key(lambda: load(tiny_model_dir, tokenizer, quantization_bit=4, finetuning_type="full"))
-    assert err.key == "quantization_needs_lora"
+    assert err.key == "quantization_needs_adapter" and err.params["methods"] == "lora, oft"
 
 
 # ---------------------------------------------------------------- optimizers
