@@ -27,6 +27,8 @@ commands:
                                       score a benchmark (task: mmlu_test, studio_bench_test, ...), or with
                                       --predict generate for the eval rows and score BLEU/ROUGE
   demo-model [DIR] [--force]          build the offline demo model and print its folder
+  expand-model --model_name_or_path M --output_dir D --num_expand N
+                                      add N identity blocks to a model for LLaMA Pro (use_llama_pro) training
   launch [--host] [--port] [--auth]    open the web studio (see `studio launch --help`)
   api CONFIG.yaml [key=value ...]     serve the model over an OpenAI-compatible API (api_host, api_port, api_key)
   chat CONFIG.yaml [key=value ...]    chat with the model in the terminal (`clear` resets, `exit` quits)
@@ -100,6 +102,18 @@ def command_demo_model(args: argparse.Namespace) -> int:
     return demo_main([*([args.dir] if args.dir else []), *(["--force"] if args.force else [])])
 
 
+def command_expand_model(args: argparse.Namespace) -> int:
+    """Save the model with `num_expand` identity blocks added (LLaMA Pro) and print the folder and how to train it."""
+    from engine.model.block_expansion import expand_model
+
+    out = expand_model(args.model_name_or_path, args.output_dir, args.num_expand,
+                       trust_remote_code=args.trust_remote_code)
+    print(out)
+    print(f"Train only the new blocks with: model_name_or_path={out} finetuning_type=freeze "
+          f"freeze_trainable_layers={args.num_expand} use_llama_pro=true", file=sys.stderr)
+    return 0
+
+
 def command_eval(args: argparse.Namespace) -> int:
     """Check the eval config, then run the benchmark or the prediction in this process."""
     from engine.config import load_config
@@ -162,6 +176,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("dir", nargs="?", help="target folder (default: saves/models/demo)")
     demo.add_argument("--force", action="store_true", help="rebuild even when an identical build exists")
     demo.add_argument("--debug", action="store_true", help="show tracebacks")
+    expand = sub.add_parser("expand-model", help="add identity blocks for LLaMA Pro training",
+                            description="Insert N decoder blocks that leave the output unchanged (copies of the "
+                            "block before each, output projections zeroed), spread evenly; train them with "
+                            "use_llama_pro: true.")
+    expand.add_argument("--model_name_or_path", required=True, help="the model to expand (`demo`, a folder or a "
+                        "Hub id)")
+    expand.add_argument("--output_dir", required=True, help="the folder to write (must be new or empty)")
+    expand.add_argument("--num_expand", type=int, required=True, help="blocks to add (must divide the layer count)")
+    expand.add_argument("--trust_remote_code", action="store_true", help="run the model repository's own code")
+    expand.add_argument("--debug", action="store_true", help="show tracebacks")
     sub.add_parser("version", help="print the version")
     check = sub.add_parser("check", help="a job's pre-launch checks, as JSON",
                            description="Check a train, eval or export config and its data; print one JSON line.")
@@ -201,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     setup_logging()
-    handlers: dict[str, Any] = {"train": command_train, "demo-model": command_demo_model, "api": command_api,
+    handlers: dict[str, Any] = {"train": command_train, "demo-model": command_demo_model,
+                                "expand-model": command_expand_model, "api": command_api,
                                 "chat": command_chat, "eval": command_eval, "export": command_export,
                                 "check": command_check}
     try:
