@@ -16,7 +16,7 @@ from studio.workspace import home
 BOOSTERS = ("auto", "sdpa", "flashattn2", "unsloth", "liger_kernel")
 COMPUTE_TYPES = ("bf16", "fp16", "fp32", "pure_bf16")
 QUANTIZATION_BITS = ("none", "8", "4")
-ADAPTER_METHODS = ("lora",)  # methods whose runs are adapters loaded on the base model
+ADAPTER_METHODS = ("lora", "oft")  # methods whose runs are adapters loaded on the base model (PEFT)
 
 # booster → the attention implementation it asks for (engine values of `flash_attn`).
 _BOOSTER_ATTN = {"auto": "auto", "sdpa": "sdpa", "flashattn2": "fa2", "unsloth": "auto", "liger_kernel": "auto"}
@@ -145,7 +145,8 @@ def _run_path(run: str, model: str, method: str) -> str:
 def checkpoint_to_config(runs: str | Iterable[str] | None, model: str, method: str) -> dict[str, Any]:
     """Chosen earlier runs → what to start from.
 
-    LoRA: the runs' adapters are loaded on the base model (`adapter_name_or_path`, comma-joined; None for none).
+    LoRA and OFT: the runs' adapters are loaded on the base model (`adapter_name_or_path`, comma-joined; None
+    for none).
     Full and freeze: the one chosen run's weights become the model (`model_name_or_path`); with none chosen the
     model stays as the model widgets set it, so the key is left out.
     """

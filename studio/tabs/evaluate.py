@@ -49,6 +49,7 @@ def build(ctx: Context) -> None:
         config_widget(ctx, "max_new_tokens", name="eval_max_new_tokens", widget="number", value=128)
         config_widget(ctx, "top_p", name="eval_top_p", widget="slider")
         config_widget(ctx, "temperature", name="eval_temperature", widget="slider", value=0.0)
+        config_widget(ctx, "eval_num_beams", widget="number")
     with gr.Row():
         for name, variant in (("eval_start_button", "primary"), ("eval_abort_button", "stop")):
             ctx.add(name, gr.Button(t(f"eval.{name}.label", lang), elem_id=name, variant=variant),
@@ -71,8 +72,8 @@ def build(ctx: Context) -> None:
 def build_eval_config(mode: str, model_name: str, model_path: str, method: str, checkpoint: list[str],
                       template: str, quantization_bit: str, task: str, n_shot: float, eval_lang: str,
                       compare: bool, datasets: list[str], dataset_dir: str, cutoff_len: float, max_samples: float,
-                      batch_size: float, max_new_tokens: float, top_p: float,
-                      temperature: float) -> tuple[dict[str, Any], Path]:
+                      batch_size: float, max_new_tokens: float, top_p: float, temperature: float,
+                      num_beams: float | None = None) -> tuple[dict[str, Any], Path]:
     """The form's values → an eval config and its run folder (saves/<model>/<method>/eval_<time>)."""
     from studio.runs import default_run_name, run_folder
     from studio.tabs.top import run_model_key
@@ -95,7 +96,8 @@ def build_eval_config(mode: str, model_name: str, model_path: str, method: str, 
                        "dataset_dir": workspace_dataset_dir(dataset_dir), "cutoff_len": int(cutoff_len or 1024),
                        "max_samples": int(max_samples) if max_samples else None,
                        "max_new_tokens": int(max_new_tokens or 128), "top_p": top_p, "temperature": temperature,
-                       "do_sample": bool(temperature and temperature > 0)})
+                       "do_sample": bool(temperature and temperature > 0),
+                       "eval_num_beams": int(num_beams) if num_beams else None})  # the box's 0: the default
     else:
         config.update({"task": task, "n_shot": int(n_shot or 0), "lang": eval_lang,
                        "compare_with": "base" if compare and config.get("adapter_name_or_path") else None})
@@ -182,7 +184,7 @@ def wire(ctx: Context) -> None:
     form = [ctx[n] for n in ("eval_mode", "model_name", "model_path", "finetuning_type", "checkpoint", "template",
                              "quantization_bit", "task", "n_shot", "eval_lang", "eval_compare", "eval_dataset",
                              "dataset_dir", "eval_cutoff_len", "eval_max_samples", "per_device_eval_batch_size",
-                             "eval_max_new_tokens", "eval_top_p", "eval_temperature")]
+                             "eval_max_new_tokens", "eval_top_p", "eval_temperature", "eval_num_beams")]
     monitor = gr.State(None)
     ctx["eval_start_button"].click(start_eval, [lang, *form],
                                    [ctx["eval_message"], ctx["eval_status"], ctx["eval_run_dir"], ctx["eval_timer"]],

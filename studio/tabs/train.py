@@ -12,14 +12,18 @@ DS_STAGES = ["none", "2", "3"]
 
 
 # Which method or stage each group of settings belongs to (other groups are always shown).
-GROUP_METHODS = {"lora": {"lora"}, "freeze": {"freeze"}, "galore": {"full", "freeze"}, "badam": {"full", "freeze"}}
-RLHF_STAGES = {"rm", "ppo", "dpo", "kto", "grpo"}
+GROUP_METHODS = {"lora": {"lora"}, "oft": {"oft"}, "freeze": {"freeze"}, "galore": {"full", "freeze"},
+                 "badam": {"full", "freeze"}, "apollo": {"full", "freeze"}}
+GROUP_STAGES = {"rlhf": {"rm", "ppo", "dpo", "kto", "grpo"}, "sft_loss": {"sft"}}
+# Settings of the always-shown Optimizers group that only some methods can use: APOLLO and Adam-mini optimise the
+# whole weights (Muon, beside them, works with every method).
+FIELD_METHODS = {"use_adam_mini": {"full", "freeze"}, "use_apollo": {"full", "freeze"}}
 
 
 def group_visibility(method: str, stage: str) -> dict[str, bool]:
-    """Show only the settings that matter for the chosen method and stage."""
-    shown = {name: method in methods for name, methods in GROUP_METHODS.items()}
-    shown["rlhf"] = stage in RLHF_STAGES
+    """Show only the settings that matter for the chosen method and stage: group name or field name → shown."""
+    shown = {name: method in methods for name, methods in {**GROUP_METHODS, **FIELD_METHODS}.items()}
+    shown.update({name: stage in stages for name, stages in GROUP_STAGES.items()})
     return shown
 
 
@@ -80,13 +84,18 @@ def build(ctx: Context) -> None:
             config_widget(ctx, "eval_strategy")
             config_widget(ctx, "eval_steps", widget="number")
             config_widget(ctx, "early_stopping_patience", widget="number")
+            config_widget(ctx, "early_stopping_steps", widget="number")
             config_widget(ctx, "load_best_model_at_end")
             config_widget(ctx, "metric_for_best_model")
         with gr.Row():
             config_widget(ctx, "packing", value=False)
             config_widget(ctx, "train_on_prompt")
             config_widget(ctx, "mask_history")
+            config_widget(ctx, "preserve_thinking")
+        with gr.Row():  # the tokenizer
             config_widget(ctx, "resize_vocab")
+            config_widget(ctx, "new_special_tokens_config", scale=2)
+            config_widget(ctx, "init_special_tokens")
         _labelled(ctx, "extra_args", gr.Textbox, "train.extra_args", value="{}", lines=2, interactive=True)
     with _group(ctx, "lora"):
         with gr.Row():
@@ -102,10 +111,16 @@ def build(ctx: Context) -> None:
         with gr.Row():
             config_widget(ctx, "lora_target")
             config_widget(ctx, "additional_target")
+    with _group(ctx, "oft"), gr.Row():
+        config_widget(ctx, "oft_block_size", widget="number")
+        config_widget(ctx, "oft_rank", widget="number")
+        config_widget(ctx, "module_dropout", widget="number")
+        config_widget(ctx, "oft_target")
     with _group(ctx, "freeze"), gr.Row():
         config_widget(ctx, "freeze_trainable_layers", widget="number")
         config_widget(ctx, "freeze_trainable_modules")
         config_widget(ctx, "freeze_extra_modules")
+        config_widget(ctx, "use_llama_pro")
     with _group(ctx, "rlhf"):
         with gr.Row():
             config_widget(ctx, "pref_beta", widget="number")
@@ -120,6 +135,16 @@ def build(ctx: Context) -> None:
             config_widget(ctx, "num_generations", widget="number")
             config_widget(ctx, "max_completion_length", widget="number")
             config_widget(ctx, "ppo_epochs", widget="number")
+        with gr.Row():  # DPO variants
+            config_widget(ctx, "pref_bco_weight", widget="number")
+            config_widget(ctx, "ld_alpha", widget="number")
+    with _group(ctx, "sft_loss"), gr.Row():
+        config_widget(ctx, "use_dft_loss")
+        config_widget(ctx, "use_asft_loss")
+        config_widget(ctx, "asft_alpha", widget="number")
+        config_widget(ctx, "use_eaft_loss")
+        config_widget(ctx, "eaft_alpha", widget="number")
+    _optimizers(ctx)
     with _group(ctx, "galore"), gr.Row():
         config_widget(ctx, "use_galore")
         config_widget(ctx, "galore_rank", widget="number")
@@ -132,6 +157,12 @@ def build(ctx: Context) -> None:
         config_widget(ctx, "badam_switch_mode")
         config_widget(ctx, "badam_switch_interval", widget="number")
         config_widget(ctx, "badam_update_ratio", widget="number")
+    with _group(ctx, "swanlab"), gr.Row():
+        config_widget(ctx, "use_swanlab")
+        config_widget(ctx, "swanlab_mode")
+        config_widget(ctx, "swanlab_project")
+        config_widget(ctx, "swanlab_workspace")
+        config_widget(ctx, "swanlab_run_name")
     with _group(ctx, "identity"), gr.Row():
         config_widget(ctx, "identity_name")
         config_widget(ctx, "identity_author")
@@ -156,14 +187,38 @@ def build(ctx: Context) -> None:
                     key=f"train.{name}", kind="button")
 
 
-def wire(ctx: Context) -> None:
-    """Method or stage changed → show the groups of settings that apply."""
+def _optimizers(ctx: Context) -> None:
+    """The Optimizers group: Muon for every method; Adam-mini and APOLLO (its settings folded in their own group)
+    only where the whole weights train."""
     import gradio as gr
 
-    names = [*GROUP_METHODS, "rlhf"]
+    from studio.components import config_widget
+
+    shown = group_visibility(ctx.initial.get("finetuning_type", "lora"), ctx.initial.get("stage", "sft"))
+    with _group(ctx, "optimizers"):
+        with gr.Row():
+            config_widget(ctx, "use_muon")
+            config_widget(ctx, "use_adam_mini", visible=shown["use_adam_mini"])
+            config_widget(ctx, "use_apollo", visible=shown["use_apollo"])
+        with _group(ctx, "apollo"):
+            with gr.Row():
+                for name in ("apollo_rank", "apollo_update_interval", "apollo_scale"):
+                    config_widget(ctx, name, widget="number")
+                config_widget(ctx, "apollo_target")
+            with gr.Row():
+                for name in ("apollo_proj", "apollo_proj_type", "apollo_scale_type", "apollo_layerwise",
+                             "apollo_scale_front"):
+                    config_widget(ctx, name)
+
+
+def wire(ctx: Context) -> None:
+    """Method or stage changed → show the groups of settings (and the method-bound settings) that apply."""
+    import gradio as gr
+
+    names = [*GROUP_METHODS, *GROUP_STAGES, *FIELD_METHODS]
 
     def toggle(method: str, stage: str) -> list[Any]:
-        """(method, stage) → visibility updates of the method and RLHF groups."""
+        """(method, stage) → visibility updates of the method and stage groups and the method-bound settings."""
         shown = group_visibility(method, stage)
         return [gr.update(visible=shown[name]) for name in names]
 
@@ -173,7 +228,7 @@ def wire(ctx: Context) -> None:
 
         return gr.update(choices=reward_model_runs()) if stage in ("ppo", "grpo") else gr.update()
 
-    outputs = [ctx[f"group_{name}"] for name in names]
+    outputs = [ctx[name] if name in FIELD_METHODS else ctx[f"group_{name}"] for name in names]
     for trigger in ("finetuning_type", "stage"):
         ctx[trigger].change(toggle, [ctx["finetuning_type"], ctx["stage"]], outputs, api_visibility="private")
     ctx["stage"].change(reward_models, ctx["stage"], ctx["reward_model"], api_visibility="private")
@@ -206,4 +261,10 @@ FORM_FIELDS = [
     "use_galore", "galore_rank", "galore_update_interval", "galore_scale", "galore_target",
     "use_badam", "badam_mode", "badam_switch_mode", "badam_switch_interval", "badam_update_ratio",
     "identity_name", "identity_author", "ds_stage", "ds_offload", "run_name",
+    "early_stopping_steps", "preserve_thinking", "new_special_tokens_config", "init_special_tokens",
+    "oft_block_size", "oft_rank", "module_dropout", "oft_target", "use_llama_pro",
+    "pref_bco_weight", "ld_alpha", "use_dft_loss", "use_asft_loss", "asft_alpha", "use_eaft_loss", "eaft_alpha",
+    "use_muon", "use_adam_mini", "use_apollo", "apollo_rank", "apollo_update_interval", "apollo_scale",
+    "apollo_target", "apollo_proj", "apollo_proj_type", "apollo_scale_type", "apollo_layerwise", "apollo_scale_front",
+    "use_swanlab", "swanlab_mode", "swanlab_project", "swanlab_workspace", "swanlab_run_name",
 ]

@@ -74,3 +74,76 @@ def test_max_steps_zero_means_all_epochs(studio_home):
     assert config["max_steps"] == -1
     validate_config(config_from_dict(config))
     assert build_train_config(form(max_steps=20.0))[0]["max_steps"] == 20
+
+
+def test_oft_gives_its_settings_and_continues_from_adapters(studio_home):
+    config, run_dir = build_train_config(form(finetuning_type="oft", oft_block_size=16.0, oft_rank=0.0,
+                                              module_dropout=0.1, oft_target="q_proj,v_proj",
+                                              checkpoint=["old_oft"]))
+    assert run_dir == studio_home / "saves" / "demo" / "oft" / "my_run"
+    assert config["finetuning_type"] == "oft" and config["oft_block_size"] == 16 and config["oft_rank"] == 0
+    assert config["module_dropout"] == 0.1 and config["oft_target"] == "q_proj,v_proj"
+    assert config["adapter_name_or_path"].endswith("saves/demo/oft/old_oft")  # an OFT run is an adapter
+    parsed = config_from_dict(config)
+    assert parsed.finetuning.oft_block_size == 16 and parsed.finetuning.finetuning_type == "oft"
+    validate_config(config_from_dict(build_train_config(form(finetuning_type="oft"))[0]))  # OFT's defaults run
+
+
+def test_new_method_settings_reach_the_config(studio_home):
+    config, _ = build_train_config(form(
+        finetuning_type="full", use_apollo=True, apollo_rank=32.0, apollo_proj="svd", apollo_scale_type="tensor",
+        use_adam_mini=False, use_muon=True, use_dft_loss=True, use_eaft_loss=True, eaft_alpha=0.5,
+        use_llama_pro=True, preserve_thinking=True, init_special_tokens="desc_init", pref_bco_weight=0.5,
+        use_swanlab=True, swanlab_mode="local", swanlab_project="mine", swanlab_workspace=""))
+    parsed = config_from_dict(config)
+    ft = parsed.finetuning
+    assert ft.use_apollo and ft.apollo_rank == 32 and ft.apollo_proj == "svd" and ft.apollo_scale_type == "tensor"
+    assert ft.use_muon and not ft.use_adam_mini and ft.use_dft_loss and ft.use_eaft_loss and ft.eaft_alpha == 0.5
+    assert ft.use_llama_pro and ft.pref_bco_weight == 0.5
+    assert ft.use_swanlab and ft.swanlab_mode == "local" and ft.swanlab_project == "mine"
+    assert ft.swanlab_workspace is None  # an empty box: SwanLab's default (your own)
+    assert parsed.data.preserve_thinking and parsed.model.init_special_tokens == "desc_init"
+
+
+def test_optional_numbers_of_new_settings_map_zero_to_off(studio_home):
+    config, _ = build_train_config(form(early_stopping_steps=0.0, ld_alpha=0.0, new_special_tokens_config=""))
+    assert config["early_stopping_steps"] is None and config["ld_alpha"] is None
+    assert config["new_special_tokens_config"] is None
+    config, _ = build_train_config(form(early_stopping_steps=3.0, ld_alpha=0.5))
+    assert config["early_stopping_steps"] == 3 and config["ld_alpha"] == 0.5
+
+
+def test_no_secret_travels_in_the_form():
+    """Save settings writes the form to a file and Preview shows the config built from it: secrets (API keys,
+    tokens) must never be among its fields. A SwanLab key comes from `swanlab login` or SWANLAB_API_KEY."""
+    from engine.config import field_hints
+    from engine.config.loader import KEYS
+    from studio.tabs.train import FORM_FIELDS
+
+    secrets = {name for name in FORM_FIELDS if name in KEYS and field_hints(KEYS[name][1], name).get("secret")}
+    assert not secrets
+    assert "swanlab_api_key" not in FORM_FIELDS
+
+
+def test_groups_follow_the_method_and_the_stage():
+    from studio.tabs.train import group_visibility
+
+    shown = group_visibility("oft", "sft")
+    assert shown["oft"] and not shown["lora"] and shown["sft_loss"] and not shown["rlhf"]
+    assert not shown["use_apollo"] and not shown["apollo"] and not shown["use_adam_mini"]  # whole weights only
+    shown = group_visibility("full", "dpo")
+    assert shown["use_apollo"] and shown["apollo"] and shown["use_adam_mini"] and shown["galore"]
+    assert shown["rlhf"] and not shown["sft_loss"] and not shown["oft"]
+    assert "optimizers" not in shown and "swanlab" not in shown  # always shown (Muon works with every method)
+
+
+def test_predictions_take_a_beam_width(studio_home):
+    from studio.tabs.evaluate import build_eval_config
+
+    values = ["predict", "Demo (offline)", "demo", "lora", [], "chatml", "none", "", 0, "en", False, ["identity"],
+              "data", 256, 10, 2, 32, 1.0, 0.0]
+    config, _ = build_eval_config(*values, 4.0)
+    assert config["eval_num_beams"] == 4
+    config, _ = build_eval_config(*values, 0)
+    assert config["eval_num_beams"] is None  # the box's 0: the engine's default (num_beams)
+    assert config_from_dict(config).data.eval_num_beams is None
