@@ -1,7 +1,8 @@
 """Token ids and loss labels for a conversation, and the prompt ids for generation.
 
-Each turn's prompt text and response text are encoded separately (no special tokens added by the tokenizer: the
-template writes its own), so the boundary between ignored and trained tokens is exact.
+Each turn's prompt and response are encoded separately, segment by segment (no special tokens added by the
+tokenizer: the template writes its own), so the boundary between ignored and trained tokens is exact and the ids are
+those LLaMA-Factory builds.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from engine.errors import ConfigError, ModelError
-from engine.templates.render import Turn, turn_texts
+from engine.templates.render import SegmentedTurn, turn_segments
 from engine.templates.template import Template
 
 IGNORE_INDEX = -100
@@ -20,6 +21,8 @@ IGNORE_INDEX = -100
 MIN_PART_TOKENS = 8
 
 EncodedTurn = tuple[list[int], list[int]]
+# (enable_thinking, preserve_thinking) of reasoning templates.
+Thinking = tuple[bool | None, bool]
 # (messages, system, tools) of one conversation, as `render_conversation` takes them.
 Conversation = tuple[Sequence[Mapping[str, Any]], str | None, str | None]
 
@@ -71,32 +74,37 @@ def _rust_batch_encoder(tokenizer: Any) -> Callable[[list[str]], list[list[int]]
     return lambda texts: [encoding.ids for encoding in encode_batch(texts, add_special_tokens=False)]
 
 
+def _join_ids(tokenizer: Any, segments: list[str]) -> list[int]:
+    return [token for segment in segments for token in _encode(tokenizer, segment)]
+
+
 def _encoded_turns(
     template: Template,
     tokenizer: Any,
     messages: Sequence[Mapping[str, Any]],
     system: str | None,
     tools: str | None,
-    enable_thinking: bool | None,
+    thinking: Thinking,
     *,
     training: bool,
 ) -> list[EncodedTurn]:
-    turns = _checked_texts(template, tokenizer, messages, system, tools, enable_thinking, training=training)
-    return [(_encode(tokenizer, prompt), _encode(tokenizer, response)) for prompt, response in turns]
+    turns = _checked_segments(template, tokenizer, messages, system, tools, thinking, training=training)
+    return [(_join_ids(tokenizer, prompt), _join_ids(tokenizer, response)) for prompt, response in turns]
 
 
-def _checked_texts(
+def _checked_segments(
     template: Template,
     tokenizer: Any,
     messages: Sequence[Mapping[str, Any]],
     system: str | None,
     tools: str | None,
-    enable_thinking: bool | None,
+    thinking: Thinking,
     *,
     training: bool,
-) -> list[Turn]:
-    """The (prompt, response) texts of a conversation; a training one must end with a reply the template shows."""
-    turns = turn_texts(
+) -> list[SegmentedTurn]:
+    """The (prompt, response) segments of a conversation; a training one must end with a reply the template shows."""
+    enable_thinking, preserve_thinking = thinking
+    turns = turn_segments(
         template,
         tokenizer,
         messages,
@@ -105,8 +113,9 @@ def _checked_texts(
         add_generation_prompt=not training,
         enable_thinking=enable_thinking,
         training=training,
+        preserve_thinking=preserve_thinking,
     )
-    if training and not turns[-1][1]:
+    if training and not "".join(turns[-1][1]):
         raise ModelError("chat_template_unaligned")
     return turns
 
@@ -122,19 +131,23 @@ def render_conversation(
     train_on_prompt: bool = False,
     mask_history: bool = False,
     enable_thinking: bool | None = None,
+    preserve_thinking: bool = False,
 ) -> tuple[list[int], list[int]]:
     """`(input_ids, labels)` of a training conversation; labels are IGNORE_INDEX where no loss is taken.
 
     Replies (with their end-of-turn marker) are trained; prompts only with `train_on_prompt`. `mask_history` keeps
-    only the last turn in the loss. `cutoff_len` truncates as `truncate_turns` describes. `enable_thinking` (reasoning
-    templates): None keeps the last reply's thought and trains a reply without one in "thinking off" mode; False
-    drops the thought; True makes the model write the empty thought block itself.
+    only the last turn in the loss. `cutoff_len` truncates as `truncate_turns` describes. With an `efficient_eos`
+    template, the first prompt token after each trained reply is labelled with eos (the reply's missing end).
+    `enable_thinking` (reasoning templates): None keeps the last reply's thought and trains a reply without one in
+    "thinking off" mode; False drops the thoughts; True makes the model write the empty thought block itself.
+    `preserve_thinking` keeps the thoughts of earlier replies too (see `engine.templates.thinking.reply_parts`).
     """
     if cutoff_len is not None and cutoff_len < 1:
         raise ConfigError("invalid_cutoff_len", value=cutoff_len)
-    turns = _encoded_turns(template, tokenizer, messages, system, tools, enable_thinking, training=True)
+    thinking = (enable_thinking, preserve_thinking)
+    turns = _encoded_turns(template, tokenizer, messages, system, tools, thinking, training=True)
     return _finish(template, tokenizer, (messages, system, tools), turns, cutoff_len=cutoff_len,
-                   train_on_prompt=train_on_prompt, mask_history=mask_history, enable_thinking=enable_thinking)
+                   train_on_prompt=train_on_prompt, mask_history=mask_history, thinking=thinking)
 
 
 def render_conversations(
@@ -146,23 +159,29 @@ def render_conversations(
     train_on_prompt: bool = False,
     mask_history: bool = False,
     enable_thinking: bool | None = None,
+    preserve_thinking: bool = False,
 ) -> list[tuple[list[int], list[int]]]:
     """`render_conversation` of each `(messages, system, tools)`, with the same result, faster for many of them.
 
-    Every conversation is laid out as text first; then all the prompt and response texts are encoded in one batch
-    (see `encode_texts`), which is where the time went when each text was encoded on its own.
+    Every conversation is laid out as text segments first; then all the segments are encoded in one batch (see
+    `encode_texts`), which is where the time went when each text was encoded on its own.
     """
     if cutoff_len is not None and cutoff_len < 1:
         raise ConfigError("invalid_cutoff_len", value=cutoff_len)
-    texts = [_checked_texts(template, tokenizer, messages, system, tools, enable_thinking, training=True)
-             for messages, system, tools in conversations]
-    ids = iter(encode_texts(tokenizer, [part for turns in texts for turn in turns for part in turn]))
+    thinking = (enable_thinking, preserve_thinking)
+    laid_out = [_checked_segments(template, tokenizer, messages, system, tools, thinking, training=True)
+                for messages, system, tools in conversations]
+    segments = [segment for turns in laid_out for turn in turns for side in turn for segment in side]
+    ids = iter(encode_texts(tokenizer, segments))
+
+    def take(side: list[str]) -> list[int]:
+        return [token for _ in side for token in next(ids)]
+
     results = []
-    for conversation, turns in zip(conversations, texts, strict=True):
-        encoded = [(next(ids), next(ids)) for _ in turns]
+    for conversation, turns in zip(conversations, laid_out, strict=True):
+        encoded = [(take(prompt), take(response)) for prompt, response in turns]
         results.append(_finish(template, tokenizer, conversation, encoded, cutoff_len=cutoff_len,
-                               train_on_prompt=train_on_prompt, mask_history=mask_history,
-                               enable_thinking=enable_thinking))
+                               train_on_prompt=train_on_prompt, mask_history=mask_history, thinking=thinking))
     return results
 
 
@@ -175,7 +194,7 @@ def _finish(
     cutoff_len: int | None,
     train_on_prompt: bool,
     mask_history: bool,
-    enable_thinking: bool | None,
+    thinking: Thinking,
 ) -> tuple[list[int], list[int]]:
     """Truncate a conversation's encoded turns to `cutoff_len` and lay out its ids and labels."""
     if cutoff_len is not None:
@@ -183,11 +202,12 @@ def _finish(
 
         def last_turn_alone() -> EncodedTurn:
             # The last exchange as a conversation of its own, so it keeps the prefix and the system prompt.
-            alone = _encoded_turns(template, tokenizer, messages[-2:], system, tools, enable_thinking, training=True)
+            alone = _encoded_turns(template, tokenizer, messages[-2:], system, tools, thinking, training=True)
             return alone[-1]
 
         turns = truncate_turns(turns, cutoff_len, last_turn_alone)
-    return _assemble(turns, train_on_prompt=train_on_prompt, mask_history=mask_history)
+    eos_label = getattr(tokenizer, "eos_token_id", None) if template.efficient_eos else None
+    return _assemble(turns, train_on_prompt=train_on_prompt, mask_history=mask_history, eos_label=eos_label)
 
 
 def render_prompt_ids(
@@ -197,19 +217,29 @@ def render_prompt_ids(
     system: str | None = None,
     tools: str | None = None,
     enable_thinking: bool | None = None,
+    *,
+    preserve_thinking: bool = False,
 ) -> list[int]:
     """The ids a model generates from: the conversation, then the assistant header when a reply is due."""
-    turns = _encoded_turns(template, tokenizer, messages, system, tools, enable_thinking, training=False)
+    thinking = (enable_thinking, preserve_thinking)
+    turns = _encoded_turns(template, tokenizer, messages, system, tools, thinking, training=False)
     return [token for prompt, response in turns for token in prompt + response]
 
 
-def _assemble(turns: list[EncodedTurn], *, train_on_prompt: bool, mask_history: bool) -> tuple[list[int], list[int]]:
+def _assemble(
+    turns: list[EncodedTurn], *, train_on_prompt: bool, mask_history: bool, eos_label: int | None = None
+) -> tuple[list[int], list[int]]:
+    """Concatenate the turns; `eos_label` (efficient_eos) labels the first prompt token after a trained reply."""
     input_ids: list[int] = []
     labels: list[int] = []
     for index, (prompt, response) in enumerate(turns):
         in_loss = not mask_history or index == len(turns) - 1
         input_ids += prompt + response
-        labels += prompt if train_on_prompt and in_loss else [IGNORE_INDEX] * len(prompt)
+        if train_on_prompt and in_loss:
+            labels += prompt
+        else:
+            follows_reply = eos_label is not None and index > 0 and not mask_history and prompt
+            labels += ([eos_label] if follows_reply else []) + [IGNORE_INDEX] * (len(prompt) - bool(follows_reply))
         labels += response if in_loss else [IGNORE_INDEX] * len(response)
     return input_ids, labels
 

@@ -32,18 +32,20 @@ def _emit(expression: str) -> str:
 
 
 def _thinking_block(template: Template) -> str:
-    """Jinja that normalizes or drops the reasoning block of `content`, mirroring `render.split_thought`."""
-    open_tag, close_tag = (_literal(word) for word in template.think_words or ("", ""))
+    """Jinja that lays out or drops the reasoning block of `content`, mirroring `engine.templates.thinking`."""
+    opening, closing = template.thought_words or ("", "")
+    open_tag, close_tag = _literal(opening.strip()), _literal(closing.strip())
     return (
         "{%- set has_thought = false -%}"
         f"{{%- if {close_tag} in content -%}}"
         f"{{%- set thought = content.split({close_tag})[0].split({open_tag})[-1].strip('\\n') -%}}"
         f"{{%- set answer = content.split({close_tag})[-1].lstrip('\\n') -%}}"
-        "{%- if loop.index0 < ns.last_user or (loop.last and enable_thinking is defined and enable_thinking is false)"
-        " -%}{%- set content = answer -%}"
-        f"{{%- else -%}}{{%- set content = {open_tag} + '\\n' + thought + '\\n' + {close_tag} + '\\n\\n' + answer -%}}"
-        "{%- set has_thought = true -%}{%- endif -%}{%- endif -%}"
-        "{%- if loop.last and not has_thought -%}" + _emit(_literal(template.empty_think)) + "{%- endif -%}"
+        "{%- if loop.index0 < ns.last_user or (enable_thinking is defined and enable_thinking is false) -%}"
+        "{%- set content = answer -%}"
+        f"{{%- else -%}}{{%- set content = {_literal(opening)} + thought + {_literal(closing)} + answer -%}}"
+        "{%- set has_thought = true -%}{%- endif -%}"
+        f"{{%- elif {open_tag} in content -%}}{{%- set has_thought = true -%}}{{%- endif -%}}"
+        "{%- if loop.last and not has_thought -%}" + _emit(_literal(template.empty_thought)) + "{%- endif -%}"
     )
 
 
@@ -83,16 +85,16 @@ def to_jinja(template: Template) -> str:
         "{%- for message in loop_messages -%}{%- set content = message['content'] -%}",
         "{%- if message['role'] in ['user', 'tool', 'observation'] -%}" + _prompt_message(template),
         "{%- elif message['role'] == 'assistant' -%}" + generation,
-        _thinking_block(template) if template.think_words else "",
+        _thinking_block(template) if template.thought_words else "",
         _emit(_expr(template.assistant, "content")),
         "{%- if loop.last -%}" + _emit("(eos_token or '')") + "{%- endif -%}" if template.efficient_eos else "",
         "{%- endif -%}{%- endfor -%}",
         "{%- if add_generation_prompt and loop_messages and loop_messages[-1]['role'] != 'assistant' -%}" + generation,
     ]
-    if template.think_words:
+    if template.thought_words:
         pieces.append(
             "{%- if enable_thinking is defined and enable_thinking is false -%}"
-            + _emit(_literal(template.empty_think))
+            + _emit(_literal(template.empty_thought))
             + "{%- endif -%}"
         )
     pieces.append("{%- endif -%}")

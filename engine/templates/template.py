@@ -20,13 +20,15 @@ _SLOT_FIELDS = ("system", "user", "observation", "assistant", "function")
 
 @dataclass(frozen=True, eq=False)
 class Template:
-    """How one model family lays out a conversation, stops a reply and writes tool calls.
+    """How one model family lays out a conversation, stops a reply, writes tool calls and shows its reasoning.
 
     A rendered conversation is, turn by turn:
-      [prefix + system block, first turn only] [separator, later turns] user-or-observation slot,
+      [prefix, then the system block: first turn only] [separator: later turns] user-or-observation slot,
       generation_prompt, assistant-or-function slot.
     The prompt part of a turn runs up to and including `generation_prompt`; the response part is the filled
-    assistant (or function) slot, which ends with the end-of-turn marker the model must learn to emit.
+    assistant (or function) slot, which ends with the end-of-turn marker the model must learn to emit. The prefix,
+    the system block and each turn's slot are tokenized separately (as LLaMA-Factory does), so a template lays out
+    the same token ids as there.
     """
 
     name: str
@@ -42,32 +44,40 @@ class Template:
     default_system: str = ""
     # Families without a system role (llama2, mistral, gemma) fold the system text into the first user message.
     system_in_user: bool = False
-    # False: the tool description goes right after `prefix` instead of into the system text (mistral).
-    tools_in_system: bool = True
     tool_format: str = "default"
     stop_words: list[str] = field(default_factory=list)
     # True: the tokenizer's eos becomes stop_words[0], so generation stops at the end-of-turn marker.
     replace_eos: bool = False
-    # True: replies carry no end marker of their own; the tokenizer's eos closes the last reply only.
+    # True: replies carry no end marker of their own; the tokenizer's eos closes the last reply, and each earlier
+    # reply learns to end with eos where the next prompt starts.
     efficient_eos: bool = False
-    # (open, close) tags of a reasoning block, e.g. ("<think>", "</think>"); None for non-reasoning families.
-    think_words: tuple[str, str] | None = None
+    # True: fix_tokenizer writes this template's jinja even over a chat template the tokenizer already has
+    # (the generic formats, whose base models' own templates would not match what was trained).
+    replace_jinja_template: bool = False
+    # (open, close) of a reasoning block, whitespace included, e.g. ("<think>\n", "\n</think>\n\n"); None for
+    # templates that do not reason (the `_nothink` variants among them).
+    thought_words: tuple[str, str] | None = None
+    # The reasoning block that stands for "no reasoning"; None: the open and close words back to back.
+    empty_thought_words: str | None = None
+    # True: message text is tokenized apart from the markup around it (ChatGLM3 builds its inputs that way).
+    content_apart: bool = False
     # True only for the `tokenizer` pseudo-template, which renders with `tokenizer.apply_chat_template`.
     from_tokenizer: bool = False
 
     def extract_tool_calls(self, text: str) -> list[dict] | None:
         """Parse a generated reply into `[{"name", "arguments"}]`, or None when it is a plain answer."""
-        if self.think_words and self.think_words[1] in text:
-            text = text.split(self.think_words[1])[-1]
+        if self.thought_words and self.thought_words[1].strip() in text:
+            text = text.split(self.thought_words[1].strip())[-1]
         return get_tool_format(self.tool_format).parse_calls(text)
 
     @property
-    def empty_think(self) -> str:
-        """The reasoning block a reasoning model sees when thinking is switched off ("" for other families)."""
-        if self.think_words is None:
+    def empty_thought(self) -> str:
+        """The reasoning block a reasoning model sees when thinking is switched off ("" for other templates)."""
+        if self.thought_words is None:
             return ""
-        open_tag, close_tag = self.think_words
-        return f"{open_tag}\n\n{close_tag}\n\n"
+        if self.empty_thought_words is not None:
+            return self.empty_thought_words
+        return self.thought_words[0] + self.thought_words[1]
 
 
 TEMPLATES: dict[str, Template] = {}
@@ -87,9 +97,8 @@ def register_template(name: str, **fields: object) -> Template:
             raise ValueError(f"template {name!r}: slot {slot_name!r} has no {{content}} placeholder")
     if template.replace_eos and not template.stop_words:
         raise ValueError(f"template {name!r}: replace_eos needs a stop word to become the eos token")
-    if template.think_words and not template.assistant.startswith("{content}"):
-        # The empty thought block may sit at the end of the prompt or open the reply: both must read the same.
-        raise ValueError(f"template {name!r}: a reasoning template's assistant slot must start with {{content}}")
+    if template.description and (len(template.description) > 90 or "\n" in template.description):
+        raise ValueError(f"template {name!r}: the description is shown in a list; keep it to one short line")
     TEMPLATES[name] = template
     return template
 

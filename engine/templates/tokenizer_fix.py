@@ -20,6 +20,8 @@ def fix_tokenizer(template: Template, tokenizer: Any) -> None:
 
     Tokens it adds enlarge the vocabulary: the caller must resize the model's embeddings to `len(tokenizer)`.
     With `replace_eos` the eos changes too, so the model's generation config must follow `tokenizer.eos_token_id`.
+    The template's jinja becomes the tokenizer's chat template when it has none, or always with
+    `replace_jinja_template` (the generic formats: a base model's own template would not match what was trained).
     """
     if template.from_tokenizer and not getattr(tokenizer, "chat_template", None):
         raise ModelError("no_chat_template", model=getattr(tokenizer, "name_or_path", "") or "this model")
@@ -37,5 +39,6 @@ def fix_tokenizer(template: Template, tokenizer: Any) -> None:
         logger.info("Template %r: added stop words %s as special tokens.", template.name, ", ".join(missing))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    if not getattr(tokenizer, "chat_template", None):
+    has_own = bool(getattr(tokenizer, "chat_template", None))
+    if not template.from_tokenizer and (template.replace_jinja_template or not has_own):
         tokenizer.chat_template = to_jinja(template)

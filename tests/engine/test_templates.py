@@ -6,6 +6,7 @@ import copy
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +23,8 @@ from engine.templates import (
     render_text,
 )
 from engine.templates.jinja import to_jinja
+
+LF_REFERENCE = Path(__file__).resolve().parent.parent / "fixtures" / "templates" / "lf_reference.json"
 
 # Control tokens of all the registered families, so the tiny tokenizer keeps each one as a single token.
 SPECIAL_TOKENS = [
@@ -46,64 +49,67 @@ CONV = [
 ]
 
 # Hand-written: what each family's model sees for CONV with SYSTEM (no tokenizer: {bos} is "", {eos} is "</s>").
+# The other templates are checked token by token against LLaMA-Factory (test_templates_lf.py).
 EXPECTED = {
-    "default": "System: You are a bot.\nHuman: Hi\nAssistant: Hello!</s>\nHuman: What is 2+2?\nAssistant: 4</s>",
-    "empty": "You are a bot.HiHello!What is 2+2?4</s>",
-    "alpaca": (
-        "You are a bot.\n\n### Instruction:\nHi\n\n### Response:\nHello!</s>\n\n"
-        "### Instruction:\nWhat is 2+2?\n\n### Response:\n4</s>"
+    "default": (
+        "System: You are a bot.</s>\nHuman: Hi</s>\nAssistant:Hello!</s>\nHuman: What is 2+2?</s>\nAssistant:4</s>\n"
     ),
-    "vicuna": "You are a bot. USER: Hi ASSISTANT: Hello!</s>USER: What is 2+2? ASSISTANT: 4</s>",
+    "empty": "You are a bot.HiHello!What is 2+2?4",
+    "alpaca": (
+        "You are a bot.### Instruction:\nHi\n\n### Response:\nHello!</s>\n\n"
+        "### Instruction:\nWhat is 2+2?\n\n### Response:\n4</s>\n\n"
+    ),
+    "vicuna": "You are a bot.USER: Hi ASSISTANT:Hello!</s>USER: What is 2+2? ASSISTANT:4</s>",
     "chatml": (
         "<|im_start|>system\nYou are a bot.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
         "<|im_start|>assistant\nHello!<|im_end|>\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n"
-        "<|im_start|>assistant\n4<|im_end|>"
+        "<|im_start|>assistant\n4<|im_end|>\n"
     ),
     "qwen": (
         "<|im_start|>system\nYou are a bot.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
         "<|im_start|>assistant\nHello!<|im_end|>\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n"
-        "<|im_start|>assistant\n4<|im_end|>"
+        "<|im_start|>assistant\n4<|im_end|>\n"
     ),
     "qwen3": (
         "<|im_start|>system\nYou are a bot.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
         "<|im_start|>assistant\nHello!<|im_end|>\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n"
-        "<|im_start|>assistant\n<think>\n\n</think>\n\n4<|im_end|>"
+        "<|im_start|>assistant\n<think>\n\n</think>\n\n4<|im_end|>\n"
     ),
     "yi": (
         "<|im_start|>system\nYou are a bot.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
         "<|im_start|>assistant\nHello!<|im_end|>\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n"
-        "<|im_start|>assistant\n4<|im_end|>"
+        "<|im_start|>assistant\n4<|im_end|>\n"
     ),
     "intern2": (
-        "<s><|im_start|>system\nYou are a bot.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
+        "<|im_start|>system\nYou are a bot.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
         "<|im_start|>assistant\nHello!<|im_end|>\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n"
-        "<|im_start|>assistant\n4<|im_end|>"
+        "<|im_start|>assistant\n4<|im_end|>\n"
     ),
-    "llama2": "<s>[INST] <<SYS>>\nYou are a bot.\n<</SYS>>\n\nHi [/INST] Hello! </s><s>[INST] What is 2+2? [/INST] 4 </s>",
+    "llama2": "[INST] <<SYS>>\nYou are a bot.\n<</SYS>>\n\nHi [/INST]Hello!</s>[INST] What is 2+2? [/INST]4</s>",
     "llama3": (
-        "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nYou are a bot.<|eot_id|>"
+        "<|start_header_id|>system<|end_header_id|>\n\nYou are a bot.<|eot_id|>"
         "<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>"
         "<|start_header_id|>assistant<|end_header_id|>\n\nHello!<|eot_id|>"
         "<|start_header_id|>user<|end_header_id|>\n\nWhat is 2+2?<|eot_id|>"
         "<|start_header_id|>assistant<|end_header_id|>\n\n4<|eot_id|>"
     ),
     "llama4": (
-        "<|begin_of_text|><|header_start|>system<|header_end|>\n\nYou are a bot.<|eot|>"
+        "<|header_start|>system<|header_end|>\n\nYou are a bot.<|eot|>"
         "<|header_start|>user<|header_end|>\n\nHi<|eot|><|header_start|>assistant<|header_end|>\n\nHello!<|eot|>"
         "<|header_start|>user<|header_end|>\n\nWhat is 2+2?<|eot|><|header_start|>assistant<|header_end|>\n\n4<|eot|>"
     ),
-    "mistral": "<s>[INST] You are a bot.\n\nHi[/INST] Hello!</s>[INST] What is 2+2?[/INST] 4</s>",
+    "mistral": "[INST] You are a bot.\n\nHi[/INST] Hello!</s>[INST] What is 2+2?[/INST] 4</s>",
     "zephyr": (
-        "<|system|>\nYou are a bot.</s>\n<|user|>\nHi</s>\n<|assistant|>\nHello!</s>\n"
-        "<|user|>\nWhat is 2+2?</s>\n<|assistant|>\n4</s>"
+        "<|system|>\nYou are a bot.</s><|user|>\nHi</s><|assistant|>\nHello!</s>"
+        "<|user|>\nWhat is 2+2?</s><|assistant|>\n4</s>"
     ),
     "gemma": (
-        "<bos><start_of_turn>user\nYou are a bot.\n\nHi<end_of_turn>\n<start_of_turn>model\nHello!<end_of_turn>\n"
-        "<start_of_turn>user\nWhat is 2+2?<end_of_turn>\n<start_of_turn>model\n4<end_of_turn>"
+        "<start_of_turn>user\nYou are a bot.\n\nHi<end_of_turn>\n<start_of_turn>model\nHello!<end_of_turn>\n"
+        "<start_of_turn>user\nWhat is 2+2?<end_of_turn>\n<start_of_turn>model\n4<end_of_turn>\n"
     ),
     "phi": (
         "<|system|>\nYou are a bot.<|end|>\n<|user|>\nHi<|end|>\n<|assistant|>\nHello!<|end|>\n"
-        "<|user|>\nWhat is 2+2?<|end|>\n<|assistant|>\n4<|end|>"
+        "<|user|>\nWhat is 2+2?<|end|>\n<|assistant|>\n4<|end|>\n"
     ),
     "phi4": (
         "<|im_start|>system<|im_sep|>You are a bot.<|im_end|><|im_start|>user<|im_sep|>Hi<|im_end|>"
@@ -111,31 +117,25 @@ EXPECTED = {
         "<|im_start|>assistant<|im_sep|>4<|im_end|>"
     ),
     "glm4": "[gMASK]<sop><|system|>\nYou are a bot.<|user|>\nHi<|assistant|>\nHello!<|user|>\nWhat is 2+2?<|assistant|>\n4</s>",
-    "deepseek": (
-        "<｜begin▁of▁sentence｜>You are a bot.\n\nUser: Hi\n\nAssistant: Hello!<｜end▁of▁sentence｜>"
-        "User: What is 2+2?\n\nAssistant: 4<｜end▁of▁sentence｜>"
-    ),
-    "deepseek3": (
-        "<｜begin▁of▁sentence｜>You are a bot.<｜User｜>Hi<｜Assistant｜>Hello!<｜end▁of▁sentence｜>"
-        "<｜User｜>What is 2+2?<｜Assistant｜>4<｜end▁of▁sentence｜>"
-    ),
+    "deepseek": "You are a bot.\n\nUser: Hi\n\nAssistant:Hello!</s>User: What is 2+2?\n\nAssistant:4</s>",
+    "deepseek3": "You are a bot.<｜User｜>Hi<｜Assistant｜>Hello!</s><｜User｜>What is 2+2?<｜Assistant｜>4</s>",
     "baichuan2": "You are a bot.<reserved_106>Hi<reserved_107>Hello!<reserved_106>What is 2+2?<reserved_107>4</s>",
     "cohere": (
-        "<BOS_TOKEN><|START_OF_TURN_TOKEN|><|SYSTEM_TOKEN|>You are a bot.<|END_OF_TURN_TOKEN|>"
+        "<|START_OF_TURN_TOKEN|><|SYSTEM_TOKEN|>You are a bot.<|END_OF_TURN_TOKEN|>"
         "<|START_OF_TURN_TOKEN|><|USER_TOKEN|>Hi<|END_OF_TURN_TOKEN|><|START_OF_TURN_TOKEN|><|CHATBOT_TOKEN|>"
-        "Hello!<|END_OF_TURN_TOKEN|><|START_OF_TURN_TOKEN|><|USER_TOKEN|>What is 2+2?<|END_OF_TURN_TOKEN|>"
-        "<|START_OF_TURN_TOKEN|><|CHATBOT_TOKEN|>4<|END_OF_TURN_TOKEN|>"
+        "Hello!</s><|START_OF_TURN_TOKEN|><|USER_TOKEN|>What is 2+2?<|END_OF_TURN_TOKEN|>"
+        "<|START_OF_TURN_TOKEN|><|CHATBOT_TOKEN|>4</s>"
     ),
-    "falcon": "You are a bot.\nUser: Hi\nFalcon: Hello!\nUser: What is 2+2?\nFalcon: 4</s>",
+    "falcon": "You are a bot.User: Hi\nFalcon:Hello!\nUser: What is 2+2?\nFalcon:4\n</s>",
     "starchat": (
-        "<|system|>\nYou are a bot.<|end|>\n<|user|>\nHi<|end|>\n<|assistant|>\nHello!<|end|>\n"
-        "<|user|>\nWhat is 2+2?<|end|>\n<|assistant|>\n4<|end|>"
+        "<|system|>\nYou are a bot.<|end|>\n<|user|>\nHi<|end|>\n<|assistant|>Hello!<|end|>\n"
+        "<|user|>\nWhat is 2+2?<|end|>\n<|assistant|>4<|end|>\n"
     ),
     "granite3": (
         "<|start_of_role|>system<|end_of_role|>You are a bot.<|end_of_text|>\n"
         "<|start_of_role|>user<|end_of_role|>Hi<|end_of_text|>\n<|start_of_role|>assistant<|end_of_role|>"
         "Hello!<|end_of_text|>\n<|start_of_role|>user<|end_of_role|>What is 2+2?<|end_of_text|>\n"
-        "<|start_of_role|>assistant<|end_of_role|>4<|end_of_text|>"
+        "<|start_of_role|>assistant<|end_of_role|>4<|end_of_text|>\n"
     ),
 }
 
@@ -185,16 +185,16 @@ def chatml_tokenizer(tokenizer):
 
 
 def _label_spans(tokenizer, ids: list[int], labels: list[int]) -> list[str]:
-    """The decoded runs of trained tokens."""
+    """The decoded runs of trained tokens (an efficient_eos template's eos labels on prompt tokens left out)."""
     assert len(ids) == len(labels)
     spans, current = [], []
     for token, label in zip(ids, labels, strict=True):
-        if label == IGNORE_INDEX:
+        if label == IGNORE_INDEX or label != token:
+            assert label in (IGNORE_INDEX, tokenizer.eos_token_id)
             if current:
                 spans.append(current)
             current = []
         else:
-            assert label == token
             current.append(token)
     if current:
         spans.append(current)
@@ -204,12 +204,14 @@ def _label_spans(tokenizer, ids: list[int], labels: list[int]) -> list[str]:
 # --- the registry ---
 
 
-def test_every_named_template_has_a_hand_written_expectation():
-    assert len(list_templates()) >= 20
-    assert set(EXPECTED) == set(NAMED)
+def test_every_named_template_has_a_hand_written_expectation_or_a_reference():
+    assert len(list_templates()) >= 80
+    reference = json.loads((LF_REFERENCE).read_text(encoding="utf-8"))["templates"]
+    assert set(EXPECTED) <= set(NAMED)
+    assert set(NAMED) <= set(EXPECTED) | set(reference)
 
 
-@pytest.mark.parametrize("name", NAMED)
+@pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_two_turn_rendering(name):
     assert render_text(get_template(name), CONV, system=SYSTEM, add_generation_prompt=False) == EXPECTED[name]
 
@@ -241,7 +243,7 @@ def test_import_is_light():
         ("chatml", "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n"),
         ("llama3", "<|start_header_id|>user<|end_header_id|>\n\nWhat is 2+2?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"),
         ("gemma", "<start_of_turn>user\nWhat is 2+2?<end_of_turn>\n<start_of_turn>model\n"),
-        ("default", "</s>\nHuman: What is 2+2?\nAssistant: "),
+        ("default", "</s>\nHuman: What is 2+2?</s>\nAssistant:"),
         ("mistral", "Hello!</s>[INST] What is 2+2?[/INST]"),
     ],
 )  # fmt: skip
@@ -256,9 +258,9 @@ def test_generation_prompt(name, tail):
 
 def test_default_system_is_used_when_none_given():
     text = render_text(get_template("qwen"), CONV[:1])
-    assert (
-        text
-        == "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+    assert text == (
+        "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n"
+        "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
     )
 
 
@@ -266,7 +268,7 @@ def test_prompt_ids_match_the_text(tokenizer):
     template = get_template("llama3")
     ids = render_prompt_ids(template, tokenizer, CONV[:3], system=SYSTEM)
     assert tokenizer.decode(ids) == render_text(template, CONV[:3], system=SYSTEM, tokenizer=tokenizer)
-    assert ids[0] == tokenizer.convert_tokens_to_ids("<|begin_of_text|>")
+    assert ids[0] == tokenizer.bos_token_id  # Llama 3's tokenizer has <|begin_of_text|> as its bos
 
 
 # --- masks ---
@@ -275,10 +277,10 @@ def test_prompt_ids_match_the_text(tokenizer):
 @pytest.mark.parametrize(
     ("name", "replies"),
     [
-        ("chatml", ["Hello!<|im_end|>", "4<|im_end|>"]),
+        ("chatml", ["Hello!<|im_end|>\n", "4<|im_end|>\n"]),
         ("llama3", ["Hello!<|eot_id|>", "4<|eot_id|>"]),
-        ("default", ["Hello!</s>", "4</s>"]),
-        ("llama2", [" Hello! </s>", " 4 </s>"]),
+        ("default", ["Hello!</s>\n", "4</s>\n"]),
+        ("llama2", ["Hello!</s>", "4</s>"]),
         ("glm4", ["\nHello!", "\n4</s>"]),
     ],
 )
@@ -304,13 +306,25 @@ def test_train_on_prompt_keeps_every_token(tokenizer):
 
 def test_mask_history_keeps_only_the_last_reply(tokenizer):
     ids, labels = render_conversation(get_template("chatml"), tokenizer, CONV, system=SYSTEM, mask_history=True)
-    assert _label_spans(tokenizer, ids, labels) == ["4<|im_end|>"]
+    assert _label_spans(tokenizer, ids, labels) == ["4<|im_end|>\n"]
     ids, labels = render_conversation(
         get_template("chatml"), tokenizer, CONV, system=SYSTEM, mask_history=True, train_on_prompt=True
     )
     assert tokenizer.decode([t for t, lab in zip(ids, labels, strict=True) if lab != IGNORE_INDEX]) == (
-        "\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n4<|im_end|>"
+        "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n4<|im_end|>\n"
     )
+
+
+def test_efficient_eos_trains_the_end_of_every_reply(tokenizer):
+    # GLM replies carry no end marker: eos is the label where the next prompt starts, and closes the last reply.
+    ids, labels = render_conversation(get_template("glm4"), tokenizer, CONV, system=SYSTEM)
+    eos = tokenizer.eos_token_id
+    relabelled = [i for i, (t, lab) in enumerate(zip(ids, labels, strict=True)) if lab not in (IGNORE_INDEX, t)]
+    assert len(relabelled) == 1 and labels[relabelled[0]] == eos
+    assert tokenizer.decode(ids[relabelled[0] :]).startswith("<|user|>")
+    assert ids[-1] == labels[-1] == eos
+    _, labels = render_conversation(get_template("glm4"), tokenizer, CONV, system=SYSTEM, mask_history=True)
+    assert eos not in labels[: len(labels) - 1]
 
 
 # --- truncation ---
@@ -362,7 +376,7 @@ def test_truncation_of_a_single_long_turn_shares_the_room(tokenizer):
     trained = sum(label != IGNORE_INDEX for label in labels)
     full_trained = sum(label != IGNORE_INDEX for label in full_labels)
     assert abs(trained - 60 * full_trained / len(full_ids)) <= 1
-    assert ids[0] == tokenizer.convert_tokens_to_ids("<|begin_of_text|>")  # the prompt keeps its start...
+    assert ids[0] == tokenizer.bos_token_id  # the prompt keeps its start...
     assert tokenizer.decode(ids[: len(ids) - trained]).endswith("<|start_header_id|>assistant<|end_header_id|>\n\n")
 
 
@@ -435,8 +449,9 @@ TOOL_SCHEMA = '{"type": "object", "properties": {"city": {"type": "string"}}}'
 
 def test_qwen_tool_rendering():
     expected = (
-        "<|im_start|>system\nYou are a helpful assistant.\n\n# Tools\n\nYou may call one or more functions to assist "
-        "with the user query.\n\nYou are provided with function signatures within <tools></tools> XML tags:\n<tools>\n"
+        "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.\n\n# Tools\n\n"
+        "You may call one or more functions to assist with the user query.\n\nYou are provided with function "
+        "signatures within <tools></tools> XML tags:\n<tools>\n"
         '{"type": "function", "function": {"name": "get_weather", "description": "Weather of a city.", '
         f'"parameters": {TOOL_SCHEMA}}}}}\n</tools>\n\nFor each function call, return a json object with function '
         "name and arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n"
@@ -444,21 +459,29 @@ def test_qwen_tool_rendering():
         "<|im_start|>user\nWeather in Paris?<|im_end|>\n<|im_start|>assistant\n"
         '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call><|im_end|>\n'
         '<|im_start|>user\n<tool_response>\n{"temp": 20}\n</tool_response><|im_end|>\n'
-        "<|im_start|>assistant\nIt is 20 degrees.<|im_end|>"
+        "<|im_start|>assistant\nIt is 20 degrees.<|im_end|>\n"
     )
     assert render_text(get_template("qwen"), TOOL_CONV, tools=TOOLS) == expected
 
 
+def test_tool_text_without_a_system_prompt_has_no_leading_blank_lines():
+    text = render_text(get_template("qwen3"), TOOL_CONV, tools=TOOLS)
+    assert text.startswith("<|im_start|>system\n# Tools\n\nYou may call one or more functions")
+    with_system = render_text(get_template("qwen3"), TOOL_CONV, system=SYSTEM, tools=TOOLS)
+    assert with_system.startswith("<|im_start|>system\nYou are a bot.\n\n# Tools\n\n")
+
+
 def test_llama3_tool_rendering():
     expected = (
-        "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nYou are a bot.\n\n"
+        "<|start_header_id|>system<|end_header_id|>\n\nYou are a bot."
+        "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n"
         "You have access to the following functions. To call a function, please respond with JSON for a function "
         'call. Respond in the format {"name": function name, "parameters": dictionary of argument name and its '
         'value}. Do not use variables.\n\n{\n    "type": "function",\n    "function": {\n'
         '        "name": "get_weather",\n        "description": "Weather of a city.",\n'
         '        "parameters": {\n            "type": "object",\n            "properties": {\n'
         '                "city": {\n                    "type": "string"\n                }\n            }\n'
-        "        }\n    }\n}<|eot_id|>"
+        "        }\n    }\n}\n\n<|eot_id|>"
         "<|start_header_id|>user<|end_header_id|>\n\nWeather in Paris?<|eot_id|>"
         "<|start_header_id|>assistant<|end_header_id|>\n\n"
         '{"name": "get_weather", "parameters": {"city": "Paris"}}<|eot_id|>'
@@ -470,33 +493,34 @@ def test_llama3_tool_rendering():
 
 def test_default_tool_rendering():
     expected = (
-        "System: You are a bot.\n\nYou can use the following tools:\n- get_weather: Weather of a city.\n"
-        f"  Arguments (JSON schema): {TOOL_SCHEMA}\n\n"
-        "To call a tool, reply with exactly these lines (repeat them to call several tools):\n"
-        "Action: the tool name\nAction Input: the arguments as a JSON object\n"
-        "Human: Weather in Paris?\n"
-        'Assistant: Action: get_weather\nAction Input: {"city": "Paris"}</s>\n'
-        'Observation: {"temp": 20}\nAssistant: It is 20 degrees.</s>'
+        "System: You are a bot.You have access to the following tools:\n> Tool Name: get_weather\n"
+        "Tool Description: Weather of a city.\nTool Args:\n  - city (string): \n\n"
+        "Use the following format if using a tool:\n```\nAction: tool name (one of [get_weather])\n"
+        "Action Input: the input to the tool, in a JSON format representing the kwargs "
+        '(e.g. ```{"input": "hello world", "num_beams": 5}```)\n```\n</s>\n'
+        "Human: Weather in Paris?</s>\n"
+        'Assistant:Action: get_weather\nAction Input: {"city": "Paris"}</s>\n'
+        'Human: {"temp": 20}</s>\nAssistant:It is 20 degrees.</s>\n'
     )
     assert render_text(get_template("default"), TOOL_CONV, system=SYSTEM, tools=TOOLS) == expected
 
 
 def test_mistral_tool_rendering():
     text = render_text(get_template("mistral"), TOOL_CONV, tools=TOOLS)
-    assert text.startswith('<s>[AVAILABLE_TOOLS] [{"type": "function", "function": {"name": "get_weather"')
-    assert '[/AVAILABLE_TOOLS][INST] Weather in Paris?[/INST][TOOL_CALLS] [{"name": "get_weather", ' in text
+    assert text.startswith('[INST] [AVAILABLE_TOOLS] [{"type": "function", "function": {"name": "get_weather"')
+    assert '[/AVAILABLE_TOOLS]\n\nWeather in Paris?[/INST][TOOL_CALLS] [{"name": "get_weather", ' in text
     assert text.endswith('</s>[TOOL_RESULTS] {"content": {"temp": 20}}[/TOOL_RESULTS] It is 20 degrees.</s>')
 
 
 def test_tool_call_reply_is_trained(tokenizer):
     ids, labels = render_conversation(get_template("qwen"), tokenizer, TOOL_CONV, tools=TOOLS)
     assert _label_spans(tokenizer, ids, labels) == [
-        '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call><|im_end|>',
-        "It is 20 degrees.<|im_end|>",
+        '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call><|im_end|>\n',
+        "It is 20 degrees.<|im_end|>\n",
     ]
 
 
-CALLS = [{"name": "get_weather", "arguments": {"city": "Paris"}}, {"name": "now", "arguments": {}}]
+CALLS = [{"name": "get_weather", "arguments": {"city": "Paris", "days": 3}}, {"name": "now", "arguments": {}}]
 
 
 def _reply_of(template, messages) -> str:
@@ -511,7 +535,9 @@ def _reply_of(template, messages) -> str:
 @pytest.mark.parametrize(
     ("name", "count"),
     [("default", 1), ("default", 2), ("qwen", 1), ("qwen", 2), ("qwen3", 2), ("llama3", 1), ("llama3", 2),
-     ("mistral", 1), ("mistral", 2), ("glm4", 1)],
+     ("mistral", 1), ("mistral", 2), ("glm4", 1), ("phi4_mini", 2), ("bailing_v2", 2), ("minimax1", 2),
+     ("qwen3_5", 1), ("qwen3_5", 2), ("glm4_moe", 2), ("glm4_7", 2), ("seed_oss", 2), ("minimax2", 2),
+     ("lfm2", 1), ("lfm2", 2), ("gemma4", 1), ("gemma4", 2)],
 )  # fmt: skip
 def test_extract_tool_calls_round_trip(name, count):
     template = get_template(name)
@@ -555,8 +581,37 @@ THINK_CONV = [
 def test_qwen3_drops_old_thoughts_and_keeps_the_last():
     assert render_text(get_template("qwen3"), THINK_CONV) == (
         "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello!<|im_end|>\n"
-        "<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\n<think>\nadd\n</think>\n\n4<|im_end|>"
+        "<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\n<think>\nadd\n</think>\n\n4<|im_end|>\n"
     )
+
+
+def test_preserve_thinking_keeps_every_thought_and_marks_replies_without_one():
+    template = get_template("qwen3")
+    text = render_text(template, THINK_CONV, preserve_thinking=True)
+    assert "<|im_start|>assistant\n<think>\ngreet\n</think>\n\nHello!<|im_end|>" in text
+    plain = [THINK_CONV[0], {"role": "assistant", "content": "Hello!"}, *THINK_CONV[2:]]
+    text = render_text(template, plain, preserve_thinking=True)
+    assert "<|im_start|>assistant\n<think>\n\n</think>\n\nHello!<|im_end|>" in text
+    # Without it, an earlier reply shows neither its thought nor an empty block (as Qwen 3 is served).
+    assert "<|im_start|>assistant\nHello!<|im_end|>" in render_text(template, plain)
+
+
+@pytest.mark.parametrize(
+    ("name", "tail", "empty"),
+    [("seed_oss", "assistant\n<seed:think>add</seed:think>4</s>", "<seed:think></seed:think>"),
+     ("glm4_7", "<|assistant|>\n<think>add</think>4</s>", "</think>"),
+     ("gpt_oss", "<|start|>assistant<|channel|>analysis<|message|>add<|end|><|start|>assistant<|channel|>final"
+                 "<|message|>4</s>",
+      "<|channel|>analysis<|message|><|end|><|start|>assistant<|channel|>final<|message|>"),
+     ("gemma4", "<|turn>model\n<|channel>thought\nadd<channel|>4<turn|>\n", "<|channel>thought\n<channel|>")],
+)  # fmt: skip
+def test_reasoning_is_written_in_each_family_s_words(name, tail, empty):
+    template = get_template(name)
+    open_tag, close_tag = (word.strip() for word in template.thought_words)
+    messy = [*THINK_CONV[:3], {"role": "assistant", "content": f"{open_tag}\n\nadd\n{close_tag}\n4"}]
+    assert render_text(template, messy, add_generation_prompt=False).endswith(tail)
+    assert template.empty_thought == empty
+    assert render_text(template, THINK_CONV[:3], enable_thinking=False).endswith(empty)
 
 
 def test_qwen3_generation_with_thinking_on_and_off():
@@ -571,17 +626,24 @@ def test_qwen3_generation_with_thinking_on_and_off():
 def test_qwen3_masks(tokenizer):
     template = get_template("qwen3")
     ids, labels = render_conversation(template, tokenizer, THINK_CONV)
-    assert _label_spans(tokenizer, ids, labels) == ["Hello!<|im_end|>", "<think>\nadd\n</think>\n\n4<|im_end|>"]
+    assert _label_spans(tokenizer, ids, labels) == [
+        "Hello!<|im_end|>\n", "<think>\nadd\n</think>\n\n4<|im_end|>\n"
+    ]
     # A reply without a thought trains "thinking off": the empty block is part of the (masked) prompt...
     plain = THINK_CONV[:3] + [{"role": "assistant", "content": "4"}]
     ids, labels = render_conversation(template, tokenizer, plain)
-    assert _label_spans(tokenizer, ids, labels)[-1] == "4<|im_end|>"
-    assert tokenizer.decode(ids).endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n4<|im_end|>")
+    assert _label_spans(tokenizer, ids, labels)[-1] == "4<|im_end|>\n"
+    assert tokenizer.decode(ids).endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n4<|im_end|>\n")
     # ...unless the model must learn to write the empty block itself.
     ids, labels = render_conversation(template, tokenizer, plain, enable_thinking=True)
-    assert _label_spans(tokenizer, ids, labels)[-1] == "<think>\n\n</think>\n\n4<|im_end|>"
+    assert _label_spans(tokenizer, ids, labels)[-1] == "<think>\n\n</think>\n\n4<|im_end|>\n"
     ids, labels = render_conversation(template, tokenizer, THINK_CONV, enable_thinking=False)
-    assert _label_spans(tokenizer, ids, labels)[-1] == "4<|im_end|>"
+    assert _label_spans(tokenizer, ids, labels)[-1] == "4<|im_end|>\n"
+    # preserve_thinking trains every reply with its thought, or with the empty block when it has none.
+    ids, labels = render_conversation(template, tokenizer, plain, enable_thinking=True, preserve_thinking=True)
+    assert _label_spans(tokenizer, ids, labels) == [
+        "<think>\ngreet\n</think>\n\nHello!<|im_end|>\n", "<think>\n\n</think>\n\n4<|im_end|>\n"
+    ]
 
 
 # --- the `tokenizer` pseudo-template ---
@@ -613,7 +675,7 @@ def test_tokenizer_template_skips_replies_it_rewrites(tokenizer):
     tok.chat_template = to_jinja(get_template("qwen3"))
     ids, labels = render_conversation(get_template("tokenizer"), tok, THINK_CONV)
     assert tok.decode(ids) == tok.apply_chat_template(THINK_CONV, tokenize=False)
-    assert _label_spans(tok, ids, labels) == ["<think>\nadd\n</think>\n\n4<|im_end|>"]
+    assert _label_spans(tok, ids, labels) == ["<think>\nadd\n</think>\n\n4<|im_end|>\n"]
 
 
 def test_tokenizer_template_without_chat_template(tokenizer):
@@ -639,9 +701,15 @@ def test_fix_tokenizer_replaces_eos_and_adds_stop_words(tokenizer):
 
 def test_fix_tokenizer_keeps_an_existing_chat_template(chatml_tokenizer):
     tok = copy.deepcopy(chatml_tokenizer)
-    fix_tokenizer(get_template("default"), tok)
+    fix_tokenizer(get_template("empty"), tok)
     assert tok.chat_template == CHATML_JINJA
     assert tok.eos_token == "</s>" and tok.pad_token == "</s>"
+
+
+def test_generic_templates_replace_a_base_model_s_chat_template(chatml_tokenizer):
+    tok = copy.deepcopy(chatml_tokenizer)
+    fix_tokenizer(get_template("alpaca"), tok)
+    assert tok.chat_template == to_jinja(get_template("alpaca"))
 
 
 JINJA_CONVS = [
@@ -653,8 +721,10 @@ JINJA_CONVS = [
 
 
 @pytest.mark.parametrize(
-    "name", ["default", "alpaca", "chatml", "qwen", "llama2", "llama3", "mistral", "gemma", "glm4"]
-)
+    "name",
+    ["default", "alpaca", "chatml", "qwen", "llama2", "llama3", "mistral", "gemma", "glm4", "chatglm3", "gemma2",
+     "mistral_small", "seed_coder", "hunyuan", "yuan", "olmo", "gpt_oss", "minimax2"],
+)  # fmt: skip
 def test_generated_jinja_matches_render_text(tokenizer, name):
     template = get_template(name)
     tok = copy.deepcopy(tokenizer)
@@ -667,8 +737,9 @@ def test_generated_jinja_matches_render_text(tokenizer, name):
         assert jinja_text == render_text(template, messages, system=system, tokenizer=tok)
 
 
-def test_generated_jinja_handles_thinking(tokenizer):
-    template = get_template("qwen3")
+@pytest.mark.parametrize("name", ["qwen3", "qwen3_5", "glm4_moe", "glm4_7", "seed_oss", "gpt_oss", "gemma4", "hy3"])
+def test_generated_jinja_handles_thinking(tokenizer, name):
+    template = get_template(name)
     tok = copy.deepcopy(tokenizer)
     fix_tokenizer(template, tok)
     for messages, thinking in [(THINK_CONV, None), (THINK_CONV, False), (THINK_CONV[:3], False), (CONV, None)]:

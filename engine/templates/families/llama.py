@@ -2,20 +2,31 @@
 
 from engine.templates.template import register_template
 
+_LLAMA2 = {
+    "system": "<<SYS>>\n{content}\n<</SYS>>\n\n",
+    "system_in_user": True,
+    # Every exchange is its own <s> … </s> sequence.
+    "user": "{bos}[INST] {content} [/INST]",
+    "assistant": "{content}{eos}",
+}
+
 register_template(
     name="llama2",
     description="Llama 2 chat ([INST] … [/INST], system in <<SYS>> inside the first turn)",
-    system="<<SYS>>\n{content}\n<</SYS>>\n\n",
-    system_in_user=True,
-    # Every exchange is its own <s> … </s> sequence.
-    user="<s>[INST] {content} [/INST]",
-    assistant=" {content} </s>",
+    **_LLAMA2,
+)
+
+register_template(
+    name="llama2_zh",
+    description="Chinese Llama 2 fine-tunes (llama2 layout, bilingual default system prompt)",
+    default_system="You are a helpful assistant. 你是一个乐于助人的助手。",
+    **_LLAMA2,
 )
 
 register_template(
     name="llama3",
     description="Llama 3 / 3.1 / 3.2 / 3.3 instruct (JSON tool calls, ipython tool results)",
-    prefix="<|begin_of_text|>",
+    prefix="{bos}",
     system="<|start_header_id|>system<|end_header_id|>\n\n{content}<|eot_id|>",
     user="<|start_header_id|>user<|end_header_id|>\n\n{content}<|eot_id|>",
     observation="<|start_header_id|>ipython<|end_header_id|>\n\n{content}<|eot_id|>",
@@ -28,8 +39,8 @@ register_template(
 
 register_template(
     name="llama4",
-    description="Llama 4 instruct (header_start/header_end, JSON tool calls)",
-    prefix="<|begin_of_text|>",
+    description="Llama 4 instruct (header_start/header_end, JSON tool calls); text only",
+    prefix="{bos}",
     system="<|header_start|>system<|header_end|>\n\n{content}<|eot|>",
     user="<|header_start|>user<|header_end|>\n\n{content}<|eot|>",
     observation="<|header_start|>ipython<|header_end|>\n\n{content}<|eot|>",

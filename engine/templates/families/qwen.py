@@ -1,4 +1,7 @@
-"""Alibaba Qwen: Qwen 1.5/2/2.5 (ChatML with a default system prompt) and Qwen 3 (with `<think>` reasoning)."""
+"""Alibaba Qwen: Qwen 1.5/2/2.5 (ChatML), Qwen 3 (`<think>` reasoning) and Qwen 3.5/3.6 (XML-style tool calls).
+
+The `_nothink` variants are for the instruct models that never reason: no reasoning block at all.
+"""
 
 from engine.templates.template import register_template
 
@@ -8,23 +11,49 @@ _QWEN = {
     # Qwen returns tool results in a user turn, wrapped in <tool_response> tags.
     "observation": "<|im_start|>user\n<tool_response>\n{content}\n</tool_response><|im_end|>\n",
     "generation_prompt": "<|im_start|>assistant\n",
-    "assistant": "{content}<|im_end|>",
-    "separator": "\n",
+    "assistant": "{content}<|im_end|>\n",
     "tool_format": "qwen",
     "stop_words": ["<|im_end|>"],
     "replace_eos": True,
 }
+_THINK = ("<think>\n", "\n</think>\n\n")
 
 register_template(
     name="qwen",
-    description="Qwen 1.5 / 2 / 2.5 chat (ChatML, <tool_call> tools)",
-    default_system="You are a helpful assistant.",
+    description="Qwen 1.5 / 2 / 2.5 chat (ChatML, Qwen's default system prompt, <tool_call> tools)",
+    default_system="You are Qwen, created by Alibaba Cloud. You are a helpful assistant.",
     **_QWEN,
 )
 
 register_template(
     name="qwen3",
-    description="Qwen 3 (ChatML, <think> reasoning, <tool_call> tools)",
-    think_words=("<think>", "</think>"),
+    description="Qwen 3 with reasoning (<think> blocks, <tool_call> tools)",
+    thought_words=_THINK,
     **_QWEN,
+)
+
+register_template(
+    name="qwen3_nothink",
+    description="Qwen 3 instruct without reasoning (e.g. Qwen3-2507 Instruct)",
+    **_QWEN,
+)
+
+register_template(
+    name="qwen3_5",
+    description="Qwen 3.5 with reasoning (<think> blocks, <function=…> tool calls); text only",
+    thought_words=_THINK,
+    **{**_QWEN, "tool_format": "qwen3_5"},
+)
+
+register_template(
+    name="qwen3_5_nothink",
+    description="Qwen 3.5 without reasoning; text only",
+    **{**_QWEN, "tool_format": "qwen3_5"},
+)
+
+register_template(
+    name="qwen3_6",
+    description="Qwen 3.6 with reasoning (<think> blocks, <function=…> tool calls); text only",
+    thought_words=_THINK,
+    **{**_QWEN, "tool_format": "qwen3_5"},
 )
