@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from engine.model.families import CUSTOM, HUBS, MODELS, model_path
+from engine.model.methods import adapter_methods
 from studio.workspace import home
 
 BOOSTERS = ("auto", "sdpa", "flashattn2", "unsloth", "liger_kernel")
 COMPUTE_TYPES = ("bf16", "fp16", "fp32", "pure_bf16")
 QUANTIZATION_BITS = ("none", "8", "4")
-ADAPTER_METHODS = ("lora", "oft")  # methods whose runs are adapters loaded on the base model (PEFT)
+ADAPTER_METHODS = tuple(adapter_methods())  # methods whose runs are adapters loaded on the base model (PEFT)
 
 # booster → the attention implementation it asks for (engine values of `flash_attn`).
 _BOOSTER_ATTN = {"auto": "auto", "sdpa": "sdpa", "flashattn2": "fa2", "unsloth": "auto", "liger_kernel": "auto"}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.model.methods import METHODS, adapter_methods
+from engine.train.method_checks import OPTIMIZER_METHODS
 from studio.context import Context
 from studio.i18n import choice_pairs, t
 
@@ -12,12 +14,14 @@ DS_STAGES = ["none", "2", "3"]
 
 
 # Which method or stage each group of settings belongs to (other groups are always shown).
-GROUP_METHODS = {"lora": {"lora"}, "oft": {"oft"}, "freeze": {"freeze"}, "galore": {"full", "freeze"},
-                 "badam": {"full", "freeze"}, "apollo": {"full", "freeze"}}
+WHOLE_WEIGHTS = {name for name in METHODS if name not in adapter_methods()}  # full and freeze: no adapters
+GROUP_METHODS = {"lora": {"lora"}, "oft": {"oft"}, "freeze": {"freeze"}, "galore": WHOLE_WEIGHTS,
+                 "badam": WHOLE_WEIGHTS, "apollo": WHOLE_WEIGHTS}
 GROUP_STAGES = {"rlhf": {"rm", "ppo", "dpo", "kto", "grpo"}, "sft_loss": {"sft"}}
-# Settings of the always-shown Optimizers group that only some methods can use: APOLLO and Adam-mini optimise the
-# whole weights (Muon, beside them, works with every method).
-FIELD_METHODS = {"use_adam_mini": {"full", "freeze"}, "use_apollo": {"full", "freeze"}}
+# The switches of the always-shown Optimizers group; the ones the engine runs on the model's own weights only
+# (APOLLO, Adam-mini) are shown for full and freeze, the others (Muon) for every method.
+OPTIMIZER_SWITCHES = ("use_muon", "use_adam_mini", "use_apollo")
+FIELD_METHODS = {m.key: WHOLE_WEIGHTS for m in OPTIMIZER_METHODS if m.key in OPTIMIZER_SWITCHES and m.full_weights}
 
 
 def group_visibility(method: str, stage: str) -> dict[str, bool]:
@@ -188,8 +192,8 @@ def build(ctx: Context) -> None:
 
 
 def _optimizers(ctx: Context) -> None:
-    """The Optimizers group: Muon for every method; Adam-mini and APOLLO (its settings folded in their own group)
-    only where the whole weights train."""
+    """The Optimizers group: Muon for every method; Adam-mini and APOLLO (its settings folded in a group of their
+    own) only where the whole weights train."""
     import gradio as gr
 
     from studio.components import config_widget
@@ -197,9 +201,8 @@ def _optimizers(ctx: Context) -> None:
     shown = group_visibility(ctx.initial.get("finetuning_type", "lora"), ctx.initial.get("stage", "sft"))
     with _group(ctx, "optimizers"):
         with gr.Row():
-            config_widget(ctx, "use_muon")
-            config_widget(ctx, "use_adam_mini", visible=shown["use_adam_mini"])
-            config_widget(ctx, "use_apollo", visible=shown["use_apollo"])
+            for name in OPTIMIZER_SWITCHES:
+                config_widget(ctx, name, visible=shown.get(name, True))
         with _group(ctx, "apollo"):
             with gr.Row():
                 for name in ("apollo_rank", "apollo_update_interval", "apollo_scale"):

@@ -92,13 +92,13 @@ def test_oft_gives_its_settings_and_continues_from_adapters(studio_home):
 def test_new_method_settings_reach_the_config(studio_home):
     config, _ = build_train_config(form(
         finetuning_type="full", use_apollo=True, apollo_rank=32.0, apollo_proj="svd", apollo_scale_type="tensor",
-        use_adam_mini=False, use_muon=True, use_dft_loss=True, use_eaft_loss=True, eaft_alpha=0.5,
+        use_adam_mini=False, use_muon=False, use_dft_loss=False, use_eaft_loss=True, eaft_alpha=0.5,
         use_llama_pro=True, preserve_thinking=True, init_special_tokens="desc_init", pref_bco_weight=0.5,
         use_swanlab=True, swanlab_mode="local", swanlab_project="mine", swanlab_workspace=""))
     parsed = config_from_dict(config)
     ft = parsed.finetuning
     assert ft.use_apollo and ft.apollo_rank == 32 and ft.apollo_proj == "svd" and ft.apollo_scale_type == "tensor"
-    assert ft.use_muon and not ft.use_adam_mini and ft.use_dft_loss and ft.use_eaft_loss and ft.eaft_alpha == 0.5
+    assert not ft.use_muon and not ft.use_adam_mini and ft.use_eaft_loss and ft.eaft_alpha == 0.5
     assert ft.use_llama_pro and ft.pref_bco_weight == 0.5
     assert ft.use_swanlab and ft.swanlab_mode == "local" and ft.swanlab_project == "mine"
     assert ft.swanlab_workspace is None  # an empty box: SwanLab's default (your own)
@@ -134,7 +134,7 @@ def test_groups_follow_the_method_and_the_stage():
     shown = group_visibility("full", "dpo")
     assert shown["use_apollo"] and shown["apollo"] and shown["use_adam_mini"] and shown["galore"]
     assert shown["rlhf"] and not shown["sft_loss"] and not shown["oft"]
-    assert "optimizers" not in shown and "swanlab" not in shown  # always shown (Muon works with every method)
+    assert "optimizers" not in shown and "use_muon" not in shown  # always shown: Muon works with every method
 
 
 def test_predictions_take_a_beam_width(studio_home):
