@@ -1,0 +1,61 @@
+"""The LLaMA-Factory methods in the Train tab: the OFT, SFT-loss and optimizer settings appear for the method and
+stage they belong to, closed until opened."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.studio.conftest import shot
+from tests.studio.test_browser import open_group, open_studio
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+
+def choose(page, elem_id: str, option: str) -> None:
+    page.locator(f"#{elem_id} input").first.click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def test_method_and_stage_show_their_settings(page, studio_server):
+    from playwright.sync_api import expect
+
+    open_studio(page, studio_server["url"])
+    oft, lora, sft_loss, rlhf = (page.locator(f"#group_{name}") for name in ("oft", "lora", "sft_loss", "rlhf"))
+    expect(lora).to_be_visible()
+    expect(oft).to_be_hidden()
+    expect(sft_loss).to_be_visible()  # the default stage is supervised fine-tuning
+
+    choose(page, "finetuning_type", "OFT (orthogonal)")
+    expect(oft).to_be_visible()
+    expect(lora).to_be_hidden()
+    expect(page.locator("#oft_block_size")).to_be_hidden()  # closed until opened
+    open_group(page, "OFT settings")
+    expect(page.locator("#oft_block_size input").first).to_have_value("32")
+
+    choose(page, "stage", "DPO")
+    expect(sft_loss).to_be_hidden()
+    expect(rlhf).to_be_visible()
+    choose(page, "stage", "Supervised fine-tuning")
+    expect(sft_loss).to_be_visible()
+    expect(rlhf).to_be_hidden()
+    open_group(page, "SFT loss")
+    expect(page.locator("#use_dft_loss")).to_be_visible()
+
+    # Muon works with every method; APOLLO and Adam-mini only where the whole weights train.
+    open_group(page, "Optimizers")
+    expect(page.locator("#use_muon")).to_be_visible()
+    expect(page.locator("#use_apollo")).to_be_hidden()
+    open_group(page, "SwanLab")
+    expect(page.locator("#swanlab_project")).to_be_visible()
+    shot(page, "methods-oft")
+
+    choose(page, "finetuning_type", "Full")
+    expect(page.locator("#use_apollo")).to_be_visible()
+    expect(page.locator("#use_adam_mini")).to_be_visible()
+    expect(page.locator("#apollo_rank")).to_be_hidden()  # APOLLO's own settings stay folded until opened
+    open_group(page, "APOLLO settings")
+    expect(page.locator("#apollo_rank input").first).to_have_value("16")
+    expect(oft).to_be_hidden()
+    open_group(page, "More settings")
+    expect(page.locator("#early_stopping_steps")).to_be_visible()
+    shot(page, "methods-full")
