@@ -26,7 +26,8 @@ from engine.templates import (
     render_prompt_ids,
 )
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "templates"
+ROOT = Path(__file__).resolve().parent.parent.parent
+FIXTURES = ROOT / "tests" / "fixtures" / "templates"
 REFERENCE = json.loads((FIXTURES / "lf_reference.json").read_text(encoding="utf-8"))
 
 # Where we follow the model's official chat template instead of LLaMA-Factory; docs/templates.md has the details.
@@ -110,6 +111,13 @@ def test_exceptions_name_real_cases():
     for name, conversation in EXCEPTIONS:
         assert name in REFERENCE["templates"]
         assert conversation == "*" or conversation in conversations
+
+
+def test_docs_list_every_template_and_exception():
+    docs = (ROOT / "docs" / "templates.md").read_text(encoding="utf-8")
+    assert not [name for name in TEMPLATES if f"| `{name}` |" not in docs]
+    _, _, exceptions = docs.partition("## Where we follow the official template instead of LLaMA-Factory")
+    assert all(f"`{name}`" in exceptions.split("\n## ")[0] for name, _ in EXCEPTIONS)
 
 
 @pytest.mark.parametrize(("name", "case"), CASES)
