@@ -41,6 +41,14 @@ VALUE_KEYS = frozenset({
     "freeze_trainable_layers", "freeze_trainable_modules", "freeze_extra_modules",
     "use_galore", "galore_rank", "galore_update_interval", "galore_scale", "galore_target", "galore_proj_type",
     "use_badam", "badam_mode", "badam_switch_mode", "badam_switch_interval", "badam_update_ratio",
+    # methods: OFT, LLaMA Pro; optimizers: APOLLO, Adam-mini, Muon; SFT losses
+    "oft_rank", "oft_block_size", "oft_target", "module_dropout", "use_llama_pro",
+    "use_apollo", "apollo_rank", "apollo_update_interval", "apollo_scale", "apollo_target", "apollo_proj",
+    "apollo_proj_type", "apollo_scale_type", "apollo_layerwise", "apollo_scale_front", "use_adam_mini", "use_muon",
+    "use_dft_loss", "use_asft_loss", "asft_alpha", "use_eaft_loss", "eaft_alpha",
+    "early_stopping_steps", "preserve_thinking", "init_special_tokens", "pref_bco_weight", "ld_alpha",
+    # SwanLab's names and mode do nothing while use_swanlab stays off (see CHOICES)
+    "swanlab_project", "swanlab_workspace", "swanlab_run_name", "swanlab_mode",
     # stages: preference and reinforcement learning
     "pref_beta", "pref_ftx", "pref_loss", "dpo_label_smoothing", "simpo_gamma", "kto_chosen_weight",
     "kto_rejected_weight", "reward_model_type", "reward_funcs", "num_generations", "max_completion_length",
@@ -56,7 +64,7 @@ VALUE_KEYS = frozenset({
 
 # Allowed keys whose values the demo narrows further than the engine does. Other trackers would log a visitor's
 # run to the host's own account (their credentials are in the studio's environment).
-CHOICES: dict[str, tuple[Any, ...]] = {"report_to": ("none", "tensorboard")}
+CHOICES: dict[str, tuple[Any, ...]] = {"report_to": ("none", "tensorboard"), "use_swanlab": (False,)}
 
 # Allowed numbers bounded by a DemoSettings field (checked in `studio.demo_budgets`).
 CAPPED: dict[str, str] = {"dataloader_num_workers": "max_workers", "preprocessing_num_workers": "max_workers",
@@ -71,6 +79,7 @@ PATH_ROLES: dict[str, str] = {
     "output_dir": "write", "export_dir": "write", "save_dir": "write", "tokenized_path": "write",
     "logging_dir": "write", "offload_folder": "write", "cache_dir": "write",
     "dataset_dir": "workspace", "media_dir": "read", "task_dir": "read", "export_quantization_dataset": "read",
+    "new_special_tokens_config": "read",
     "deepspeed": "shipped", "fsdp_config": "shipped",
     "model_name_or_path": "model", "ref_model": "model", "reward_model": "model",
     "adapter_name_or_path": "adapters", "ref_model_adapters": "adapters", "reward_model_adapters": "adapters",
