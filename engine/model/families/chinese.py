@@ -1,40 +1,47 @@
-"""Models of Chinese labs: DeepSeek, Zhipu GLM-4, 01.AI Yi, Baichuan 2 and InternLM 2.5 / 3."""
+"""Other Chinese labs: Xiaomi MiMo (`mimo`, `mimo_v2`), OpenBMB MiniCPM 4 (`cpm4`), 01.AI Yi (`yi`), Shanghai AI
+Lab InternLM 2.5 / 3 (`intern2`) and Baichuan 2 (`baichuan2`)."""
 
-from engine.model.families.registry import register_model
+from engine.model.families.registry import (
+    BASE_NOTE,
+    MULTI_GPU_NOTE,
+    REMOTE_CODE_NOTE,
+    moe_note,
+    register_family,
+    register_model,
+)
 
-_HUGE = "671B-parameter mixture of experts: needs a multi-GPU cluster."
-register_model("DeepSeek-V3", hf="deepseek-ai/DeepSeek-V3", ms="deepseek-ai/DeepSeek-V3", template="deepseek3",
-               family="deepseek", notes=_HUGE, params=671)
-register_model("DeepSeek-R1", hf="deepseek-ai/DeepSeek-R1", ms="deepseek-ai/DeepSeek-R1", template="deepseek3",
-               family="deepseek", notes=f"Reasoning model. {_HUGE}", params=671)
-# The distills keep Qwen's or Llama's weights but ship DeepSeek's tokenizer chat format (<｜User｜>/<｜Assistant｜>).
-for base, size in (("Qwen", "1.5B"), ("Qwen", "7B"), ("Llama", "8B"), ("Qwen", "14B"), ("Qwen", "32B"),
-                   ("Llama", "70B")):
-    repo = f"deepseek-ai/DeepSeek-R1-Distill-{base}-{size}"
-    register_model(f"DeepSeek-R1-Distill-{base}-{size}", hf=repo, ms=repo, template="deepseek3", family="deepseek",
-                   notes=f"Reasoning model distilled into {base} {size}; it thinks in <think> blocks.", params=size)
-register_model("DeepSeek-LLM-7B-Chat", hf="deepseek-ai/deepseek-llm-7b-chat", ms="deepseek-ai/deepseek-llm-7b-chat",
-               template="deepseek", family="deepseek", params="7B")
+register_family("mimo", "MiMo")
+register_family("minicpm", "MiniCPM")
+register_family("yi", "Yi")
+register_family("internlm", "InternLM")
+register_family("baichuan", "Baichuan")
 
-register_model("GLM-4-9B-0414", hf="THUDM/GLM-4-9B-0414", ms="ZhipuAI/GLM-4-9B-0414", template="glm4", family="glm", params="9B")
-register_model("GLM-4-32B-0414", hf="THUDM/GLM-4-32B-0414", ms="ZhipuAI/GLM-4-32B-0414", template="glm4",
-               family="glm", params="32B")
-register_model("GLM-4-9B-Chat", hf="THUDM/glm-4-9b-chat-hf", ms="ZhipuAI/glm-4-9b-chat-hf", template="glm4",
-               family="glm", params="9B")
+register_model("MiMo-V2-Flash", hf="XiaomiMiMo/MiMo-V2-Flash", ms="XiaomiMiMo/MiMo-V2-Flash", template="mimo_v2",
+               family="mimo", notes=f"{moe_note('309B', '15B')} {MULTI_GPU_NOTE}", params=309)
+for name, repo, notes in (("MiMo-7B-RL", "MiMo-7B-RL", "Reasoning model for mathematics and code."),
+                          ("MiMo-7B-SFT", "MiMo-7B-SFT", "Instruction-tuned, before MiMo-7B-RL's reinforcement "
+                                                         "learning."),
+                          ("MiMo-7B-Base", "MiMo-7B-Base", BASE_NOTE)):
+    register_model(name, hf=f"XiaomiMiMo/{repo}", ms=f"XiaomiMiMo/{repo}", template="mimo", family="mimo",
+                   notes=f"{notes} {REMOTE_CODE_NOTE}", params="7B")
+
+for name, repo, size in (("MiniCPM4.1-8B", "MiniCPM4.1-8B", "8B"), ("MiniCPM4-8B", "MiniCPM4-8B", "8B"),
+                         ("MiniCPM4-0.5B", "MiniCPM4-0.5B", "0.5B")):
+    register_model(name, hf=f"openbmb/{repo}", ms=f"OpenBMB/{repo}", template="cpm4", family="minicpm",
+                   notes=REMOTE_CODE_NOTE, params=size)
 
 for size in ("6B", "9B", "34B"):
     register_model(f"Yi-1.5-{size}-Chat", hf=f"01-ai/Yi-1.5-{size}-Chat", ms=f"01ai/Yi-1.5-{size}-Chat",
                    template="yi", family="yi", params=size)
 
-_REMOTE_CODE = "Runs its own modelling code: set trust_remote_code."
+register_model("InternLM3-8B-Instruct", hf="internlm/internlm3-8b-instruct",
+               ms="Shanghai_AI_Laboratory/internlm3-8b-instruct", template="intern2", family="internlm",
+               notes=REMOTE_CODE_NOTE, params="8B")
+for size, repo in (("1.8B", "internlm2_5-1_8b-chat"), ("7B", "internlm2_5-7b-chat"), ("20B", "internlm2_5-20b-chat")):
+    register_model(f"InternLM2.5-{size}-Chat", hf=f"internlm/{repo}", ms=f"Shanghai_AI_Laboratory/{repo}",
+                   template="intern2", family="internlm", notes=REMOTE_CODE_NOTE, params=size)
+
 for size in ("7B", "13B"):
     register_model(f"Baichuan2-{size}-Chat", hf=f"baichuan-inc/Baichuan2-{size}-Chat",
                    ms=f"baichuan-inc/Baichuan2-{size}-Chat", template="baichuan2", family="baichuan",
-                   notes=_REMOTE_CODE, params=size)
-
-for size, repo in (("1.8B", "internlm2_5-1_8b-chat"), ("7B", "internlm2_5-7b-chat"), ("20B", "internlm2_5-20b-chat")):
-    register_model(f"InternLM2.5-{size}-Chat", hf=f"internlm/{repo}", ms=f"Shanghai_AI_Laboratory/{repo}",
-                   template="intern2", family="internlm", notes=_REMOTE_CODE, params=size)
-register_model("InternLM3-8B-Instruct", hf="internlm/internlm3-8b-instruct",
-               ms="Shanghai_AI_Laboratory/internlm3-8b-instruct", template="intern2", family="internlm",
-               notes=_REMOTE_CODE, params="8B")
+                   notes=REMOTE_CODE_NOTE, params=size)

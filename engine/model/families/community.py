@@ -1,26 +1,46 @@
-"""Other open model makers: Cohere Command-R, TII Falcon, LMSYS Vicuna, Hugging Face SmolLM2, IBM Granite 3."""
+"""Other open model makers: Cohere Command R and Aya (`cohere`), TII Falcon (`falcon`) and Falcon-H1 (`falcon_h1`),
+LG EXAONE (`exaone`) and LMSYS Vicuna (`vicuna`)."""
 
-from engine.model.families.registry import register_model
+from engine.model.families.registry import (
+    BASE_NOTE,
+    MULTI_GPU_NOTE,
+    REMOTE_CODE_NOTE,
+    register_family,
+    register_model,
+)
 
+register_family("cohere", "Cohere")
+register_family("falcon", "Falcon")
+register_family("exaone", "EXAONE")
+register_family("vicuna", "Vicuna")
+
+_NON_COMMERCIAL = "Gated, non-commercial licence."
 register_model("Command-R-35B", hf="CohereForAI/c4ai-command-r-v01", ms="AI-ModelScope/c4ai-command-r-v01",
-               template="cohere", family="cohere", notes="Gated, non-commercial licence.", params="35B")
+               template="cohere", family="cohere", notes=_NON_COMMERCIAL, params="35B")
 register_model("Command-R-35B-08-2024", hf="CohereForAI/c4ai-command-r-08-2024", template="cohere", family="cohere",
-               notes="Gated, non-commercial licence.", params="32B")
+               notes=_NON_COMMERCIAL, params="32B")
+register_model("Command-R-Plus-104B", hf="CohereForAI/c4ai-command-r-plus", ms="AI-ModelScope/c4ai-command-r-plus",
+               template="cohere", family="cohere", notes=f"{_NON_COMMERCIAL} {MULTI_GPU_NOTE}", params="104B")
+for size in ("8B", "35B"):
+    register_model(f"Aya-23-{size}", hf=f"CohereForAI/aya-23-{size}", template="cohere", family="cohere",
+                   notes=f"Multilingual (23 languages). {_NON_COMMERCIAL}", params=size)
 
+_HYBRID = "Mixes Mamba-2 and attention layers."
+for size in ("34B", "7B", "3B", "1.5B", "0.5B"):
+    repo = f"tiiuae/Falcon-H1-{size}-Instruct"
+    register_model(f"Falcon-H1-{size}-Instruct", hf=repo, ms=repo, template="falcon_h1", family="falcon",
+                   notes=_HYBRID, params=size)
 register_model("Falcon-7B-Instruct", hf="tiiuae/falcon-7b-instruct", ms="AI-ModelScope/falcon-7b-instruct",
                template="falcon", family="falcon", params="7B")
 register_model("Falcon-40B-Instruct", hf="tiiuae/falcon-40b-instruct", ms="AI-ModelScope/falcon-40b-instruct",
                template="falcon", family="falcon", params="40B")
+register_model("Falcon-7B", hf="tiiuae/falcon-7b", ms="AI-ModelScope/falcon-7b", template="falcon", family="falcon",
+               notes=BASE_NOTE, params="7B")
+
+register_model("EXAONE-3.0-7.8B-Instruct", hf="LGAI-EXAONE/EXAONE-3.0-7.8B-Instruct", template="exaone",
+               family="exaone", notes=f"Korean and English. Non-commercial licence. {REMOTE_CODE_NOTE}", params="7.8B")
 
 register_model("Vicuna-7B-v1.5", hf="lmsys/vicuna-7b-v1.5", ms="Xorbits/vicuna-7b-v1.5", template="vicuna",
                family="vicuna", params="7B")
 register_model("Vicuna-13B-v1.5", hf="lmsys/vicuna-13b-v1.5", ms="Xorbits/vicuna-13b-v1.5", template="vicuna",
                family="vicuna", params="13B")
-
-for size in ("135M", "360M", "1.7B"):
-    register_model(f"SmolLM2-{size}-Instruct", hf=f"HuggingFaceTB/SmolLM2-{size}-Instruct", template="chatml",
-                   family="smollm", notes="Small enough to fine-tune on a laptop CPU.", params=size)
-
-for size in ("2b", "8b"):
-    register_model(f"Granite-3.1-{size.upper()}-Instruct", hf=f"ibm-granite/granite-3.1-{size}-instruct",
-                   ms=f"AI-ModelScope/granite-3.1-{size}-instruct", template="granite3", family="granite", params=size)

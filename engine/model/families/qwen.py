@@ -1,27 +1,72 @@
-"""Alibaba Qwen: Qwen 3 (hybrid thinking, `qwen3`) and Qwen 2.5 instruct and base models (`qwen`).
+"""Alibaba Qwen, newest first: Qwen3.6 (`qwen3_6`), Qwen3.5 (`qwen3_5`), Qwen3 2507 and Next (instruct models
+`qwen3_nothink`, thinking models `qwen3`), Qwen3 hybrid thinking (`qwen3`), QwQ, Qwen2.5 and Qwen2 (`qwen`).
 
 Qwen publishes under the same `Qwen/` id on Hugging Face and ModelScope.
 """
 
-from engine.model.families.registry import register_model
+from engine.model.families.registry import (
+    BASE_NOTE,
+    MULTI_GPU_NOTE,
+    MULTIMODAL_NOTE,
+    moe_note,
+    register_family,
+    register_model,
+)
 
-for size in ("0.6B", "1.7B", "4B", "8B", "14B", "32B", "30B-A3B"):
-    register_model(f"Qwen3-{size}", hf=f"Qwen/Qwen3-{size}", ms=f"Qwen/Qwen3-{size}", template="qwen3",
-                   family="qwen", params=size, notes="Thinks in <think> blocks unless enable_thinking is off.")
+register_family("qwen", "Qwen")
 
-for size in ("0.6B", "1.7B", "4B", "8B", "14B"):
-    register_model(f"Qwen3-{size}-Base", hf=f"Qwen/Qwen3-{size}-Base", ms=f"Qwen/Qwen3-{size}-Base",
-                   template="qwen3", family="qwen", params=size, notes="Pre-trained base model, not tuned for chat.")
+
+def _qwen(name: str, *, template: str, notes: str = "", params: float | str | None = None) -> None:
+    """A Qwen model whose id is `Qwen/<name>` on both hubs."""
+    register_model(name, hf=f"Qwen/{name}", ms=f"Qwen/{name}", template=template, family="qwen", notes=notes,
+                   params=params or name.split("-")[1])
+
+
+def _sized(notes: str, size: str) -> str:
+    """`notes`, then what a size written like `30B-A3B` implies: the mixture-of-experts note, and from 100B on the
+    multi-GPU note."""
+    total, _, active = size.partition("-A")
+    parts = [notes, moe_note(total, active) if active else "", MULTI_GPU_NOTE if float(total[:-1]) >= 100 else ""]
+    return " ".join(part for part in parts if part)
+
+
+_THINKS = "Thinks in <think> blocks before answering."
+_DIRECT = "Answers directly, without thinking."
+_ALWAYS = "Always thinks in <think> blocks."
+
+# Qwen3.6 and Qwen3.5 read images too; they reason by default (Qwen3.5 has qwen3_5_nothink to switch that off).
+for size in ("27B", "35B-A3B"):
+    _qwen(f"Qwen3.6-{size}", template="qwen3_6", notes=_sized(f"{_THINKS} {MULTIMODAL_NOTE}", size))
+for size in ("0.8B", "2B", "4B", "9B", "27B", "35B-A3B", "122B-A10B", "397B-A17B"):
+    _qwen(f"Qwen3.5-{size}", template="qwen3_5", notes=_sized(f"{_THINKS} {MULTIMODAL_NOTE}", size))
+for size in ("0.8B", "2B", "4B", "9B", "35B-A3B"):
+    _qwen(f"Qwen3.5-{size}-Base", template="qwen3_5", notes=BASE_NOTE)
+
+# The 2507 update split Qwen3 into an instruct model that never thinks and a thinking model that always does.
+for size in ("4B", "30B-A3B", "235B-A22B"):
+    _qwen(f"Qwen3-{size}-Instruct-2507", template="qwen3_nothink", notes=_sized(_DIRECT, size))
+    _qwen(f"Qwen3-{size}-Thinking-2507", template="qwen3", notes=_sized(_ALWAYS, size))
+_qwen("Qwen3-Next-80B-A3B-Instruct", template="qwen3_nothink", params="80B", notes=_sized(_DIRECT, "80B-A3B"))
+_qwen("Qwen3-Next-80B-A3B-Thinking", template="qwen3", params="80B", notes=_sized(_ALWAYS, "80B-A3B"))
+
+for size in ("0.6B", "1.7B", "4B", "8B", "14B", "32B", "30B-A3B", "235B-A22B"):
+    _qwen(f"Qwen3-{size}", template="qwen3", notes=_sized("Thinks in <think> blocks unless enable_thinking is off.", size))
+for size in ("0.6B", "1.7B", "4B", "8B", "14B", "30B-A3B"):
+    _qwen(f"Qwen3-{size}-Base", template="qwen3", notes=BASE_NOTE)
+
+_qwen("QwQ-32B", template="qwen", notes="Reasoning model: writes a long <think> chain before each answer.")
 
 for size in ("0.5B", "1.5B", "3B", "7B", "14B", "32B", "72B"):
-    register_model(f"Qwen2.5-{size}-Instruct", hf=f"Qwen/Qwen2.5-{size}-Instruct",
-                   ms=f"Qwen/Qwen2.5-{size}-Instruct", template="qwen", family="qwen", params=size)
-
+    _qwen(f"Qwen2.5-{size}-Instruct", template="qwen")
+for size in ("7B", "14B"):
+    _qwen(f"Qwen2.5-{size}-Instruct-1M", template="qwen", notes="Reads up to a million tokens of context.")
 for size in ("0.5B", "1.5B", "3B", "7B", "14B", "32B", "72B"):
-    register_model(f"Qwen2.5-{size}", hf=f"Qwen/Qwen2.5-{size}", ms=f"Qwen/Qwen2.5-{size}", template="qwen",
-                   family="qwen", params=size, notes="Pre-trained base model, not tuned for chat.")
+    _qwen(f"Qwen2.5-{size}", template="qwen", notes=BASE_NOTE)
+for size in ("0.5B", "1.5B", "3B", "7B", "14B", "32B"):
+    _qwen(f"Qwen2.5-Coder-{size}-Instruct", template="qwen", params=size, notes="Tuned for writing code.")
+for size in ("1.5B", "7B", "72B"):
+    _qwen(f"Qwen2.5-Math-{size}-Instruct", template="qwen", params=size, notes="Tuned for mathematics.")
 
-for size in ("1.5B", "7B", "32B"):
-    register_model(f"Qwen2.5-Coder-{size}-Instruct", hf=f"Qwen/Qwen2.5-Coder-{size}-Instruct",
-                   ms=f"Qwen/Qwen2.5-Coder-{size}-Instruct", template="qwen", family="qwen",
-                   params=size)
+for size in ("0.5B", "1.5B", "7B", "72B"):
+    _qwen(f"Qwen2-{size}-Instruct", template="qwen")
+_qwen("Qwen2-57B-A14B-Instruct", template="qwen", notes=_sized("", "57B-A14B"))

@@ -1,6 +1,7 @@
 """The registry of well-known models: display name → hub ids, chat template, family and recommended settings.
 
-Torch-free: the studio fills its model dropdown from here, and the engine picks a template for a hub id.
+Torch-free: the studio fills its model dropdown from here (family by family, each entry labelled with its family so
+that typing a family name into the picker finds all of it), and the engine picks a template for a hub id.
 """
 
 from __future__ import annotations
@@ -9,12 +10,17 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.templates import list_templates
-
 CUSTOM = "Custom"
 DEMO = "Demo (offline)"
 DEMO_PATH = "demo"
 HUBS = ("huggingface", "modelscope")
+LABEL_SEPARATOR = " · "  # between the family and the model name in the picker: "Qwen · Qwen3-8B"
+
+# Notes that many entries share, so that the same thing is said the same way.
+BASE_NOTE = "Pre-trained base model, not tuned for chat."
+REMOTE_CODE_NOTE = "Runs its own modelling code: set trust_remote_code."
+MULTIMODAL_NOTE = "Also reads images; only its text side is trained here."
+MULTI_GPU_NOTE = "Its 16-bit weights alone fill more than one GPU: plan on a multi-GPU server."
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,19 @@ HUB_RECOMMENDED: dict[str, Any] = {
 
 
 MODELS: dict[str, ModelInfo] = {}
+FAMILIES: dict[str, str] = {}  # family key → the name the picker shows, in picker order
+
+
+def register_family(key: str, label: str) -> None:
+    """Add a model family; the picker lists families in registration order. A second registration raises."""
+    if key in FAMILIES:
+        raise ValueError(f"model family {key!r} is already registered (as {FAMILIES[key]!r})")
+    FAMILIES[key] = label
+
+
+def moe_note(total: str, active: str) -> str:
+    """The note of a mixture of experts: memory follows its total size, speed its active size."""
+    return f"Mixture of experts: all {total} parameters must fit in memory, though only about {active} work per token."
 
 
 def billions(size: str) -> float:
@@ -64,17 +83,23 @@ def billions(size: str) -> float:
 def register_model(name: str, *, hf: str | None, ms: str | None = None, template: str, family: str,
                    recommended: dict[str, Any] | None = None, notes: str = "",
                    params: float | str | None = None) -> ModelInfo:
-    """Add a model to `MODELS` (display order is registration order); a second registration of a name raises.
+    """Add a model to `MODELS`; a second registration of a name raises. Its `family` must be registered first.
 
-    `params` is the size in billions or as names write it (`7B`); a hub model needs it, so the studio can say how
-    much memory training takes. `recommended` entries override `HUB_RECOMMENDED` for hub models.
+    `template` is a chat template name as LLaMA-Factory spells it; the tests check that every entry's template is
+    registered in `engine.templates` (not done here, so a model can be listed in the same change as its template).
+    `params` is the total size in billions or as names write it (`7B`; every expert of a mixture counts); a hub
+    model needs it, so the studio can say how much memory training takes. `recommended` entries override
+    `HUB_RECOMMENDED` for hub models.
     """
     if name in MODELS:
         raise ValueError(f"model {name!r} is already registered")
     if name == CUSTOM:
         raise ValueError(f"{CUSTOM!r} is reserved for the studio's own-path choice")
-    if template not in list_templates():
-        raise ValueError(f"model {name!r}: unknown template {template!r}; known: {', '.join(list_templates())}")
+    if family not in FAMILIES:
+        raise ValueError(f"model {name!r}: unknown family {family!r}; register_family() it first "
+                         f"(known: {', '.join(FAMILIES)})")
+    if not re.fullmatch(r"[a-z][a-z0-9_.-]*", template):
+        raise ValueError(f"model {name!r}: {template!r} is not a template name (write it like qwen3_nothink)")
     if hf is not None and params is None:
         raise ValueError(f"model {name!r}: give its size (params=7 or params='7B')")
     size = billions(params) if isinstance(params, str) else params
@@ -86,8 +111,22 @@ def register_model(name: str, *, hf: str | None, ms: str | None = None, template
 
 
 def list_models() -> list[str]:
-    """Display names in dropdown order, the offline demo first."""
-    return list(MODELS)
+    """Display names in picker order: the offline demo first, then family by family in the order the families were
+    registered, each family's models in the order they were registered (newest generation first)."""
+    rank = {family: index for index, family in enumerate(FAMILIES)}
+    return sorted(MODELS, key=lambda name: rank[MODELS[name].family])  # stable: registration order within a family
+
+
+def model_label(name: str) -> str:
+    """What the picker shows for a registered model: its family, then its name ("Qwen · Qwen3-8B").
+
+    The picker filters by what is typed anywhere in the label, so a family's name finds all of its models, also
+    those whose own name does not say it (Moonlight under Kimi, QwQ under Qwen).
+    """
+    info = get_model(name)
+    if info.hf is None:  # the demo is one of a kind
+        return name
+    return f"{FAMILIES[info.family]}{LABEL_SEPARATOR}{name}"
 
 
 def get_model(name: str) -> ModelInfo:
@@ -129,6 +168,7 @@ def template_for(name_or_path: str | None) -> str | None:
     return info.template if info else None
 
 
+register_family("demo", "Demo")
 register_model(
     DEMO,
     hf=None,
