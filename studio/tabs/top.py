@@ -31,7 +31,7 @@ def build(ctx: Context) -> None:
                 key="top.lang")
         ctx.add("model_name", gr.Dropdown(choices=model_choices(models, lang), value=first, elem_id="model_name",
                                           label=t("top.model_name.label", lang), info=model_info(lang),
-                                          interactive=True, scale=2),
+                                          filterable=True, interactive=True, scale=2),
                 key="top.model_name", extra=lambda code: {"choices": model_choices(models, code),
                                                           "info": model_info(code)})
         ctx.add("model_path", gr.Textbox(value=model_path(first), label=t("top.model_path.label", lang),
@@ -66,9 +66,13 @@ def build(ctx: Context) -> None:
 
 
 def model_choices(names: list[str], lang: str) -> list[tuple[str, str]]:
-    """Model picker entries, each marked when it must be downloaded first or needs more memory than this
-    machine has (the legend is in `model_info`)."""
-    from engine.model.families import CUSTOM, DEMO, MODELS
+    """Model picker entries (label, registry name), in the order given (`list_models()` keeps each family together).
+
+    A registered model is labelled with its family ("Qwen · Qwen3-8B"), so that typing a family into the picker
+    finds all of it; each is marked when it must be downloaded first or needs more memory than this machine has
+    (the legend is in `model_info`). The demo and Custom are named in the page's language.
+    """
+    from engine.model.families import CUSTOM, DEMO, MODELS, model_label
     from studio.capabilities import memory_needed_gb, model_downloaded, training_memory
 
     own_words = {DEMO: "top.model_name.choices.demo", CUSTOM: "top.model_name.choices.custom"}
@@ -76,7 +80,8 @@ def model_choices(names: list[str], lang: str) -> list[tuple[str, str]]:
     choices = []
     for name in names:
         info = MODELS.get(name)
-        label = t(own_words[name], lang) if name in own_words else name  # the others are product names
+        # The others are product names, the same in every language.
+        label = t(own_words[name], lang) if name in own_words else model_label(name) if info else name
         marks = []
         if info is not None and info.hf is not None:
             if not any(model_downloaded(repo, hub) for repo, hub in ((info.hf, "huggingface"), (info.ms, "modelscope"))

@@ -44,8 +44,12 @@ def test_choosing_a_model_applies_its_values_and_says_so(page, studio_server):
     from playwright.sync_api import expect
 
     open_studio(page, studio_server["url"])
-    page.locator("#model_name input").click()
-    page.get_by_role("option", name=re.compile(r"^Qwen2\.5-0\.5B-Instruct")).click()
+    picker = page.locator("#model_name input")
+    picker.click()
+    picker.fill("")  # it shows the demo's name until one types
+    picker.press_sequentially("qwen2.5-0.5b")  # the picker filters as one types
+    expect(page.get_by_role("option")).to_have_count(2)  # the instruct model and its base
+    page.get_by_role("option", name=re.compile(r"^Qwen · Qwen2\.5-0\.5B-Instruct")).click()
     note = page.locator("#model_note")
     expect(note).to_contain_text("Learning rate 0.005 → 0.0001", timeout=15_000)
     expect(note).to_contain_text("30 → 3")
@@ -83,7 +87,7 @@ def test_only_choosing_a_model_replaces_values(page, studio_server):
     page.wait_for_timeout(1500)
     assert page.locator("#model_note").inner_text().strip() == ""  # nothing was chosen yet
     page.locator("#model_name input").click()
-    page.get_by_role("option", name=re.compile(r"^Qwen2\.5-0\.5B-Instruct")).click()
+    page.get_by_role("option", name=re.compile(r"^Qwen · Qwen2\.5-0\.5B-Instruct")).click()
     expect(page.locator("#learning_rate input").first).to_have_value("0.0001", timeout=15_000)
     page.locator("#learning_rate input").first.fill("0.0002")
     page.locator("#learning_rate input").first.press("Tab")

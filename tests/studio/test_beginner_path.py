@@ -1,7 +1,10 @@
 """A beginner's path without traps: number boxes step and check by the config's metadata, choosing a model applies
-its recommended values and says so, the model picker marks downloads and memory, advanced settings are folded."""
+its recommended values and says so, the model picker is searchable, grouped by family and marks downloads and
+memory, advanced settings are folded."""
 
 from __future__ import annotations
+
+from itertools import groupby
 
 import pytest
 
@@ -118,9 +121,9 @@ def test_model_picker_marks_downloads_and_memory(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(capabilities, "model_downloaded", lambda repo, hub="huggingface": repo == "Qwen/Qwen3-0.6B")
     labels = dict((value, label) for label, value in model_choices([DEMO, "Qwen3-0.6B", "Qwen3-1.7B",
                                                                      "Qwen2.5-7B-Instruct"], "en"))
-    assert labels[DEMO] == DEMO and labels["Qwen3-0.6B"] == "Qwen3-0.6B"
-    assert labels["Qwen3-1.7B"] == "Qwen3-1.7B — ⬇ download"
-    assert labels["Qwen2.5-7B-Instruct"] == "Qwen2.5-7B-Instruct — ⬇ download · needs ~33 GB"
+    assert labels[DEMO] == DEMO and labels["Qwen3-0.6B"] == "Qwen · Qwen3-0.6B"
+    assert labels["Qwen3-1.7B"] == "Qwen · Qwen3-1.7B — ⬇ download"
+    assert labels["Qwen2.5-7B-Instruct"] == "Qwen · Qwen2.5-7B-Instruct — ⬇ download · needs ~33 GB"
     zh = dict((value, label) for label, value in model_choices(["Qwen2.5-7B-Instruct"], "zh"))
     assert "需下载" in zh["Qwen2.5-7B-Instruct"]
 
@@ -131,6 +134,20 @@ def test_model_picker_legend_is_relabelled(app):
     update = ctx.relabel("zh")[names.index("model_name")]
     assert "需下载" in update["info"] and "GB" in update["info"]
     assert [value for _, value in update["choices"]] == [value for _, value in ctx["model_name"].choices]
+
+
+def test_model_picker_is_searchable_and_grouped_by_family(app):
+    from engine.model.families import CUSTOM, list_models
+
+    picker = app.studio_context["model_name"]
+    assert picker.filterable and picker.value == DEMO  # the offline demo is the default
+    values = [value for _, value in picker.choices]
+    assert values == [*list_models(), CUSTOM] and values[0] == DEMO  # values stay the registry's names
+    labels = dict((value, label) for label, value in picker.choices)
+    assert labels["Qwen3-4B-Instruct-2507"].startswith("Qwen · Qwen3-4B-Instruct-2507")
+    assert labels["Moonlight-16B-A3B-Instruct"].startswith("Kimi · ")  # typing "kimi" finds it too
+    runs = [family for family, _ in groupby(get_model(value).family for value in values[:-1])]
+    assert len(runs) == len(set(runs))  # each family in one piece
 
 
 def test_advanced_settings_are_folded(app):
