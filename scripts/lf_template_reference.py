@@ -4,9 +4,10 @@ The output, tests/fixtures/templates/lf_reference.json (beside the tokenizer it 
 what tests/engine/test_templates_lf.py compares the studio's renderer against, without LLaMA-Factory installed.
 
 For every text template (the multimodal ones are left out) and every conversation below, it stores what
-LLaMA-Factory's SFT preprocessing builds (multi-turn, train_on_prompt=False, mask_history=False, enable_thinking=True,
-and also enable_thinking=False for reasoning templates): the input ids, the positions that are trained
-(labels != -100, with the label where it is not the input id), and the prompt ids its chat engine generates from.
+LLaMA-Factory's SFT preprocessing builds (multi-turn, train_on_prompt=False, mask_history=False, enable_thinking=True;
+for reasoning templates also enable_thinking=False, and mask_history=True, which drops earlier reasoning): the input
+ids, the positions that are trained (labels != -100, with the label where it is not the input id), and the prompt ids
+its chat engine generates from.
 
 The tokenizer is the offline demo model's (a small byte-level BPE trained on data/), with a bos token and the
 templates' control tokens (<|im_start|>, [INST], <start_of_turn>, ...) added as special tokens, as real model
@@ -223,7 +224,8 @@ def trained_spans(input_ids: list[int], labels: list[int]) -> tuple[list[list[in
     return spans, relabelled
 
 
-def record_case(modules: tuple[Any, Any], name: str, conversation: str, enable_thinking: bool) -> dict[str, Any]:
+def record_case(modules: tuple[Any, Any], name: str, conversation: str, enable_thinking: bool,
+                mask_history: bool = False) -> dict[str, Any]:
     """LLaMA-Factory's SFT ids and labels and its generation prompt for one template and conversation."""
     from transformers import AutoTokenizer
 
@@ -233,7 +235,7 @@ def record_case(modules: tuple[Any, Any], name: str, conversation: str, enable_t
     if added:
         tokenizer.add_special_tokens({"extra_special_tokens": added}, replace_extra_special_tokens=False)
     data_args = types.SimpleNamespace(
-        template=name, train_on_prompt=False, mask_history=False, cutoff_len=1_000_000, tool_format=None,
+        template=name, train_on_prompt=False, mask_history=mask_history, cutoff_len=1_000_000, tool_format=None,
         default_system=None, enable_thinking=enable_thinking, preserve_thinking=False,
     )
     template = template_module.get_template_and_fix_tokenizer(tokenizer, data_args)
@@ -252,8 +254,8 @@ def record_case(modules: tuple[Any, Any], name: str, conversation: str, enable_t
     shared = next((i for i, (a, b) in enumerate(zip(prompt_ids, input_ids, strict=False)) if a != b),
                   min(len(prompt_ids), len(input_ids)))
     spans, relabelled = trained_spans(input_ids, labels)
-    case = {"conversation": conversation, "enable_thinking": enable_thinking, "input_ids": input_ids,
-            "trained": spans, "generation": {"shared": shared, "tail": prompt_ids[shared:]}}
+    case = {"conversation": conversation, "enable_thinking": enable_thinking, "mask_history": mask_history,
+            "input_ids": input_ids, "trained": spans, "generation": {"shared": shared, "tail": prompt_ids[shared:]}}
     if relabelled:
         case["relabelled"] = relabelled
     return case
@@ -265,6 +267,8 @@ def record_template(modules: tuple[Any, Any], name: str) -> dict[str, Any]:
     cases = {conversation: record_case(modules, name, conversation, True) for conversation in CONVERSATIONS}
     if reasoning:
         cases["thinking_off"] = record_case(modules, name, "thinking", False)
+        if not template.efficient_eos:  # (with efficient_eos, it also labels eos after the masked replies)
+            cases["thinking_mask_history"] = record_case(modules, name, "thinking", True, mask_history=True)
     entry = {"reasoning": reasoning, "thought_words": list(template.thought_words), "cases": cases}
     added = template_tokens(template)
     if added:

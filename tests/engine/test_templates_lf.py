@@ -6,7 +6,7 @@ scripts/lf_template_reference.py with the tokenizer beside it. LLaMA-Factory its
 
 Our renderer runs with preserve_thinking=True for training, which is what LLaMA-Factory does when mask_history is off
 (it keeps every reply's reasoning); by default we drop reasoning before the latest user message, as the models'
-own chat templates do (docs/templates.md).
+own chat templates do, and as LLaMA-Factory does with mask_history on (docs/templates.md).
 """
 
 from __future__ import annotations
@@ -89,9 +89,11 @@ def _render(base_tokenizer, name: str, case: str) -> tuple[list[int], list[int],
     template = get_template(name)
     fix_tokenizer(template, tokenizer)
     messages = _messages(reference["conversation"], entry["thought_words"])
-    thinking = reference["enable_thinking"]
+    thinking, mask_history = reference["enable_thinking"], reference["mask_history"]
+    # LLaMA-Factory keeps earlier reasoning unless mask_history is on: that is our preserve_thinking.
     ids, labels = render_conversation(template, tokenizer, messages, spec["system"], spec.get("tools"),
-                                      enable_thinking=thinking, preserve_thinking=True)
+                                      mask_history=mask_history, enable_thinking=thinking,
+                                      preserve_thinking=not mask_history)
     prompt = render_prompt_ids(template, tokenizer, messages[:-1], spec["system"], spec.get("tools"),
                                enable_thinking=thinking)
     return ids, labels, prompt
