@@ -9,6 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import RunConfig
+from engine.errors import ConfigError, Setting
+from engine.train.losses import load_asft_reference, loss_function
+from engine.train.method_checks import early_stopping_patience
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +69,7 @@ def training_kwargs(config: RunConfig) -> dict[str, Any]:
         "activation_checkpointing": t.gradient_checkpointing and not config.model.disable_gradient_checkpointing,
         "seed": t.seed,
         "data_seed": t.data_seed,
-        "report_to": [] if t.report_to == "none" else [t.report_to] if t.report_to != "all" else "all",
+        "report_to": transformers_trackers(config),
         "run_name": t.run_name,
         "dataloader_num_workers": t.dataloader_num_workers,
         "dataloader_pin_memory": t.dataloader_pin_memory and not on_cpu,
@@ -120,15 +123,47 @@ def build_training_arguments(config: RunConfig, **overrides: Any) -> Any:
     return TrainingArguments(**{**training_kwargs(config), **overrides})
 
 
-def make_callbacks(config: RunConfig, run_dir: Path, abort: Any) -> list[Any]:
-    """The log writer, the abort handler, and early stopping when asked."""
-    from transformers import EarlyStoppingCallback
+def transformers_trackers(config: RunConfig) -> list[str]:
+    """`report_to` for transformers: the chosen tracker once its package is found (`all`: every one installed).
 
-    from engine.train.callbacks import LogCallback
+    SwanLab is left out: it runs through our own callback with the swanlab_* keys (`make_callbacks`).
+    """
+    import importlib.util
+
+    chosen = config.training.report_to
+    if chosen == "none":
+        return []
+    if chosen == "all":
+        from transformers.integrations import get_available_reporting_integrations
+
+        return [name for name in get_available_reporting_integrations() if name != "swanlab"]
+    if importlib.util.find_spec(chosen) is None:
+        raise ConfigError("tracker_missing", tracker=chosen, key=Setting("report_to"))
+    return [] if chosen == "swanlab" else [chosen]
+
+
+def uses_swanlab(config: RunConfig) -> bool:
+    """Whether the run logs to SwanLab: `use_swanlab`, `report_to: swanlab`, or `report_to: all` with it installed."""
+    import importlib.util
+
+    chosen = config.training.report_to
+    return (config.finetuning.use_swanlab or chosen == "swanlab"
+            or (chosen == "all" and importlib.util.find_spec("swanlab") is not None))
+
+
+def make_callbacks(config: RunConfig, run_dir: Path, abort: Any) -> list[Any]:
+    """The log writer, the abort handler, early stopping and SwanLab when asked."""
+    from engine.train.callbacks import EarlyStopping, LogCallback, place_trackio_logs, swanlab_callback
 
     callbacks = [LogCallback(run_dir), abort]
-    if config.training.early_stopping_patience:
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.training.early_stopping_patience))
+    patience = early_stopping_patience(config)
+    if patience:
+        callbacks.append(EarlyStopping(patience, config.training.metric_for_best_model,
+                                       config.training.greater_is_better))
+    if uses_swanlab(config):
+        callbacks.append(swanlab_callback(config, run_dir))
+    if "trackio" in transformers_trackers(config):  # transformers adds its callback; the logs go in the run folder
+        place_trackio_logs(run_dir)
     return callbacks
 
 
@@ -230,16 +265,16 @@ def build_collator(config: RunConfig, model: Any, tokenizer: Any) -> Any:
 
 def build_trainer(config: RunConfig, model: Any, tokenizer: Any, train_set: Any, eval_set: Any, *,
                   run_dir: Path, abort: Any, collator: Any = None, **extra: Any) -> Any:
-    """transformers' Trainer with our arguments, optimiser (LoRA+/GaLore/BAdam when asked), collator and callbacks."""
+    """transformers' Trainer with our arguments, optimiser (LoRA+, GaLore, APOLLO, BAdam, Adam-mini or Muon when
+    asked), SFT loss (DFT, ASFT or EAFT when asked), collator and callbacks."""
     from transformers import Trainer
 
-    from engine.model.optimizers import create_optimizer
+    from engine.model.optimizers import create_optimizer, updates_in_backward
 
     ft = config.finetuning
     collator = collator or build_collator(config, model, tokenizer)
-    # Layer-wise GaLore steps inside the backward pass: no accumulation, no global clipping.
-    layerwise = ft.use_galore and ft.galore_layerwise
-    overrides: dict[str, Any] = {"max_grad_norm": 0.0} if layerwise else {}
+    # Layer-wise GaLore and APOLLO step inside the backward pass: no accumulation, no global clipping.
+    overrides: dict[str, Any] = {"max_grad_norm": 0.0} if updates_in_backward(ft) else {}
     if "compute_metrics" not in extra:  # nothing reads the predictions: keep evaluation from gathering the logits
         overrides["prediction_loss_only"] = True
     if getattr(collator, "padding_free", False) and config.training.include_num_input_tokens_seen:
@@ -248,6 +283,9 @@ def build_trainer(config: RunConfig, model: Any, tokenizer: Any, train_set: Any,
     optimizer = create_optimizer(model, args.learning_rate, args.weight_decay, ft,
                                  {"betas": (args.adam_beta1, args.adam_beta2), "eps": args.adam_epsilon},
                                  optim=config.training.optim)
+    reference = None
+    if ft.stage == "sft" and ft.use_asft_loss:
+        reference = load_asft_reference(config, tokenizer, compute_dtype(config))
     trainer = Trainer(
         model=model,
         args=args,
@@ -257,8 +295,11 @@ def build_trainer(config: RunConfig, model: Any, tokenizer: Any, train_set: Any,
         processing_class=tokenizer,
         callbacks=make_callbacks(config, run_dir, abort),
         optimizers=(optimizer, None),
+        compute_loss_func=loss_function(config, model, reference),
         **extra,
     )
+    if reference is not None and not getattr(reference, "is_quantized", False):
+        reference.to(trainer.args.device)  # a quantized reference was placed when it loaded
     if ft.use_badam:
         _attach_badam(trainer, ft.badam_mode)
     return trainer
