@@ -23,11 +23,12 @@ from engine.errors import ConfigError
 from engine.processes import is_process_alive, process_descendants, process_start_time, valid_pid
 
 __all__ = [  # the process helpers and the atomic writer live below this module; readers import them from here
-    "CONFIG_FILE", "FINAL_STATES", "LOCK_FILE", "RESULT_FILES", "RUNNING_LOG", "STATES", "STATUS_FILE", "TRAINER_LOG",
-    "RunLock", "TrainerLogWriter", "attach_running_log", "clear_results", "file_lock", "has_results",
-    "is_complete_checkpoint", "is_locked", "is_process_alive", "list_checkpoints", "mark_running", "now_iso",
-    "process_descendants", "process_start_time", "read_status", "read_trainer_log", "remove_incomplete_checkpoints",
-    "tail_text", "wait_for_state", "write_json_atomic", "write_status",
+    "ALL_RESULTS", "CONFIG_FILE", "FINAL_STATES", "LOCK_FILE", "RESULT_FILES", "RUNNING_LOG", "STATES", "STATUS_FILE",
+    "TRAINER_LOG", "RunLock", "TrainerLogWriter", "attach_running_log", "clear_results", "file_lock", "has_results",
+    "is_complete_checkpoint", "is_locked", "is_process_alive", "list_checkpoints", "mark_running", "merge_all_results",
+    "now_iso", "process_descendants", "process_start_time", "read_status", "read_trainer_log",
+    "remove_incomplete_checkpoints", "results_file", "tail_text", "wait_for_state", "write_json_atomic",
+    "write_results", "write_status",
 ]
 
 STATUS_FILE = "status.json"
@@ -35,8 +36,12 @@ TRAINER_LOG = "trainer_log.jsonl"
 RUNNING_LOG = "running_log.txt"
 CONFIG_FILE = "config.yaml"
 LOCK_FILE = ".lock"
-RESULT_FILES = ("trainer_log.jsonl", "all_results.json", "train_results.json", "model.safetensors",
-                "adapter_model.safetensors", "model.safetensors.index.json", "loss.png")
+ALL_RESULTS = "all_results.json"
+# What a run leaves besides its weights, under LLaMA-Factory's names (its tools read them): `<split>_results.json`
+# per split, the curves as `training_<metric>.png`. `loss.png` is what runs of earlier versions plotted.
+RESULT_FILES = ("trainer_log.jsonl", ALL_RESULTS, "train_results.json", "eval_results.json", "predict_results.json",
+                "generated_predictions.jsonl", "model.safetensors", "adapter_model.safetensors",
+                "model.safetensors.index.json", "training_loss.png", "loss.png")
 STATES = ("running", "finished", "failed", "aborted")
 FINAL_STATES = STATES[1:]  # a job in one of these has ended
 
@@ -190,6 +195,32 @@ def read_trainer_log(run_dir: Path, offset: int = 0) -> tuple[list[dict[str, Any
         if isinstance(record, dict):
             records.append(record)
     return records, offset + end
+
+
+def results_file(split: str) -> str:
+    """The file of one split's final metrics: `train_results.json`, `eval_results.json`, `predict_results.json`."""
+    return f"{split}_results.json"
+
+
+def _results_text(metrics: dict[str, Any]) -> str:
+    # As transformers' Trainer.save_metrics lays them out (LLaMA-Factory writes its results through it).
+    return json.dumps(metrics, ensure_ascii=False, indent=4, sort_keys=True) + "\n"
+
+
+def merge_all_results(run_dir: Path, metrics: dict[str, Any]) -> None:
+    """Add `metrics` (numbers, strings and flags only) to all_results.json, keeping what earlier splits wrote."""
+    path = Path(run_dir) / ALL_RESULTS
+    merged = _read_json(path, limit=None) or {}
+    merged.update({k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool))})
+    write_text_atomic(path, _results_text(merged))
+
+
+def write_results(run_dir: Path, split: str, metrics: dict[str, Any], *, combined: bool = True) -> None:
+    """One split's final metrics: `<split>_results.json`, and (`combined`) merged into all_results.json."""
+    scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool))}
+    write_text_atomic(Path(run_dir) / results_file(split), _results_text(scalars))
+    if combined:
+        merge_all_results(run_dir, scalars)
 
 
 class TrainerLogWriter:

@@ -70,6 +70,8 @@ class LogCallback(TrainerCallback):
         for key, value in logs.items():
             if key not in _SKIP_KEYS and key not in record:
                 record[key] = _clean(value)
+        if "rewards/accuracies" in logs:  # LLaMA-Factory's name for it, which its board and scripts read
+            record["accuracy"] = _clean(logs["rewards/accuracies"])
         self.writer.write(record)
 
 

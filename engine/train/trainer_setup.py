@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
 from typing import Any
 
 from engine.config import RunConfig
+from engine.runfolder import merge_all_results, write_results
 from engine.errors import ConfigError, Setting
 from engine.train.losses import load_asft_reference, loss_function
 from engine.train.method_checks import early_stopping_patience
@@ -168,7 +168,12 @@ def make_callbacks(config: RunConfig, run_dir: Path, abort: Any) -> list[Any]:
 
 
 def train_and_save(trainer: Any, config: RunConfig, run_dir: Path, resume: str | None) -> dict[str, Any]:
-    """Train (resuming when asked), save the final weights, metrics and loss plot; evaluate when asked."""
+    """Train (resuming when asked), save the final weights, metrics and curves; evaluate when asked.
+
+    The files are LLaMA-Factory's: trainer_state.json, train_results.json, eval_results.json, all_results.json
+    (both merged) and training_<metric>.png.
+    """
+    main = is_main_process()
     results: dict[str, Any] = {}
     if config.training.do_train:
         output = trainer.train(resume_from_checkpoint=resume)
@@ -176,16 +181,18 @@ def train_and_save(trainer: Any, config: RunConfig, run_dir: Path, resume: str |
         trainer.save_state()
         results.update(output.metrics)
         trainer.log_metrics("train", output.metrics)
+        if main:
+            write_results(run_dir, "train", output.metrics)
     if trainer.eval_dataset is not None and (config.training.do_eval or config.training.eval_strategy != "no"):
         metrics = trainer.evaluate()
         results.update(metrics)
         trainer.log_metrics("eval", metrics)
-    if is_main_process():
-        write_all_results(run_dir, results)
-        if config.finetuning.plot_loss:
-            from engine.plotting import plot_loss
+        if main:
+            write_results(run_dir, "eval", metrics)
+    if main and config.finetuning.plot_loss:
+        from engine.plotting import plot_loss
 
-            plot_loss(run_dir)
+        plot_loss(run_dir, config.finetuning.stage)
     return results
 
 
@@ -198,16 +205,8 @@ def save_resolved_config(config: RunConfig, run_dir: Path) -> None:
 
 
 def write_all_results(run_dir: Path, results: dict[str, Any]) -> None:
-    """all_results.json: the final train (and eval) metrics."""
-    path = Path(run_dir) / "all_results.json"
-    existing: dict[str, Any] = {}
-    if path.exists():
-        try:
-            existing = json.loads(path.read_text(encoding="utf-8"))
-        except ValueError:
-            existing = {}
-    existing.update({k: v for k, v in results.items() if isinstance(v, (int, float, str, bool))})
-    path.write_text(json.dumps(existing, indent=2), encoding="utf-8")
+    """Merge final metrics into all_results.json (a stage without a Trainer split of its own, such as PPO)."""
+    merge_all_results(run_dir, results)
 
 
 def batch_layout(config: RunConfig, model: Any) -> dict[str, bool]:

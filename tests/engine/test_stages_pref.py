@@ -13,13 +13,17 @@ from engine.errors import ConfigError
 from engine.runfolder import list_checkpoints, read_trainer_log
 from engine.validation import validate_config
 
-COMMON_FILES = {"config.yaml", "trainer_log.jsonl", "running_log.txt", "status.json", "all_results.json", "loss.png",
-                "trainer_state.json", "training_args.bin", "tokenizer.json", "tokenizer_config.json",
-                "chat_template.jinja", ".lock"}
+COMMON_FILES = {"config.yaml", "trainer_log.jsonl", "running_log.txt", "status.json", "all_results.json",
+                "train_results.json", "training_loss.png", "trainer_state.json", "training_args.bin", "tokenizer.json",
+                "tokenizer_config.json", "chat_template.jinja", ".lock"}
 LORA_FILES = {"adapter_config.json", "adapter_model.safetensors", "README.md"}
 FULL_FILES = {"config.json", "generation_config.json", "model.safetensors", "README.md"}
 BASE_LOG_KEYS = {"current_steps", "total_steps", "loss", "lr", "epoch", "percentage", "elapsed_time",
                  "remaining_time", "grad_norm"}
+DPO_CURVE = "training_rewards_accuracies.png"  # beside training_loss.png, as LLaMA-Factory plots DPO runs
+# The curves each stage plots besides the loss (LLaMA-Factory's choice: engine.plotting.STAGE_CURVES).
+CURVES = {"rm": set(), "dpo": {DPO_CURVE}, "kto": {"training_rewards_chosen.png"}, "orpo": {DPO_CURVE},
+          "simpo": {DPO_CURVE}}
 # stage overrides → (metrics the stage must log, whether TRL keeps a frozen copy of the adapter under ref/)
 STAGES = {
     "rm": (["stage=rm", "dataset=dpo_en_demo"], {"accuracy", "margin"}, False),
@@ -261,7 +265,7 @@ def test_stage_trains_and_fills_the_run_folder(name: str, tiny_model_dir: Path, 
     out = tmp_path / name
     assert train(tiny_model_dir, out, *items) == 0, (out / "running_log.txt").read_text()[-3000:]
 
-    assert {p.name for p in out.iterdir() if p.is_file()} == COMMON_FILES | LORA_FILES
+    assert {p.name for p in out.iterdir() if p.is_file()} == COMMON_FILES | LORA_FILES | CURVES[name]
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["checkpoint-3"] + (["ref"] if has_ref else [])
     status = json.loads((out / "status.json").read_text())
     assert status["state"] == "finished" and status["exit_code"] == 0 and status["error"] is None
@@ -307,7 +311,7 @@ def test_dpo_with_a_separate_reference_model(method: str, tiny_model_dir: Path, 
     assert reference is not None and not any(p.requires_grad for p in reference.parameters())
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["checkpoint-3"]
     files = {p.name for p in out.iterdir() if p.is_file()}
-    assert files == COMMON_FILES | (FULL_FILES if method == "full" else LORA_FILES)
+    assert files == COMMON_FILES | {DPO_CURVE} | (FULL_FILES if method == "full" else LORA_FILES)
     assert "rewards/margins" in read_trainer_log(out)[0][-1]
 
 
