@@ -2,7 +2,8 @@
 
 Writes `generated_predictions.jsonl` (one `{"prompt", "predict", "label"}` per row, appended batch by batch, so
 an aborted run keeps what it generated) and `predict_results.json` (`predict_bleu-4`, `predict_rouge-1`,
-`predict_rouge-2`, `predict_rouge-l`, `predict_samples`, `predict_runtime`, `predict_samples_per_second`).
+`predict_rouge-2`, `predict_rouge-l`, `predict_samples`, `predict_runtime`, `predict_samples_per_second`,
+`predict_steps_per_second`), the files and keys LLaMA-Factory's predictions have.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import RunConfig
-from engine.runfolder import write_json_atomic
+from engine.runfolder import merge_all_results, results_file, write_results
 
 logger = logging.getLogger(__name__)
 
 PREDICTIONS_FILE = "generated_predictions.jsonl"
-PREDICT_RESULTS_FILE = "predict_results.json"
+PREDICT_RESULTS_FILE = results_file("predict")
 RESPONSE_ROLES = ("assistant", "function")
 
 
@@ -72,17 +73,19 @@ def stop_token_ids(tokenizer: Any, template: Any) -> list[int]:
 
 
 def generation_config(config: RunConfig, tokenizer: Any, template: Any) -> Any:
-    """transformers' GenerationConfig from the generation keys (sampling settings only when sampling)."""
+    """transformers' GenerationConfig from the generation keys (sampling settings only when sampling); the beam
+    width is `eval_num_beams`, else `num_beams`."""
     from transformers import GenerationConfig
 
     g = config.generation
-    kwargs: dict[str, Any] = {"max_new_tokens": g.max_new_tokens, "num_beams": g.num_beams,
+    beams = config.data.eval_num_beams or g.num_beams
+    kwargs: dict[str, Any] = {"max_new_tokens": g.max_new_tokens, "num_beams": beams,
                               "repetition_penalty": g.repetition_penalty, "eos_token_id": stop_token_ids(tokenizer,
                                                                                                          template),
                               "pad_token_id": tokenizer.pad_token_id, "do_sample": g.do_sample and g.temperature > 0}
     if kwargs["do_sample"]:
         kwargs.update(temperature=g.temperature, top_p=g.top_p, top_k=g.top_k)
-    if g.num_beams > 1:
+    if beams > 1:
         kwargs["length_penalty"] = g.length_penalty
     return GenerationConfig(**kwargs)
 
@@ -149,9 +152,11 @@ def predict(model: Any, tokenizer: Any, template: Any, examples: list[dict], con
         metrics.update({f"predict_{k}": v for k, v in score_corpus(predictions, labels).items()})
     except StudioError as err:  # after a long training run, keep the predictions rather than fail the run
         logger.warning("No BLEU/ROUGE scores: %s", err.message())
+    batches = -(-len(predictions) // batch_size)
     metrics.update(predict_samples=len(predictions), predict_runtime=round(runtime, 4),
-                   predict_samples_per_second=round(len(predictions) / runtime, 3) if runtime > 0 else 0.0)
-    write_json_atomic(run_dir / PREDICT_RESULTS_FILE, metrics)
+                   predict_samples_per_second=round(len(predictions) / runtime, 3) if runtime > 0 else 0.0,
+                   predict_steps_per_second=round(batches / runtime, 3) if runtime > 0 else 0.0)
+    write_results(run_dir, "predict", metrics, combined=False)
     logger.info("Predictions: %s", ", ".join(f"{k} = {v}" for k, v in metrics.items()))
     return metrics
 
@@ -179,20 +184,24 @@ def run_predict(config: RunConfig, run_dir: Path, abort: Any = None) -> dict[str
 
 def predict_after_training(config: RunConfig, run_dir: Path, model: Any, tokenizer: Any, template: Any,
                            abort: Any = None) -> dict[str, Any]:
-    """`do_predict: true` in a training run: predict the held-out rows with the trained model (main process only).
+    """`do_predict: true` in a `train` run: predict the held-out rows with the run's model (main process only).
 
-    A run that trained keeps only the training curve in its log (no progress lines); the metrics also go to
-    all_results.json. With `do_train: false` this is LLaMA-Factory's way to predict through `train`.
+    A run that trained keeps only the training curve in its log (no progress lines) and predicts its eval rows.
+    With `do_train: false` this is LLaMA-Factory's way to predict through `train`: the loaded model (and adapters)
+    predicts eval_dataset (else every row of dataset), with progress lines. The metrics also go to all_results.json.
     """
-    from engine.train.trainer_setup import is_main_process, write_all_results
+    from engine.eval.benchmark import place_model
+    from engine.train.trainer_setup import is_main_process
 
     if not is_main_process():
         return {}
-    examples = prediction_examples(config, after_training=True)
+    examples = prediction_examples(config, after_training=config.training.do_train)
     if not examples:
         logger.warning("do_predict: no eval rows (set eval_dataset or val_size); no predictions were made.")
         return {}
+    if not config.training.do_train:
+        model = place_model(model, config)
     metrics = predict(model, tokenizer, template, examples, config, run_dir, abort=abort,
                       log_progress=not config.training.do_train)
-    write_all_results(run_dir, metrics)
+    merge_all_results(run_dir, metrics)
     return metrics

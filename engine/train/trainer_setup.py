@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import RunConfig
-from engine.runfolder import merge_all_results, write_results
 from engine.errors import ConfigError, Setting
+from engine.runfolder import merge_all_results, write_results
 from engine.train.losses import load_asft_reference, loss_function
 from engine.train.method_checks import early_stopping_patience
 

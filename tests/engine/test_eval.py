@@ -242,7 +242,7 @@ def train(model_dir: Path, out: Path, *overrides: str) -> Path:
 def lora_run(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A LoRA run that evaluates every 2 steps and predicts its held-out rows after training."""
     return train(tiny_model_dir, tmp_path_factory.mktemp("lora") / "run", "max_steps=4", "learning_rate=1e-2",
-                 "save_steps=100", "do_predict=true", "max_new_tokens=4", "do_sample=false")
+                 "save_steps=100", "do_train=true", "do_predict=true", "max_new_tokens=4", "do_sample=false")
 
 
 @pytest.mark.slow
@@ -258,6 +258,69 @@ def test_do_predict_after_training_writes_predictions(lora_run: Path):
     rows = (lora_run / "generated_predictions.jsonl").read_text().splitlines()
     assert len(rows) == 6  # val_size 0.2 of 30 rows
     assert "predict_rouge-l" in json.loads((lora_run / "all_results.json").read_text())
+
+
+@pytest.mark.slow
+def test_llamafactory_predict_config_predicts_eval_dataset_with_the_adapter(tiny_model_dir: Path, lora_run: Path,
+                                                                           tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch):
+    """LLaMA-Factory's nlg_eval predict config (stage sft, do_predict, eval_dataset, no dataset, no do_train) run
+    through `python -m engine train`: the base model with the run's adapter predicts eval_dataset, eval_num_beams
+    wide, and nothing is trained."""
+    import torch
+    import yaml
+    from transformers import AutoModelForCausalLM
+
+    from engine.cli import main
+    from engine.eval import predict as prediction
+    from engine.train import sft
+
+    loaded, beams = [], []
+    load_model, generate = sft.load_model, prediction.generate_batch
+    monkeypatch.setattr(sft, "load_model", lambda *a, **k: loaded.append(load_model(*a, **k)) or loaded[-1])
+    monkeypatch.setattr(prediction, "generate_batch",
+                        lambda model, tok, batch, gen, *a: beams.append(gen.num_beams) or generate(model, tok, batch,
+                                                                                                     gen, *a))
+    out = tmp_path / "predict"
+    config = {"model_name_or_path": str(tiny_model_dir), "adapter_name_or_path": str(lora_run), "stage": "sft",
+              "do_predict": True, "finetuning_type": "lora", "eval_dataset": "identity", "template": "chatml",
+              "cutoff_len": 128, "max_samples": 5, "overwrite_cache": True, "output_dir": str(out),
+              "overwrite_output_dir": True, "report_to": "none", "per_device_eval_batch_size": 2,
+              "predict_with_generate": True, "max_new_tokens": 3, "do_sample": False, "eval_num_beams": 2}
+    (tmp_path / "predict.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    assert main(["train", str(tmp_path / "predict.yaml")]) == 0, (out / "running_log.txt").read_text()[-3000:]
+
+    assert {p.name for p in out.iterdir()} == {"config.yaml", "status.json", "running_log.txt", ".lock",
+                                               "trainer_log.jsonl", "generated_predictions.jsonl",
+                                               "predict_results.json", "all_results.json"}
+    assert status(out)["state"] == "finished"
+    assert beams == [2, 2, 2]  # 5 rows in batches of 2, eval_num_beams wide
+    rows = [json.loads(line) for line in (out / "generated_predictions.jsonl").read_text().splitlines()]
+    assert len(rows) == 5 and all(set(row) == {"prompt", "predict", "label"} for row in rows)
+    assert "Studio Assistant" in rows[0]["label"]
+    results = json.loads((out / "predict_results.json").read_text())
+    assert {"predict_bleu-4", "predict_rouge-1", "predict_rouge-2", "predict_rouge-l"} <= set(results)
+    assert results["predict_samples"] == 5 and json.loads((out / "all_results.json").read_text()) == results
+    assert [(r["current_steps"], r["total_steps"], r["stage"]) for r in records(out)] == [(1, 3, "predict"),
+                                                                                         (2, 3, "predict"),
+                                                                                         (3, 3, "predict")]
+    (model,) = loaded  # the base with the trained adapter: its answers differ from the base model's
+    ids = torch.tensor([[1, 20, 30, 40, 50]])
+    with torch.no_grad():
+        base = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()(ids).logits
+        assert not torch.allclose(model.eval()(ids).logits, base)
+
+
+def test_prediction_beam_width_is_eval_num_beams_else_num_beams():
+    from types import SimpleNamespace
+
+    from engine.eval.predict import generation_config
+
+    tokenizer = SimpleNamespace(eos_token_id=2, pad_token_id=0, unk_token_id=3, convert_tokens_to_ids=lambda w: 3)
+    template = SimpleNamespace(stop_words=[])
+    width = [generation_config(load_config(None, items), tokenizer, template).num_beams
+             for items in ([], ["num_beams=3"], ["num_beams=3", "eval_num_beams=4"])]
+    assert width == [1, 3, 4]
 
 
 @pytest.mark.slow
