@@ -9,17 +9,26 @@ from engine.config import RunConfig
 
 
 def dpo_loss(config: RunConfig) -> dict[str, Any]:
-    """Our pref_loss / pref_ftx / dpo_label_smoothing as DPOConfig's `loss_type`, `loss_weights`, `label_smoothing`.
+    """Our preference-loss keys as DPOConfig's `loss_type`, `loss_weights`, `label_smoothing` and `ld_alpha`.
 
-    TRL applies label smoothing to the sigmoid loss only in its `robust` form (robust DPO); the SFT term on the chosen
-    reply (`pref_ftx`, TRL's former `rpo_alpha`) is the `sft` loss added with that weight.
+    TRL applies label smoothing to the sigmoid loss only in its `robust` form (robust DPO). `pref_bco_weight` mixes
+    in TRL's `bco_pair` loss the way LLaMA-Factory does, (preference + w·BCO) / (1 + w); TRL's BCO has no running
+    reward baseline (LLaMA-Factory's subtracts one). The SFT term on the chosen reply (`pref_ftx`, TRL's former
+    `rpo_alpha`) is the `sft` loss added with that weight. `ld_alpha` is TRL's LD-DPO weight of the reply tokens
+    past the shorter reply's length; TRL weights the reference's log-probabilities the same way (LLaMA-Factory
+    only the policy's).
     """
     ft = config.finetuning
-    loss = "robust" if ft.pref_loss == "sigmoid" and ft.dpo_label_smoothing > 0 else ft.pref_loss
+    losses = ["robust" if ft.pref_loss == "sigmoid" and ft.dpo_label_smoothing > 0 else ft.pref_loss]
+    weights = [1.0]
+    if ft.pref_bco_weight > 0:
+        losses.append("bco_pair")
+        weights = [1 / (1 + ft.pref_bco_weight), ft.pref_bco_weight / (1 + ft.pref_bco_weight)]
     if ft.pref_ftx > 0:
-        return {"loss_type": [loss, "sft"], "loss_weights": [1.0, ft.pref_ftx],
-                "label_smoothing": ft.dpo_label_smoothing}
-    return {"loss_type": [loss], "loss_weights": None, "label_smoothing": ft.dpo_label_smoothing}
+        losses.append("sft")
+        weights.append(ft.pref_ftx)
+    return {"loss_type": losses, "loss_weights": weights if len(losses) > 1 else None,
+            "label_smoothing": ft.dpo_label_smoothing, "ld_alpha": ft.ld_alpha}
 
 
 def run(config: RunConfig, *, run_dir: Path, resume: str | None, abort: Any) -> dict[str, Any]:

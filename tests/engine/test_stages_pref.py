@@ -147,10 +147,15 @@ def test_dpo_loss_mapping():
     def mapped(*items: str) -> dict:
         return dpo_loss(load_config(None, ["stage=dpo", *items]))
 
-    assert mapped() == {"loss_type": ["sigmoid"], "loss_weights": None, "label_smoothing": 0.0}
+    assert mapped() == {"loss_type": ["sigmoid"], "loss_weights": None, "label_smoothing": 0.0, "ld_alpha": None}
     assert mapped("pref_loss=hinge", "pref_ftx=0.3") == {"loss_type": ["hinge", "sft"], "loss_weights": [1.0, 0.3],
-                                                         "label_smoothing": 0.0}
+                                                         "label_smoothing": 0.0, "ld_alpha": None}
     assert mapped("dpo_label_smoothing=0.1")["loss_type"] == ["robust"]
+    # LLaMA-Factory's (DPO + w·BCO) / (1 + w), then the SFT term added with its own weight
+    bco = mapped("pref_bco_weight=0.25", "pref_ftx=0.5")
+    assert bco["loss_type"] == ["sigmoid", "bco_pair", "sft"]
+    assert bco["loss_weights"] == pytest.approx([0.8, 0.2, 0.5])
+    assert mapped("ld_alpha=0.5")["ld_alpha"] == 0.5 and mapped("ld_alpha=0.5")["loss_weights"] is None
 
 
 # ---------------------------------------------------------------- data rendering
@@ -291,6 +296,39 @@ def test_stage_trains_and_fills_the_run_folder(name: str, tiny_model_dir: Path, 
         saved = json.loads((out / "adapter_config.json").read_text())
         assert saved["task_type"] == "SEQ_CLS" and "score" in saved["modules_to_save"]
         assert f"model_name_or_path: {tiny_model_dir}" in (out / "config.yaml").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("extra", "losses", "weights", "ld_alpha"), [
+    (["pref_bco_weight=0.5"], ["sigmoid", "bco_pair"], [2 / 3, 1 / 3], None),
+    (["ld_alpha=0.5"], ["sigmoid"], None, 0.5),
+])
+def test_dpo_extras_reach_trl_and_train(extra: list[str], losses: list[str], weights: list[float] | None,
+                                        ld_alpha: float | None, tiny_model_dir: Path, tmp_path: Path,
+                                        add_callbacks: Any):
+    """pref_bco_weight and ld_alpha in the DPOConfig the trainer runs with, and two steps that move the adapter."""
+    seen = {}
+
+    def record(abort: Any) -> Any:
+        from transformers import TrainerCallback
+
+        class Args(TrainerCallback):
+            def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
+                seen.update(loss_type=args.loss_type, loss_weights=args.loss_weights, ld_alpha=args.ld_alpha)
+
+        return Args()
+
+    add_callbacks(record)
+    out = tmp_path / "dpo"
+    assert train(tiny_model_dir, out, "stage=dpo", "dataset=dpo_en_demo", "max_steps=2", *extra) == 0, \
+        (out / "running_log.txt").read_text()[-3000:]
+    assert seen["loss_type"] == losses and seen["ld_alpha"] == ld_alpha
+    assert seen["loss_weights"] == (pytest.approx(weights) if weights else None)
+    records = read_trainer_log(out)[0]
+    assert [r["current_steps"] for r in records] == [1, 2] and all(r["loss"] > 0 for r in records)
+    assert records[-1]["accuracy"] == records[-1]["rewards/accuracies"]  # LLaMA-Factory's name for it too
+    adapter = load_tensors(out / "adapter_model.safetensors")
+    assert all(v.abs().sum() > 0 for k, v in adapter.items() if "lora_B" in k)
 
 
 @pytest.mark.slow
