@@ -97,8 +97,9 @@ def model_card(config: RunConfig, template_name: str, files: list[str], run_dir:
               'add_generation_prompt=True, return_tensors="pt")',
               "print(tokenizer.decode(model.generate(**ids, max_new_tokens=64)[0]))", "```", ""]
     if gguf_files:
-        lines += [f"llama.cpp: `llama-cli -m {gguf_files[0]} -cnv`. Ollama: `ollama create {Path(name).name} "
-                  "-f Modelfile` in the model folder.", ""]
+        lines += [f"llama.cpp: `llama-cli -m {gguf_files[0]} -cnv`.", ""]
+    if "Modelfile" in files:
+        lines += [f"Ollama: `ollama create {Path(name).name} -f Modelfile` in the model folder.", ""]
     return "\n".join(lines)
 
 

@@ -1,4 +1,5 @@
-"""An Ollama `Modelfile` for an exported GGUF file: the chat template in Ollama's Go-template language.
+"""An Ollama `Modelfile` beside every export: FROM the GGUF file, or the folder itself (Ollama imports safetensors
+weights from it), the chat template in Ollama's Go-template language, the default system prompt, and the stops.
 
 The Go template is generated from the studio template's slots, so it lays out system, user, tool and assistant
 messages exactly as `render_text` does. All literal text sits inside `{{- "..." }}` actions: every line of the
@@ -83,13 +84,15 @@ def _quoted_block(text: str) -> str:
     return f'"""{text}"""'
 
 
-def modelfile_text(gguf_name: str, template: Any, tokenizer: Any, *, add_bos: bool) -> str:
-    """The Modelfile for `gguf_name` (a file in the same folder) with the template, system prompt and stops."""
+def modelfile_text(gguf_name: str | None, template: Any, tokenizer: Any, *, add_bos: bool) -> str:
+    """The Modelfile for `gguf_name` (a file in the same folder), else for the safetensors weights of the folder,
+    with the template, system prompt and stops."""
     bos, eos = tokenizer.bos_token or "", tokenizer.eos_token or ""
     lines = ["# Written by the studio's export. Create the model with, in this folder:",
-             f"#   ollama create <name> -f {MODELFILE}", f"FROM ./{gguf_name}"]
+             f"#   ollama create <name> -f {MODELFILE}", f"FROM ./{gguf_name}" if gguf_name else "FROM ."]
     if template.from_tokenizer:
-        lines.append("# No TEMPLATE: Ollama reads the chat template embedded in the GGUF file.")
+        where = "embedded in the GGUF file" if gguf_name else "saved with the tokenizer"
+        lines.append(f"# No TEMPLATE: Ollama reads the chat template {where}.")
     else:
         lines.append("TEMPLATE " + _quoted_block(go_template(template, bos=bos, eos=eos, add_bos=add_bos)))
         if template.default_system:
@@ -98,8 +101,8 @@ def modelfile_text(gguf_name: str, template: Any, tokenizer: Any, *, add_bos: bo
     return "\n".join(lines) + "\n"
 
 
-def write_modelfile(folder: Path, gguf_name: str, template: Any, tokenizer: Any, *, add_bos: bool) -> Path:
-    """Write `Modelfile` next to the GGUF file and return its path."""
+def write_modelfile(folder: Path, gguf_name: str | None, template: Any, tokenizer: Any, *, add_bos: bool) -> Path:
+    """Write `Modelfile` into the export folder (for its GGUF file when `gguf_name` is given) and return its path."""
     path = folder / MODELFILE
     path.write_text(modelfile_text(gguf_name, template, tokenizer, add_bos=add_bos), encoding="utf-8")
     return path

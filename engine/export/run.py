@@ -3,8 +3,8 @@
 Steps, each announced by a progress line in trainer_log.jsonl (`current_steps` done of `total_steps`,
 `percentage`, `elapsed_time`, `remaining_time`, and `step_name`, the step now running; the last line says
 `done`): load → reference (the original's answers for the parity check) → merge (or merge + quantize for GPTQ)
-→ gguf → ollama → parity → card → upload. `check_export` runs first and needs no torch, so the studio can call
-it before launching `python -m engine export <config.yaml>`.
+→ gguf → ollama (a Modelfile beside every export but GPTQ's) → parity → card → upload. `check_export` runs first
+and needs no torch, so the studio can call it before launching `python -m engine export <config.yaml>`.
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ def plan_steps(config: RunConfig) -> list[str]:
         steps.append("quantize")
     if config.export.export_gguf != "none":
         steps.append("gguf")
-        if config.export.export_ollama:
-            steps.append("ollama")
+    if config.export.export_ollama and config.model.export_quantization_bit is None:  # Ollama cannot import GPTQ
+        steps.append("ollama")
     if config.export.export_parity:
         steps.append("parity")
     steps.append("card")
@@ -137,6 +137,8 @@ def export_model(config: RunConfig, run_dir: Path, progress: ExportProgress,
         results["files"] = merge.save_merged(source, run_dir, config, max_shard_size)
     if "gguf" in steps:
         results.update(_write_gguf(config, run_dir, source, progress))
+    if "ollama" in steps:
+        results["modelfile"] = _write_modelfile(run_dir, results.get("gguf"), source, progress)
     tokenizer, template, dtype = source.tokenizer, source.template, source.dtype
     del source.model
     gc.collect()
@@ -175,20 +177,23 @@ def _merge_and_quantize(config: RunConfig, run_dir: Path, source: Any, progress:
 
 def _write_gguf(config: RunConfig, run_dir: Path, source: Any, progress: ExportProgress) -> dict[str, Any]:
     from engine.export.gguf import gguf_file_name, write_gguf
-    from engine.export.gguf_vocab import adds_bos
-    from engine.export.ollama import write_modelfile
 
     outtype = config.export.export_gguf
     progress.begin("gguf")
     name = gguf_file_name(outtype)
     write_gguf(source.model, source.tokenizer, source.template, run_dir / name, outtype,
                name=Path(config.model.export_dir or "model").name)
-    written = {"gguf": name}
-    if "ollama" in progress.steps:
-        progress.begin("ollama")
-        write_modelfile(run_dir, name, source.template, source.tokenizer, add_bos=adds_bos(source.tokenizer))
-        written["modelfile"] = "Modelfile"
-    return written
+    return {"gguf": name}
+
+
+def _write_modelfile(run_dir: Path, gguf_name: str | None, source: Any, progress: ExportProgress) -> str:
+    """The Ollama Modelfile, for the GGUF file when there is one, else for the folder's safetensors weights."""
+    from engine.export.gguf_vocab import adds_bos
+    from engine.export.ollama import write_modelfile
+
+    progress.begin("ollama")
+    return write_modelfile(run_dir, gguf_name, source.template, source.tokenizer,
+                           add_bos=adds_bos(source.tokenizer)).name
 
 
 def _write_card(config: RunConfig, run_dir: Path, results: dict[str, Any], source_run: Path | None,

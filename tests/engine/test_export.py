@@ -86,6 +86,18 @@ def sharded_export(tiny_model_dir: Path, train_run: Path, tmp_path_factory: pyte
     return out
 
 
+@pytest.fixture(scope="module")
+def merged_export(tiny_model_dir: Path, train_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A merged safetensors export with no GGUF file and no parity check."""
+    from engine.export import run_export
+
+    out = tmp_path_factory.mktemp("merged") / "export"
+    config = load_config(None, {"model_name_or_path": str(tiny_model_dir), "adapter_name_or_path": str(train_run),
+                                "export_dir": str(out), "export_parity": False})
+    assert run_export(config) == 0
+    return out
+
+
 def _merged_state(folder: Path) -> dict[str, torch.Tensor]:
     from transformers import AutoModelForCausalLM
 
@@ -383,6 +395,39 @@ def test_modelfile_has_from_template_and_stops(cli_export: Path):
                                                   {"Role": "user", "Content": "Hi"}]}
     assert render_go(template, values) == ("<|im_start|>system\nBe brief.<|im_end|>\n"
                                            "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")
+
+
+def test_merged_export_without_gguf_has_a_modelfile_for_its_folder(merged_export: Path):
+    from engine.export.ollama import stop_words
+    from engine.templates import get_template, render_text
+
+    assert not list(merged_export.glob("*.gguf")) and (merged_export / "model.safetensors").is_file()
+    lines = [json.loads(line) for line in (merged_export / "trainer_log.jsonl").read_text().splitlines()]
+    assert [line["step_name"] for line in lines] == ["load", "merge", "ollama", "card", "done"]
+    text = (merged_export / "Modelfile").read_text()
+    assert "\nFROM .\n" in text  # Ollama imports the safetensors weights of the folder
+    chatml = get_template("chatml")
+    stops = [line.split(" ", 2)[2] for line in text.splitlines() if line.startswith("PARAMETER stop ")]
+    assert [json.loads(stop) for stop in stops] == stop_words(chatml, "<|im_end|>") == ["<|im_end|>", "<|im_start|>"]
+    template = text.split('TEMPLATE """', 1)[1].split('"""', 1)[0]
+    messages = [{"Role": "user", "Content": "Hi"}, {"Role": "assistant", "Content": "Hello!"},
+                {"Role": "user", "Content": "2+2?"}]
+    expected = render_text(chatml, [{"role": m["Role"], "content": m["Content"]} for m in messages])
+    assert render_go(template, {"System": "", "Messages": messages}) == expected
+    assert "ollama create export -f Modelfile" in (merged_export / "README.md").read_text()
+    assert json.loads((merged_export / "export_results.json").read_text())["modelfile"] == "Modelfile"
+
+
+def test_modelfile_step_follows_export_ollama_and_skips_gptq():
+    from engine.export.run import plan_steps
+
+    def steps(**values: object) -> list[str]:
+        return plan_steps(load_config(None, {"model_name_or_path": "demo", "export_dir": "x", **values}))
+
+    assert steps() == ["load", "reference", "merge", "ollama", "parity", "card"]
+    assert "ollama" not in steps(export_ollama=False)
+    assert "ollama" not in steps(export_quantization_bit=4, export_quantization_dataset="c.jsonl")
+    assert steps(export_gguf="q8_0", export_parity=False) == ["load", "merge", "gguf", "ollama", "card"]
 
 
 CONVERSATION = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"},
