@@ -14,9 +14,15 @@ from engine.config import RunConfig
 from engine.config.validate import check_values
 from engine.data import dataset_kind, get_dataset_attrs
 from engine.errors import ConfigError, Setting
+from engine.model.methods import get_method, method_module, quantizable_methods
+from engine.model.special_tokens import DESCRIPTION_INITS
 from engine.templates import get_template
 from engine.train import STAGES
+from engine.train.method_checks import check_early_stopping, check_optimizer_choice, check_sft_loss_choice
 
+# The package each `report_to` tracker imports.
+TRACKER_MODULES = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow", "swanlab": "swanlab",
+                   "trackio": "trackio"}
 # The dataset kind (see `engine.data.dataset_kind`) a stage trains on, where it needs a particular one.
 STAGE_DATASET_KINDS = {"rm": "ranking", "dpo": "ranking", "kto": "kto"}
 
@@ -55,18 +61,47 @@ def check_datasets(config: RunConfig) -> None:
                 raise ConfigError("dataset_stage_mismatch", name=attr.name, kind=kind, stage=stage)
 
 
+def check_method(config: RunConfig, command: str) -> None:
+    """The finetuning method's own checks (its registry record and module), quantization and new special tokens."""
+    ft, model = config.finetuning, config.model
+    method = get_method(ft.finetuning_type)
+    if model.quantization_bit is not None and not method.quantized_base:
+        raise ConfigError("quantization_needs_adapter", method=ft.finetuning_type,
+                          methods=", ".join(quantizable_methods()))
+    method_module(ft.finetuning_type).check(model, ft, command == "train" and config.training.do_train)
+    tokens_file = model.new_special_tokens_config
+    if tokens_file and not Path(tokens_file).expanduser().is_file():
+        raise ConfigError("special_tokens_config_missing", key=Setting("new_special_tokens_config"), path=tokens_file)
+    if not tokens_file and model.init_special_tokens in DESCRIPTION_INITS:
+        raise ConfigError("special_tokens_init_needs_config", value=model.init_special_tokens,
+                          key=Setting("init_special_tokens"), config_key=Setting("new_special_tokens_config"))
+
+
 def check_packages(config: RunConfig) -> None:
     """Optional packages a config asks for are installed (found without importing them)."""
     if config.training.deepspeed and importlib.util.find_spec("deepspeed") is None:
         raise ConfigError("deepspeed_not_installed", key=Setting("deepspeed"), path=config.training.deepspeed)
+    ft, train = config.finetuning, config.training
+    wanted = [("use_apollo", ft.use_apollo, "apollo_torch", "apollo"),
+              ("use_adam_mini", ft.use_adam_mini, "adam_mini", "adam-mini"),
+              ("use_swanlab", ft.use_swanlab or train.report_to == "swanlab", "swanlab", "trackers"),
+              ("report_to", train.report_to in TRACKER_MODULES, TRACKER_MODULES.get(train.report_to), "trackers")]
+    for key, asked, module, extra in wanted:
+        if asked and module and importlib.util.find_spec(module) is None:
+            raise ConfigError("package_not_installed", key=Setting(key), package=module.replace("_", "-"),
+                              extra=extra)
 
 
 def validate_config(config: RunConfig, command: str = "train") -> RunConfig:
     """Run every check that needs no model and no dataset rows; raise the first problem found."""
     check_values(config, command)
     check_template(config)
+    check_method(config, command)
     if command == "train":
         check_stage(config)
         check_datasets(config)
+        check_optimizer_choice(config)
+        check_sft_loss_choice(config)
+        check_early_stopping(config)
         check_packages(config)
     return config

@@ -60,8 +60,6 @@ def check_model(config: RunConfig) -> None:
         raise ConfigError("no_model", setting=Setting("model_name_or_path"))
     if name != "demo" and looks_like_local_path(name) and not Path(name).expanduser().exists():
         raise ConfigError("model_path_missing", path=name)
-    if model.quantization_bit is not None and config.finetuning.finetuning_type not in ("lora", "oft"):
-        raise ConfigError("quantization_needs_lora", method=config.finetuning.finetuning_type)
 
 
 def check_training(config: RunConfig) -> None:
@@ -77,14 +75,11 @@ def check_training(config: RunConfig) -> None:
     if train.eval_strategy != "no" and not has_eval_data:
         raise ConfigError("eval_without_data", key=Setting("eval_strategy"), strategy=train.eval_strategy,
                           val_size=Setting("val_size"), eval_dataset=Setting("eval_dataset"))
-    if (train.load_best_model_at_end or train.early_stopping_patience) and train.eval_strategy == "no":
-        raise ConfigError("best_model_needs_eval")
-    if ft.use_galore and ft.use_badam:
-        raise ConfigError("galore_and_badam")
-    if (ft.use_galore or ft.use_badam) and ft.finetuning_type == "lora":
-        raise ConfigError("galore_badam_with_lora", method="GaLore" if ft.use_galore else "BAdam")
-    if ft.use_galore and ft.galore_layerwise and train.gradient_accumulation_steps != 1:
-        raise ConfigError("galore_layerwise_accumulation", steps=train.gradient_accumulation_steps)
+    wants_eval = [key for key, value in (("load_best_model_at_end", train.load_best_model_at_end),
+                                         ("early_stopping_patience", train.early_stopping_patience),
+                                         ("early_stopping_steps", ft.early_stopping_steps)) if value]
+    if wants_eval and train.eval_strategy == "no":
+        raise ConfigError("best_model_needs_eval", key=Setting(wants_eval[0]))
     if train.deepspeed and not Path(train.deepspeed).is_file():
         raise ConfigError("deepspeed_config_missing", path=train.deepspeed)
     if train.output_dir and Path(train.output_dir).exists() and not Path(train.output_dir).is_dir():
@@ -100,9 +95,11 @@ def check_preference(config: RunConfig) -> None:
     if ft.stage == "dpo" and ft.dpo_label_smoothing > 0 and ft.pref_loss not in ("sigmoid", "simpo"):
         raise ConfigError("label_smoothing_unsupported", value=ft.dpo_label_smoothing, loss=ft.pref_loss)
     # KTO pairs each reply with another from its batch: batch 1 runs as 2 with half the accumulation (see kto.py).
-    if ft.stage == "kto" and train.do_train and train.per_device_train_batch_size * train.gradient_accumulation_steps < 2:
+    per_step = train.per_device_train_batch_size * train.gradient_accumulation_steps
+    if ft.stage == "kto" and train.do_train and per_step < 2:
         raise ConfigError("kto_batch_size", value=train.per_device_train_batch_size)
-    ref = ft.ref_model if ft.stage in ("dpo", "kto") else None
+    uses_reference = ft.stage in ("dpo", "kto") or (ft.stage == "sft" and ft.use_asft_loss)
+    ref = ft.ref_model if uses_reference else None
     if ref and looks_like_local_path(ref) and not Path(ref).expanduser().exists():
         raise ConfigError("model_path_missing", path=ref)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from engine.config import RunConfig
 from engine.errors import ConfigError, ModelError
 from engine.eval.tasks import HUB_TASKS, check_task_exists, list_tasks, parse_task
+from engine.model.methods import adapter_methods
 from engine.validation import validate_config
 
 EVAL_RESULT_FILES = ("results.json", "results.log", "generated_predictions.jsonl", "predict_results.json")
@@ -76,7 +77,7 @@ def _check_benchmark(config: RunConfig) -> None:
         raise ConfigError("compare_base_without_adapter")
     if ev.compare_with and ev.compare_with != "base" and not Path(ev.compare_with).expanduser().exists():
         raise ConfigError("compare_adapter_missing", path=ev.compare_with)
-    if ev.compare_with and ev.compare_with != "base" and config.finetuning.finetuning_type != "lora":
+    if ev.compare_with and ev.compare_with != "base" and config.finetuning.finetuning_type not in adapter_methods():
         raise ConfigError("compare_adapter_needs_lora", method=config.finetuning.finetuning_type)
 
 

@@ -19,6 +19,7 @@ from engine.config.loader import ALIASES
 from engine.inference.backend import ChatBackend, Completion, InferenceError, Sampling, StopMatcher
 from engine.inference.hf_backend import HFBackend
 from engine.inference.vllm_backend import VLLMBackend, check_vllm_available
+from engine.model.methods import adapter_methods
 from engine.runfolder import CONFIG_FILE
 from engine.validation import validate_config
 
@@ -43,7 +44,8 @@ BACKENDS: dict[str, type[ChatBackend]] = {"huggingface": HFBackend, "hf": HFBack
 # Model keys a run's tokenizer and weights depend on: taken from the run unless the inference config sets them.
 # Never trust_remote_code: running a model's own code is only ever what the user set for this job.
 RUN_MODEL_KEYS = ("model_name_or_path", "model_revision", "cache_dir", "use_fast_tokenizer",
-                  "split_special_tokens", "add_tokens", "add_special_tokens", "resize_vocab", "rope_scaling")
+                  "split_special_tokens", "add_tokens", "add_special_tokens", "resize_vocab", "rope_scaling",
+                  "new_special_tokens_config", "init_special_tokens")
 ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
 MODEL_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
                  "pytorch_model.bin.index.json")
@@ -146,7 +148,8 @@ def resolve_inference_config(config: RunConfig, explicit: set[str] | None = None
             earlier = _split(run.model.adapter_name_or_path)
             merged = earlier if run.finetuning.create_new_adapter else earlier[:-1]
             config.model.adapter_name_or_path = ",".join([*merged, *adapters[:-1], str(folder)])
-            config.finetuning.finetuning_type = "lora"
+            config.finetuning.finetuning_type = run.finetuning.finetuning_type if run.finetuning.finetuning_type in \
+                adapter_methods() else "lora"  # saved adapters load by their own type (adapter_config.json)
         model_id = run_dir.name if folder.resolve() == run_dir.resolve() else f"{run_dir.name}/{folder.name}"
         logger.info("Serving run %s: model %s, adapters %s, template %s.", run_dir, config.model.model_name_or_path,
                     config.model.adapter_name_or_path or "none", config.model.template or "(the model's)")

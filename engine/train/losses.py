@@ -10,7 +10,6 @@ alike. `loss_function` turns the config's choice into the Trainer's `compute_los
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 from collections.abc import Callable
@@ -155,23 +154,3 @@ def loss_function(config: RunConfig, model: Any, reference: Any = None) -> Calla
         return lambda outputs, labels, num_items_in_batch=None: asft_loss(_logits(outputs), ref_logits(), labels,
                                                                           num_items_in_batch, ft.asft_alpha)
     return None
-
-
-def load_asft_reference(config: RunConfig, tokenizer: Any, compute_dtype: Any = None) -> Any | None:
-    """ASFT's frozen reference: `ref_model` (with `ref_model_adapters`, `ref_model_quantization_bit`) when set,
-    else the base model loaded again for full and freeze training; None for LoRA and OFT, whose reference is the
-    trained model with its adapters switched off (no second copy in memory)."""
-    from engine.model.loader import load_model
-
-    ft = config.finetuning
-    if not ft.ref_model and ft.finetuning_type in ("lora", "oft"):
-        return None
-    model_args = config.model
-    if ft.ref_model:
-        model_args = dataclasses.replace(model_args, model_name_or_path=ft.ref_model,
-                                         adapter_name_or_path=ft.ref_model_adapters,
-                                         quantization_bit=ft.ref_model_quantization_bit)
-    ref_args = dataclasses.replace(ft, finetuning_type="lora" if model_args.adapter_name_or_path else "full")
-    logger.info("ASFT reference model: %s%s.", model_args.model_name_or_path,
-                f" + {model_args.adapter_name_or_path}" if model_args.adapter_name_or_path else "")
-    return load_model(tokenizer, model_args, ref_args, is_trainable=False, compute_dtype=compute_dtype)

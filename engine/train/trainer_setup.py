@@ -9,9 +9,11 @@ from typing import Any
 
 from engine.config import RunConfig
 from engine.errors import ConfigError, Setting
+from engine.model.methods import METHODS
 from engine.runfolder import merge_all_results, write_results
-from engine.train.losses import load_asft_reference, loss_function
+from engine.train.losses import loss_function
 from engine.train.method_checks import early_stopping_patience
+from engine.train.reference import load_reference_model
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +82,7 @@ def training_kwargs(config: RunConfig) -> dict[str, Any]:
         "label_smoothing_factor": t.label_smoothing_factor,
         "ddp_timeout": t.ddp_timeout,
         "ddp_find_unused_parameters": (t.ddp_find_unused_parameters if t.ddp_find_unused_parameters is not None
-                                       else False if ft.finetuning_type == "lora" else None),
+                                       else False if METHODS[ft.finetuning_type].peft_type else None),
         "ddp_backend": t.ddp_backend,
         "deepspeed": t.deepspeed,
         "push_to_hub": t.push_to_hub,
@@ -284,7 +286,7 @@ def build_trainer(config: RunConfig, model: Any, tokenizer: Any, train_set: Any,
                                  optim=config.training.optim)
     reference = None
     if ft.stage == "sft" and ft.use_asft_loss:
-        reference = load_asft_reference(config, tokenizer, compute_dtype(config))
+        reference = load_reference_model(config, tokenizer, compute_dtype(config))
     trainer = Trainer(
         model=model,
         args=args,

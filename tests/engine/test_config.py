@@ -84,7 +84,7 @@ def test_bad_override_syntax():
     (["finetuning_type=qlora"], "bad_choice"),
     (["quantization_bit=3"], "bad_choice"),
     (["val_size=1.5"], "val_size_fraction"),
-    (["quantization_bit=4", "finetuning_type=full"], "quantization_needs_lora"),
+    (["quantization_bit=4", "finetuning_type=full"], "quantization_needs_adapter"),
     (["bf16=true", "fp16=true"], "bf16_and_fp16"),
     (["eval_strategy=steps"], "eval_without_data"),
     (["template=not_a_template"], "unknown_template"),
