@@ -38,6 +38,8 @@ FRAME_COLUMNS = ["step", "value", "series"]
 NOT_METRICS = {"current_steps", "total_steps", "percentage", "elapsed_time", "remaining_time", "epoch", "total_tokens",
                "loss", "eval_loss"}
 NOT_METRIC_SUFFIXES = ("_runtime", "_per_second")
+# Keys the engine also writes under LLaMA-Factory's name (its board reads those): the chart shows the original once.
+LF_ALIASES = {"accuracy": "rewards/accuracies"}
 MAX_CACHED_RUNS = 16
 # A chart is a few hundred pixels wide: more points per series only cost serialising and drawing time.
 CHART_POINTS = 600
@@ -98,6 +100,8 @@ def metrics_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
             continue
         for key, value in record.items():
             if key in NOT_METRICS or key.endswith(NOT_METRIC_SUFFIXES) or not _is_number(value):
+                continue
+            if LF_ALIASES.get(key) in record:
                 continue
             steps.append(int(step))
             values.append(float(value))

@@ -114,3 +114,12 @@ def test_curves_are_named_per_stage_as_llamafactory_names_them(tmp_path: Path):
     empty = tmp_path / "empty"
     empty.mkdir()
     assert plot_loss(empty) == []
+
+
+def test_the_studio_chart_shows_an_aliased_metric_once():
+    from studio.monitor import metrics_frame
+
+    dpo = metrics_frame([{"current_steps": 1, "rewards/accuracies": 0.5, "accuracy": 0.5}])
+    assert list(dpo["series"]) == ["rewards/accuracies"]
+    rm = metrics_frame([{"current_steps": 1, "accuracy": 0.75}])  # the reward model's own accuracy stays
+    assert list(rm["series"]) == ["accuracy"]
