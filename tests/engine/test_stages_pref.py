@@ -196,7 +196,7 @@ def test_pairs_tokenize_exactly_like_sft(demo_tokenizer: tuple[Any, Any]):
             assert full == ids and full[:len(prompt)] == prompt
             # SFT's loss on the last turn starts exactly where TRL's completion starts.
             assert labels[len(prompt):] == ids[len(prompt):] and labels[len(prompt) - 1] == IGNORE_INDEX
-            assert row[key].endswith("<|im_end|>")
+            assert row[key].endswith("<|im_end|>\n")  # the newline after a reply is trained, as in SFT
 
 
 def test_a_bos_the_tokenizer_adds_itself_is_not_doubled(tiny_model_dir: Path):
@@ -213,7 +213,7 @@ def test_a_bos_the_tokenizer_adds_itself_is_not_doubled(tiny_model_dir: Path):
         single="<|endoftext|> $A", pair="<|endoftext|> $A $B", special_tokens=[("<|endoftext|>", 0)])
     # prefix "{bos}"; a header that ends on a newline (TRL tokenizes prompt + reply in one go, so a header ending in a
     # space, like `default`'s "Assistant: ", merges with the reply's first word there, unlike in SFT)
-    template = get_template("alpaca")
+    template = get_template("intern2")
     config, examples = _examples("dataset=dpo_en_demo", "cutoff_len=4096", "max_samples=5")
     rows, _ = build_preference_datasets(config, template, tokenizer, "pairs", strip_prefix=auto_prefix(tokenizer))
     for example, row in zip(examples, rows, strict=True):
@@ -253,9 +253,9 @@ def test_kto_rows_keep_the_tag_and_shuffle(demo_tokenizer: tuple[Any, Any]):
     assert set(rows.column_names) == {"prompt", "completion", "label"}
     assert sorted(rows["label"]) == sorted(bool(e["kto_tag"]) for e in examples)
     assert {True, False} == set(rows["label"])
-    replies = {e["messages"][-1]["content"] + "<|im_end|>" for e in examples}
+    replies = {e["messages"][-1]["content"] + "<|im_end|>\n" for e in examples}
     assert set(rows["completion"]) == replies
-    assert rows["completion"] != [e["messages"][-1]["content"] + "<|im_end|>" for e in examples], "shuffled once"
+    assert rows["completion"] != [e["messages"][-1]["content"] + "<|im_end|>\n" for e in examples], "shuffled once"
 
 
 # ---------------------------------------------------------------- training

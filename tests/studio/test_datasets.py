@@ -284,7 +284,7 @@ def test_preview_marks_exactly_the_reply_as_learned(tiny_model_dir: Path) -> Non
     reply = row["output"].replace("{{name}}", "Nova").replace("{{author}}", "Acme")
     page = render_preview(SHIPPED, "identity", str(tiny_model_dir), None, 1024, 0, placeholders=IDENTITY)
     spans = token_spans(page)
-    assert "".join(text for css, text in spans if css == "tok-learned") == reply + "<|im_end|>"
+    assert "".join(text for css, text in spans if css == "tok-learned") == reply + "<|im_end|>\n"
     prompt = "".join(text for css, text in spans if css == "tok-masked")
     assert prompt == f"<|im_start|>user\n{row['instruction']}<|im_end|>\n<|im_start|>assistant\n"
     assert "chatml" in page and "Fits in" in page and "{{name}}" not in page
@@ -302,7 +302,7 @@ def test_preview_escapes_text_and_handles_each_kind(data_dir: Path, tiny_model_d
     pairs = render_preview(data_dir, "pairs", str(tiny_model_dir), None, 256, 0)
     assert "(chosen)" in pairs and "rejected reply" in pairs
     learned = "".join(text for css, text in token_spans(pairs) if css == "tok-learned")
-    assert learned == "Hello!<|im_end|>Go away.<|im_end|>"
+    assert learned == "Hello!<|im_end|>\nGo away.<|im_end|>\n"
     assert "good reply" in render_preview(data_dir, "labelled", str(tiny_model_dir), None, 256, 0)
     text = render_preview(data_dir, "chat", str(tiny_model_dir), None, 256, 0, stage="pt")
     spans = token_spans(text)
