@@ -70,6 +70,7 @@ def tokenize_settings(config: RunConfig, template: Any, tokenizer: Any) -> dict[
                 "tokenizer": tokenizer_digest(tokenizer), "cutoff_len": data.cutoff_len,
                 "train_on_prompt": data.train_on_prompt, "mask_history": data.mask_history,
                 "default_system": data.default_system, "enable_thinking": data.enable_thinking,
+                "preserve_thinking": data.preserve_thinking,
                 "tool_format": data.tool_format}
     if stage == "pt":  # pre-training packs while tokenizing; SFT packs the loaded rows, so its cache is unpacked
         settings["packing"] = data.packing is not False

@@ -52,7 +52,7 @@ def _tokenize(config: RunConfig, examples: list[dict], template: Any, tokenizer:
         return tokenize_pt([example_text(e) for e in examples], tokenizer, packing=packing, **common)
     return tokenize_sft(examples, template, tokenizer, train_on_prompt=data.train_on_prompt,
                         mask_history=data.mask_history, default_system=data.default_system,
-                        enable_thinking=data.enable_thinking, **common)
+                        enable_thinking=data.enable_thinking, preserve_thinking=data.preserve_thinking, **common)
 
 
 def tokenize_splits(config: RunConfig, template: Any, tokenizer: Any) -> Splits:

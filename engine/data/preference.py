@@ -63,9 +63,10 @@ class ReplyRenderer:
     """Renders a prompt (messages ending on the prompt side) answered by each of some replies, as SFT would."""
 
     def __init__(self, template: Any, tokenizer: Any, *, default_system: str | None,
-                 enable_thinking: bool | None) -> None:
+                 enable_thinking: bool | None, preserve_thinking: bool = False) -> None:
         self.template, self.tokenizer = template, tokenizer
         self.default_system, self.enable_thinking = default_system, enable_thinking
+        self.preserve_thinking = preserve_thinking
 
     def render(self, example: Mapping[str, Any], messages: Sequence[Mapping[str, Any]],
                replies: Sequence[Mapping[str, Any]]) -> tuple[list[Turn], str, list[str]]:
@@ -76,7 +77,8 @@ class ReplyRenderer:
         for reply in replies:
             turns = turn_texts(self.template, self.tokenizer, [*messages, reply],
                                example.get("system") or self.default_system, example.get("tools"),
-                               add_generation_prompt=False, enable_thinking=self.enable_thinking, training=True)
+                               add_generation_prompt=False, enable_thinking=self.enable_thinking, training=True,
+                               preserve_thinking=self.preserve_thinking)
             if not turns[-1][1]:
                 raise ModelError("chat_template_unaligned")
             rendered.append(turns)
@@ -174,7 +176,7 @@ def build_preference_datasets(config: RunConfig, template: Any, tokenizer: Any, 
 
     data = config.data
     renderer = ReplyRenderer(template, tokenizer, default_system=data.default_system,
-                             enable_thinking=data.enable_thinking)
+                             enable_thinking=data.enable_thinking, preserve_thinking=data.preserve_thinking)
 
     def convert(examples: list[dict]) -> list[dict]:
         if kind == "kto":

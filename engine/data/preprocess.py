@@ -43,7 +43,7 @@ class TokenizedDataset:
 
 def tokenize_sft(examples: list[dict], template: Any, tokenizer: Any, *, cutoff_len: int,
                  train_on_prompt: bool = False, mask_history: bool = False, default_system: str | None = None,
-                 enable_thinking: bool | None = True, batch_size: int = 1000,
+                 enable_thinking: bool | None = True, preserve_thinking: bool = False, batch_size: int = 1000,
                  num_workers: int = 1) -> list[dict[str, list[int]]]:
     """Render each conversation with the chat template into input ids and loss labels.
 
@@ -53,7 +53,8 @@ def tokenize_sft(examples: list[dict], template: Any, tokenizer: Any, *, cutoff_
     from engine.data.workers import map_chunks
 
     options = {"cutoff_len": cutoff_len, "train_on_prompt": train_on_prompt, "mask_history": mask_history,
-               "default_system": default_system, "enable_thinking": enable_thinking}
+               "default_system": default_system, "enable_thinking": enable_thinking,
+               "preserve_thinking": preserve_thinking}
     parts = map_chunks(_sft_chunk, examples, (template, tokenizer, options), chunk_size=batch_size,
                        workers=num_workers)
     rows = [row for part_rows, _ in parts for row in part_rows]
@@ -75,7 +76,7 @@ def _sft_chunk(examples: list[dict], template: Any, tokenizer: Any,
     for input_ids, labels in render_conversations(
             template, tokenizer, conversations, cutoff_len=options["cutoff_len"],
             train_on_prompt=options["train_on_prompt"], mask_history=options["mask_history"],
-            enable_thinking=options["enable_thinking"]):
+            enable_thinking=options["enable_thinking"], preserve_thinking=options["preserve_thinking"]):
         if labels.count(IGNORE_INDEX) == len(labels):
             dropped += 1  # truncation left no reply to learn from
             continue
