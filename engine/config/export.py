@@ -17,6 +17,6 @@ class ExportArguments:
 
     export_gguf: str = option("none", "Also write a GGUF file (llama.cpp, Ollama) of this type; `none` skips it.",
                               choices=GGUF_TYPES)
-    export_ollama: bool = option(True, "Write an Ollama Modelfile next to the GGUF file.")
+    export_ollama: bool = option(True, "Write an Ollama Modelfile beside the export (GPTQ exports have none).")
     export_parity: bool = option(True, "Compare greedy answers of the original and the exported model (parity.json).")
     export_hub_private: bool = option(True, "Create the hub repository as private when it does not exist yet.")

@@ -119,7 +119,8 @@ class FinetuningArguments:
     swanlab_logdir: str | None = option(None, "SwanLab: folder of local logs.")
     swanlab_lark_webhook_url: str | None = option(None, "SwanLab: Lark (Feishu) webhook to notify.", secret=True)
     swanlab_lark_secret: str | None = option(None, "SwanLab: secret of the Lark webhook.", secret=True)
-    plot_loss: bool = option(True, "Save a loss curve (loss.png) at the end.")
+    plot_loss: bool = option(True, "Save the loss curve (training_loss.png, and training_eval_loss.png "
+                                 "with evaluation) at the end.")
     compute_accuracy: bool = option(False, "Compute token accuracy during evaluation.")
     disable_shuffling: bool = option(False, "Keep the training data in order.")
     include_effective_tokens_per_second: bool = option(False, "Report tokens per second over real tokens.")

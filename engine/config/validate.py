@@ -98,6 +98,11 @@ def check_preference(config: RunConfig) -> None:
     per_step = train.per_device_train_batch_size * train.gradient_accumulation_steps
     if ft.stage == "kto" and train.do_train and per_step < 2:
         raise ConfigError("kto_batch_size", value=train.per_device_train_batch_size)
+    # ORPO and SimPO run trainers of their own, which take neither the BCO term nor LD-DPO's weighting.
+    dpo_proper = ft.stage == "dpo" and ft.pref_loss not in ("orpo", "simpo")
+    for key, value in (("pref_bco_weight", ft.pref_bco_weight), ("ld_alpha", ft.ld_alpha)):
+        if value and not dpo_proper:
+            raise ConfigError("pref_option_needs_dpo", key=Setting(key), stage=ft.stage, loss=ft.pref_loss)
     uses_reference = ft.stage in ("dpo", "kto") or (ft.stage == "sft" and ft.use_asft_loss)
     ref = ft.ref_model if uses_reference else None
     if ref and looks_like_local_path(ref) and not Path(ref).expanduser().exists():

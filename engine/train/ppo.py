@@ -245,7 +245,7 @@ def load_checkpoint(state: PPOState, folder: Path) -> None:
 
 def save_results(config: RunConfig, state: PPOState, tokenizer: Any, run_dir: Path, history: list[dict],
                  runtime: float) -> dict[str, Any]:
-    """The final adapter, value head and tokenizer, all_results.json and loss.png."""
+    """The final adapter, value head and tokenizer, all_results.json and training_loss.png."""
     from safetensors.torch import save_file
 
     from engine.train.trainer_setup import is_main_process, write_all_results

@@ -119,3 +119,15 @@ def test_the_public_demo_refuses_keys_off_its_allow_list_of_every_kind():
         with pytest.raises(StudioError) as info:
             canonical_keys({key: value})
         assert info.value.key == "demo_key_not_allowed"
+
+
+def test_dpo_only_options_are_refused_elsewhere():
+    from engine.validation import validate_config
+
+    for extra in ({"pref_bco_weight": 0.5}, {"ld_alpha": 0.5}):
+        validate_config(load_config(None, {"stage": "dpo", "dataset": "dpo_en_demo", **extra}))
+        for other in ({"stage": "kto", "dataset": "kto_en_demo"},
+                      {"stage": "dpo", "dataset": "dpo_en_demo", "pref_loss": "orpo"}):
+            with pytest.raises(ConfigError) as info:
+                validate_config(load_config(None, {**other, **extra}))
+            assert info.value.key == "pref_option_needs_dpo"

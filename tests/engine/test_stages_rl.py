@@ -28,11 +28,12 @@ from engine.train.rewards import (
 from engine.validation import validate_config
 
 CONTAINS_DIGIT = r"reward_format_pattern=.*\d.*"
-RUN_FILES = {"config.yaml", "trainer_log.jsonl", "running_log.txt", "status.json", "all_results.json", "loss.png",
+RUN_FILES = {"config.yaml", "trainer_log.jsonl", "running_log.txt", "status.json", "all_results.json",
+             "training_loss.png",
              ".lock", "adapter_config.json", "adapter_model.safetensors", "README.md", "tokenizer.json",
              "tokenizer_config.json", "chat_template.jinja"}
 PPO_FILES = RUN_FILES | {"value_head.safetensors"}
-GRPO_FILES = RUN_FILES | {"trainer_state.json", "training_args.bin"}
+GRPO_FILES = RUN_FILES | {"trainer_state.json", "training_args.bin", "train_results.json"}
 PPO_CHECKPOINT_FILES = {"adapter_config.json", "adapter_model.safetensors", "README.md", "value_head.safetensors",
                         "optimizer.pt", "scheduler.pt", "rng_state.pt", "ppo_state.json"}
 LOG_KEYS = ("current_steps", "total_steps", "loss", "lr", "percentage", "elapsed_time", "remaining_time", "reward")

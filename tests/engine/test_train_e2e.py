@@ -13,8 +13,8 @@ from engine.validation import validate_config
 
 pytestmark = pytest.mark.slow
 
-COMMON_FILES = {"config.yaml", "trainer_log.jsonl", "running_log.txt", "status.json", "all_results.json", "loss.png",
-                "trainer_state.json", "training_args.bin", "tokenizer.json", "tokenizer_config.json",
+COMMON_FILES = {"config.yaml", "trainer_log.jsonl", "running_log.txt", "status.json", "all_results.json",
+                "training_loss.png", "train_results.json", "trainer_state.json", "training_args.bin", "tokenizer.json", "tokenizer_config.json",
                 "chat_template.jinja", ".lock"}
 FULL_FILES = {"config.json", "generation_config.json", "model.safetensors"}
 LORA_FILES = {"adapter_config.json", "adapter_model.safetensors", "README.md"}
