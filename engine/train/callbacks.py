@@ -99,6 +99,7 @@ class AbortCallback(StopSignal, TrainerCallback):
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
         return bool(flag.item())
 
+
 class EarlyStopping(TrainerCallback, ExportableState):
     """Stops training once the evaluation metric has not improved for `patience` evaluations in a row
     (`early_stopping_steps` or `early_stopping_patience`).
