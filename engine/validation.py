@@ -17,6 +17,7 @@ from engine.errors import ConfigError, Setting
 from engine.model.methods import get_method, method_module, quantizable_methods
 from engine.model.special_tokens import DESCRIPTION_INITS
 from engine.templates import get_template
+from engine.templates.tools import TOOL_FORMATS
 from engine.train import STAGES
 from engine.train.method_checks import check_early_stopping, check_optimizer_choice, check_sft_loss_choice
 
@@ -31,6 +32,9 @@ def check_template(config: RunConfig) -> None:
     """The chat template, when named, is registered."""
     if config.model.template:
         get_template(config.model.template)
+    if config.data.tool_format and config.data.tool_format not in TOOL_FORMATS:
+        raise ConfigError("bad_choice", key=Setting("tool_format"), value=config.data.tool_format,
+                          choices=", ".join(TOOL_FORMATS))
 
 
 def check_stage(config: RunConfig) -> None:

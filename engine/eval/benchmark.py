@@ -160,7 +160,7 @@ def run_benchmark(config: RunConfig, run_dir: Path, abort: Any = None) -> dict[s
     task = load_task(ev.task or "", ev.task_dir, n_shot=ev.n_shot)
     models = compared_models(config)
     tokenizer = load_tokenizer(config.model)
-    template = load_template(config.model.template, resolve_model_path(config.model.model_name_or_path), tokenizer)
+    template = load_template(config.model.template, resolve_model_path(config.model.model_name_or_path), tokenizer, config.data.tool_format)
     config.model.template = template.name
     items = encode_task(task, template, tokenizer, lang=ev.lang, cutoff_len=config.data.cutoff_len)
     choice_ids = choice_token_ids(tokenizer)

@@ -174,7 +174,7 @@ def run_predict(config: RunConfig, run_dir: Path, abort: Any = None) -> dict[str
     if not examples:
         raise ConfigError("predict_no_data")
     tokenizer = load_tokenizer(config.model)
-    template = load_template(config.model.template, resolve_model_path(config.model.model_name_or_path), tokenizer)
+    template = load_template(config.model.template, resolve_model_path(config.model.model_name_or_path), tokenizer, config.data.tool_format)
     config.model.template = template.name
     model = place_model(load_model(tokenizer, config.model, config.finetuning, is_trainable=False,
                                    compute_dtype=compute_dtype(config)), config)

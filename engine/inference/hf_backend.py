@@ -81,7 +81,7 @@ class HFBackend(ChatBackend):
         from engine.model.loader import load_model, load_tokenizer, resolve_model_folder
 
         tokenizer = load_tokenizer(config.model)
-        template = load_template(config.model.template, resolve_model_folder(config.model), tokenizer)
+        template = load_template(config.model.template, resolve_model_folder(config.model), tokenizer, config.data.tool_format)
         model = load_model(tokenizer, config.model, config.finetuning, is_trainable=False)
         return cls(model, tokenizer, template, Sampling.from_config(config.generation), model_id)
 

@@ -81,7 +81,7 @@ class VLLMBackend(ChatBackend):
 
         path = resolve_model_folder(config.model)
         tokenizer = load_tokenizer(config.model)
-        template = load_template(config.model.template, path, tokenizer)
+        template = load_template(config.model.template, path, tokenizer, config.data.tool_format)
         adapters = [a.strip() for a in (config.model.adapter_name_or_path or "").split(",") if a.strip()]
         args = engine_arguments(config, path, adapters)
         loop = asyncio.new_event_loop()

@@ -33,10 +33,16 @@ def template_name_for(template: str | None, model_path: str, tokenizer: Any) -> 
     return "default"
 
 
-def load_template(template: str | None, model_path: str, tokenizer: Any) -> Any:
-    """The Template object for this model, with the tokenizer fixed to match it (eos, pad, stop words)."""
+def load_template(template: str | None, model_path: str, tokenizer: Any, tool_format: str | None = None) -> Any:
+    """The Template object for this model, with the tokenizer fixed to match it (eos, pad, stop words);
+    `tool_format` (the config's) replaces the template's own way of writing tool calls."""
+    import dataclasses
+
     from engine.templates import fix_tokenizer, get_template
 
     chosen = get_template(template_name_for(template, model_path, tokenizer))
+    if tool_format and tool_format != chosen.tool_format:
+        logger.info("Tool calls are written in the %s format (tool_format), not %s's own.", tool_format, chosen.name)
+        chosen = dataclasses.replace(chosen, tool_format=tool_format)
     fix_tokenizer(chosen, tokenizer)
     return chosen

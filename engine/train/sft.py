@@ -23,7 +23,7 @@ def uses_trainer(config: RunConfig) -> bool:
 def run(config: RunConfig, *, run_dir: Path, resume: str | None, abort: Any) -> dict[str, Any]:
     """Fine-tune on conversations with the loss on the replies, then predict when asked; returns the final metrics."""
     tokenizer = load_tokenizer(config.model)
-    template = load_template(config.model.template, resolve_model_path(config.model.model_name_or_path), tokenizer)
+    template = load_template(config.model.template, resolve_model_path(config.model.model_name_or_path), tokenizer, config.data.tool_format)
     config.model.template = template.name
     save_resolved_config(config, run_dir)  # so chat and export reuse exactly this template
     if not uses_trainer(config):  # the model (and its adapters) predicts the eval rows, nothing else

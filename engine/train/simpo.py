@@ -28,7 +28,7 @@ def run(config: RunConfig, *, run_dir: Path, resume: str | None, abort: Any) -> 
 
     ft = config.finetuning
     tokenizer = load_tokenizer(config.model)
-    template = load_template(config.model.template, resolve_model_path(config.model.model_name_or_path), tokenizer)
+    template = load_template(config.model.template, resolve_model_path(config.model.model_name_or_path), tokenizer, config.data.tool_format)
     config.model.template = template.name
     save_resolved_config(config, run_dir)  # so chat and export reuse exactly this template
     # This trainer tokenizes without the tokenizer's special tokens (it adds a missing BOS itself): keep the prompt whole.
