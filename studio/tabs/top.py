@@ -189,14 +189,21 @@ def recommended_changes(recommended: dict[str, Any], current: dict[str, Any]) ->
 
 
 def model_note(model: str, changes: dict[str, tuple[Any, Any]], lang: str) -> str:
-    """The short note under the model picker that says which values choosing `model` changed."""
+    """The short note under the model picker: which values choosing `model` changed, then what a beginner should
+    know about the model (thinking or not, licence, memory) from the model registry."""
+    from engine.model.families import MODELS
     from studio.markup import md
 
     if not changes:
-        return md("top.model_note.unchanged", lang, model=model)
-    listed = ", ".join(f"{t(f'field.{name}.label', lang)} {_shown(old)} → {_shown(new)}"
-                       for name, (old, new) in changes.items())
-    return "ℹ️ " + md("top.model_note.applied", lang, model=model, changes=listed)
+        note = md("top.model_note.unchanged", lang, model=model)
+    else:
+        listed = ", ".join(f"{t(f'field.{name}.label', lang)} {_shown(old)} → {_shown(new)}"
+                           for name, (old, new) in changes.items())
+        note = "ℹ️ " + md("top.model_note.applied", lang, model=model, changes=listed)
+    info = MODELS.get(model)
+    if info is not None and info.notes:
+        note += "\n\n" + md("top.model_note.about", lang, notes=info.notes)
+    return note
 
 
 def _shown(value: Any) -> str:

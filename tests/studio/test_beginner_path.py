@@ -97,6 +97,12 @@ def test_choosing_a_model_lists_what_changed():
     assert "already" in model_note(DEMO, {}, "en")
 
 
+def test_the_model_note_says_what_the_registry_knows_about_the_model():
+    note = model_note("Qwen3-30B-A3B-Thinking-2507", {}, "en")
+    assert "About this model" in note and "all 30B parameters must fit in memory" in note
+    assert "\\<think\\>" in note or "&lt;think&gt;" in note  # the note's markup is shown, never rendered
+
+
 def test_the_model_event_applies_the_recommended_values(app):
     ctx = app.studio_context
     (event,) = _events(app, ctx["model_name"], "input")
