@@ -26,10 +26,13 @@ PACKAGES: dict[str, str] = {
     "deepspeed": "deepspeed",
     "galore_torch": "galore",
     "badam": "badam",
+    "apollo_torch": "apollo",
+    "adam_mini": "adam-mini",
     "tensorboard": "trackers",
     "wandb": "trackers",
     "mlflow": "trackers",
     "swanlab": "trackers",
+    "trackio": "trackers",
 }
 # These run only on an NVIDIA GPU: installed without one, they are still unusable.
 NEEDS_CUDA = frozenset({"flash_attn", "unsloth", "liger_kernel", "vllm"})
@@ -46,7 +49,7 @@ BOOSTER_PACKAGES: dict[str, str | None] = {
 }
 REPORT_TO_PACKAGES: dict[str, str | None] = {
     "none": None, "all": None,
-    "tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow", "swanlab": "swanlab",
+    "tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow", "swanlab": "swanlab", "trackio": "trackio",
 }
 INFER_BACKEND_PACKAGES: dict[str, str | None] = {"huggingface": None, "hf": None, "vllm": "vllm"}
 

@@ -70,11 +70,19 @@ def dataset_picker(dataset_dir: str | Path | None, stage: str, lang: str) -> lis
     mark = format_message("top.model_name.download", lang)
     entries = []
     for name in names:
-        attr = attrs[name]
-        hub = "modelscope" if attr.load_from == "ms_hub" else "huggingface"
-        remote = attr.load_from != "file" and not dataset_downloaded(attr.path_or_id, hub)
+        remote = needs_download(attrs[name], dataset_dir)
         entries.append((f"{name} — {mark}" if remote else name, name))
     return entries
+
+
+def needs_download(attr: DatasetAttr, dataset_dir: str | Path | None) -> bool:
+    """Whether loading the entry fetches data over the network: a hub dataset not in the download cache, an
+    OpenMind or cloud-storage entry (never cached here), or a `script_url` that is not a local folder."""
+    if attr.load_from in ("hf_hub", "ms_hub"):
+        return not dataset_downloaded(attr.path_or_id, "modelscope" if attr.load_from == "ms_hub" else "huggingface")
+    if attr.load_from == "script":
+        return not (Path(dataset_dir or "data") / attr.path_or_id).exists()
+    return attr.load_from != "file"
 
 
 def _local_attr(dataset_dir: str | Path | None, name: str) -> DatasetAttr:

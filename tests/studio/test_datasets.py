@@ -360,3 +360,18 @@ def test_every_message_key_has_an_english_text() -> None:
     keys |= {f"datasets.preview.{k}" for k in ("chosen", "rejected", "kto_desirable", "kto_undesirable")}
     assert len(keys) > 20
     assert sorted(k for k in keys if k not in load_locale("en")) == []
+
+
+def test_entries_that_fetch_over_the_network_are_marked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.data.registry import DatasetAttr
+    from studio import datasets
+
+    monkeypatch.setattr(datasets, "dataset_downloaded", lambda repo, hub="huggingface": repo == "org/cached")
+    (tmp_path / "local_script").mkdir()
+    marked = {source: datasets.needs_download(DatasetAttr("x", source, path), tmp_path)
+              for source, path in (("file", "a.json"), ("hf_hub", "org/cached"), ("ms_hub", "org/other"),
+                                   ("om_hub", "org/om"), ("cloud_file", "s3://bucket/a.json"),
+                                   ("script", "local_script"))}
+    assert marked == {"file": False, "hf_hub": False, "ms_hub": True, "om_hub": True, "cloud_file": True,
+                      "script": False}
+    assert datasets.needs_download(DatasetAttr("x", "script", "org/hub_script"), tmp_path)
