@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 
 from engine.errors import DataError
 from engine.templates.tools.base import DECODER, ToolFormat, calls_from_json, dumps, make_call, wrapped
@@ -106,16 +107,7 @@ class QwenFormat(ToolFormat):
         )
 
     def parse_calls(self, text: str) -> list[dict] | None:
-        calls = []
-        for match in self._block.finditer(text):
-            try:
-                found = calls_from_json(json.loads(match.group(1)), ("arguments", "parameters"))
-            except ValueError:
-                return None
-            if found is None:
-                return None
-            calls.extend(found)
-        return calls or None
+        return _calls_from_json_texts(match.group(1) for match in self._block.finditer(text))
 
 
 class LingFormat(QwenFormat):
@@ -238,17 +230,7 @@ class MiniMax1Format(ToolFormat):
         match = self._block.search(text)
         if not match:
             return None
-        calls = []
-        for line in match.group(1).splitlines():
-            if line.strip():
-                try:
-                    found = calls_from_json(json.loads(line), ("arguments", "parameters"))
-                except ValueError:
-                    return None
-                if found is None:
-                    return None
-                calls.extend(found)
-        return calls or None
+        return _calls_from_json_texts(line for line in match.group(1).splitlines() if line.strip())
 
 
 class AutoFormat(ToolFormat):
@@ -269,3 +251,17 @@ class AutoFormat(ToolFormat):
             if calls is not None:
                 return calls
         return None
+
+
+def _calls_from_json_texts(texts: Iterable[str]) -> list[dict] | None:
+    """The calls in some JSON texts (each one call or a list of them); None when any text is not a call."""
+    calls = []
+    for text in texts:
+        try:
+            found = calls_from_json(json.loads(text), ("arguments", "parameters"))
+        except ValueError:
+            return None
+        if found is None:
+            return None
+        calls.extend(found)
+    return calls or None
