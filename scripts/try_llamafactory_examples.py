@@ -4,8 +4,8 @@
     python scripts/try_llamafactory_examples.py llamafactory-0.9.5 [--only train_lora] [--model DIR]
 
 Each config runs from the unpacked source folder (so `dataset_dir: data` is LLaMA-Factory's stock `data/`),
-changed only where a CPU machine without the hub needs it: the model (the offline demo model), the output folder,
-the step count and bf16. Training runs two steps; exports write into a temporary folder; inference configs answer
+changed only where a CPU machine without the hub needs it: the model (the offline demo model), the output folders
+(moved under a temporary folder, names kept), the step count and bf16. Training runs two steps; exports write into a temporary folder; inference configs answer
 one chat turn. An example passes when it finishes, or when it stops before loading anything with a message that
 names what is missing (a GPU, a package, a feature this studio does not build). A traceback is a failure.
 Nothing here is copied from LLaMA-Factory: the script only reads its files.
@@ -38,15 +38,27 @@ def example_files(source: Path, only: str | None) -> list[Path]:
     return files
 
 
-def command_for(path: Path, model: str, out: Path) -> tuple[list[str], str | None]:
-    """The engine command line for one example, and the text fed to its standard input."""
+def moved(value: str, root: Path) -> str:
+    """A relative output folder of an example, moved under `root` (absolute ones stay)."""
+    return value if Path(value).is_absolute() else str(root / value)
+
+
+def command_for(path: Path, model: str, root: Path) -> tuple[list[str], str | None]:
+    """The engine command line for one example, and the text fed to its standard input.
+
+    Output folders keep their names under `root`, so an example that loads the adapter an earlier one trained
+    (`adapter_name_or_path: saves/...`, as LLaMA-Factory's merge and inference examples do) finds it there.
+    """
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     changes = [f"model_name_or_path={model}"]
+    adapters = [a.strip() for a in str(data.get("adapter_name_or_path") or "").split(",") if a.strip()]
+    if adapters:
+        changes.append("adapter_name_or_path=" + ",".join(moved(a, root) for a in adapters))
     engine = [sys.executable, "-m", "engine"]
     if "export_dir" in data:
-        return [*engine, "export", str(path), *changes, f"export_dir={out}"], None
+        return [*engine, "export", str(path), *changes, f"export_dir={moved(data['export_dir'], root)}"], None
     if "stage" in data:
-        changes += [f"output_dir={out}", "bf16=false"]
+        changes += [f"output_dir={moved(data.get('output_dir') or path.stem, root)}", "bf16=false"]
         if data.get("do_train", "do_predict" not in data):
             changes.append("max_steps=2")
         if data.get("pure_bf16"):
@@ -71,12 +83,10 @@ def main() -> int:
     args = parser.parse_args()
     failures = 0
     with tempfile.TemporaryDirectory(prefix="lf-examples-") as tmp:
-        for index, path in enumerate(example_files(args.source.resolve(), args.only)):
-            out = Path(tmp) / f"{index:02d}-{path.stem}"
-            command, stdin = command_for(path, args.model, out)
-            env_path = str(ROOT)
+        for path in example_files(args.source.resolve(), args.only):
+            command, stdin = command_for(path, args.model, Path(tmp))
             result = subprocess.run(command, cwd=args.source, input=stdin, capture_output=True, text=True,
-                                    timeout=args.timeout, env={**_env(), "PYTHONPATH": env_path})
+                                    timeout=args.timeout, env={**_env(), "PYTHONPATH": str(ROOT)})
             output = result.stdout + result.stderr
             outcome = classify(result.returncode, output)
             failures += outcome == "failed"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from engine.errors import ConfigError
+from engine.errors import ConfigError, Phrase, Setting
 from engine.templates.tools import TOOL_FORMATS, get_tool_format
 
 # The name of the pseudo-template that defers to the tokenizer's own jinja `chat_template`.
@@ -108,9 +108,24 @@ def list_templates() -> list[str]:
     return sorted(TEMPLATES)
 
 
+# LLaMA-Factory 0.9.5's templates for image, video and audio models (the multimodal issue will build them): named
+# here so that a config using one is told what is missing instead of "Unknown template".
+MULTIMODAL_TEMPLATES = frozenset({
+    "dots_ocr", "ernie_vl", "glm4v", "glm4_5v", "glm_ocr", "granite3_vision", "intern_vl", "intern_s1", "keye_vl",
+    "kimi_vl", "lfm2_vl", "llava", "llava_next", "llava_next_llama3", "llava_next_mistral", "llava_next_qwen",
+    "llava_next_yi", "llava_next_video", "llava_next_video_mistral", "llava_next_video_yi", "mimo_vl", "minicpm_v",
+    "minicpm_v_4_6", "minicpm_o", "mllama", "paligemma", "paligemma_chat", "pixtral", "qwen2_audio", "qwen2_omni",
+    "qwen3_omni", "qwen3_omni_nothink", "qwen2_vl", "qwen3_vl", "qwen3_vl_nothink", "video_llava", "yi_vl",
+    "youtu_vl",
+})
+
+
 def get_template(name: str) -> Template:
     """The template registered as `name`; an unknown name is a config mistake the user can fix."""
     try:
         return TEMPLATES[name]
     except KeyError:
+        if name in MULTIMODAL_TEMPLATES:
+            raise ConfigError("feature_not_built", key=Setting("template"), value=name,
+                              feature=Phrase("feature_multimodal"), instead=Phrase("instead_multimodal_template")) from None
         raise ConfigError("unknown_template", name=name, known=", ".join(list_templates())) from None

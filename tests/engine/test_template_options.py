@@ -51,3 +51,16 @@ def test_an_unknown_tool_format_is_refused_by_name():
     with pytest.raises(ConfigError) as info:
         validate_config(load_config(None, {"dataset": "identity", "tool_format": "yaml"}))
     assert info.value.key == "bad_choice" and "qwen" in info.value.message()
+
+
+def test_a_multimodal_template_says_what_is_missing():
+    import pytest
+
+    from engine.errors import ConfigError
+    from engine.templates import get_template
+    from engine.templates.template import MULTIMODAL_TEMPLATES, TEMPLATES
+
+    assert not MULTIMODAL_TEMPLATES & TEMPLATES.keys()
+    with pytest.raises(ConfigError) as info:
+        get_template("qwen3_vl_nothink")
+    assert info.value.key == "feature_not_built" and "qwen3_nothink" in info.value.message()
