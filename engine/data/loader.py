@@ -12,6 +12,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+from engine.config.model import ModelArguments
 from engine.data.converter import convert_rows, fill_placeholders
 from engine.data.files import read_rows
 from engine.data.registry import DatasetAttr, get_dataset_attrs
@@ -33,8 +34,10 @@ def load_examples(
     mix_strategy: str = "concat",
     interleave_probs: list[float] | None = None,
     placeholders: dict[str, str] | None = None,
+    hub_tokens: dict[str, str | None] | None = None,
 ) -> list[dict]:
-    """Canonical examples of one or more registered datasets, sampled and mixed as asked."""
+    """Canonical examples of one or more registered datasets, sampled and mixed as asked; `hub_tokens` maps a
+    source (`hf_hub`, `ms_hub`, `om_hub`) to the token for its private datasets."""
     if mix_strategy not in MIX_STRATEGIES:
         raise DataError("mix_strategy_unknown", value=mix_strategy, allowed=", ".join(MIX_STRATEGIES))
     if max_samples is not None and (
@@ -44,7 +47,8 @@ def load_examples(
     attrs = get_dataset_attrs(dataset, dataset_dir)
     groups = []
     for attr in attrs:
-        examples = convert_rows(attr, load_rows(attr, dataset_dir), require_response=require_response)
+        rows = load_rows(attr, dataset_dir, (hub_tokens or {}).get(attr.load_from))
+        examples = convert_rows(attr, rows, require_response=require_response)
         # LLaMA-Factory's order: an entry's num_samples first, then the run's max_samples of what that gave.
         if attr.num_samples is not None:
             examples = _sample(examples, attr.num_samples, seed)
@@ -59,8 +63,8 @@ def load_examples(
     return fill_placeholders(mixed, placeholders) if placeholders else mixed
 
 
-def load_rows(attr: DatasetAttr, dataset_dir: str | Path | None = None) -> list[dict]:
-    """Raw rows of one registered dataset, from wherever its entry says."""
+def load_rows(attr: DatasetAttr, dataset_dir: str | Path | None = None, token: str | None = None) -> list[dict]:
+    """Raw rows of one registered dataset, from wherever its entry says (`token`: its hub's, when private)."""
     if attr.load_from == "file":
         if attr.subset or attr.folder or attr.split != "train":
             # As in LLaMA-Factory, which puts every local file into one "train" split.
@@ -71,7 +75,12 @@ def load_rows(attr: DatasetAttr, dataset_dir: str | Path | None = None) -> list[
         return load_script_rows(attr, dataset_dir)
     if attr.load_from == "cloud_file":
         return load_cloud_rows(attr)
-    return load_hub_rows(attr)
+    return load_hub_rows(attr, token)
+
+
+def hub_tokens(model_args: ModelArguments) -> dict[str, str | None]:
+    """The tokens of a run's config for private hub datasets, by source, as LLaMA-Factory passes them."""
+    return {"hf_hub": model_args.hf_hub_token, "ms_hub": model_args.ms_hub_token, "om_hub": model_args.om_hub_token}
 
 
 def _sample(examples: list[dict], count: int, seed: int) -> list[dict]:

@@ -23,12 +23,14 @@ logger = logging.getLogger(__name__)
 def load_split_examples(config: RunConfig, *, require_response: bool) -> tuple[list[dict], list[dict]]:
     """Canonical train and eval examples (eval from eval_dataset, else val_size held out of the training data)."""
     from engine.data import load_examples, split_examples
+    from engine.data.loader import hub_tokens
 
     data, seed = config.data, config.training.seed
     probs = [float(p) for p in data.interleave_probs.split(",")] if data.interleave_probs else None
     common = {"require_response": require_response, "max_samples": data.max_samples, "seed": seed,
               "mix_strategy": data.mix_strategy, "interleave_probs": probs,
-              "placeholders": {"name": data.identity_name, "author": data.identity_author}}
+              "placeholders": {"name": data.identity_name, "author": data.identity_author},
+              "hub_tokens": hub_tokens(config.model)}
     train = load_examples(data.dataset, data.dataset_dir, **common) if data.dataset else []
     if data.eval_dataset:
         return train, load_examples(data.eval_dataset, data.dataset_dir, **common)

@@ -59,8 +59,9 @@ def _package_missing(attr: DatasetAttr) -> DataError:
                      hub=_HUB_NAMES[attr.load_from], **where)
 
 
-def load_hub_rows(attr: DatasetAttr) -> list[dict]:
-    """Raw rows of a dataset on the Hugging Face, ModelScope or OpenMind hub."""
+def load_hub_rows(attr: DatasetAttr, token: str | None = None) -> list[dict]:
+    """Raw rows of a dataset on the Hugging Face, ModelScope or OpenMind hub (`token`: that hub's, for private
+    datasets; None: the hub client's own login)."""
     hub = _HUB_NAMES.get(attr.load_from)
     if hub is None:
         raise ValueError(f"load_hub_rows loads hub datasets; dataset '{attr.name}' loads from {attr.load_from}")
@@ -71,7 +72,8 @@ def load_hub_rows(attr: DatasetAttr) -> list[dict]:
                 from modelscope import MsDataset
             except ImportError:
                 raise _package_missing(attr) from None
-            dataset = MsDataset.load(attr.path_or_id, subset_name=attr.subset, split=attr.split, data_dir=attr.folder)
+            dataset = MsDataset.load(attr.path_or_id, subset_name=attr.subset, split=attr.split, data_dir=attr.folder,
+                                     **({"token": token} if token else {}))
             if hasattr(dataset, "to_hf_dataset"):
                 dataset = dataset.to_hf_dataset()
         elif attr.load_from == "om_hub":
@@ -80,9 +82,9 @@ def load_hub_rows(attr: DatasetAttr) -> list[dict]:
             except ImportError:
                 raise _package_missing(attr) from None
             dataset = OmDataset.load_dataset(path=attr.path_or_id, name=attr.subset, split=attr.split,
-                                             data_dir=attr.folder)
+                                             data_dir=attr.folder, **({"token": token} if token else {}))
         else:
-            dataset = _load_dataset(attr.path_or_id, attr)
+            dataset = _load_dataset(attr.path_or_id, attr, token)
     except DataError:
         raise
     except Exception as err:
@@ -90,11 +92,12 @@ def load_hub_rows(attr: DatasetAttr) -> list[dict]:
     return _as_rows(dataset)
 
 
-def _load_dataset(path: str, attr: DatasetAttr) -> Any:
+def _load_dataset(path: str, attr: DatasetAttr, token: str | None = None) -> Any:
     """`datasets.load_dataset` with the entry's subset, split and folder (the only place `datasets` is imported)."""
     import datasets
 
-    return datasets.load_dataset(path, name=attr.subset, split=attr.split, data_dir=attr.folder)
+    extra = {"token": token} if token else {}
+    return datasets.load_dataset(path, name=attr.subset, split=attr.split, data_dir=attr.folder, **extra)
 
 
 def _reason(err: Exception) -> str:

@@ -157,7 +157,7 @@ def run_benchmark(config: RunConfig, run_dir: Path, abort: Any = None) -> dict[s
     from engine.train.trainer_setup import compute_dtype
 
     ev = config.evaluation
-    task = load_task(ev.task or "", ev.task_dir, n_shot=ev.n_shot)
+    task = load_task(ev.task or "", ev.task_dir, n_shot=ev.n_shot, download_mode=ev.download_mode)
     models = compared_models(config)
     tokenizer = load_tokenizer(config.model)
     template = load_template(config.model.template, resolve_model_path(config.model.model_name_or_path), tokenizer, config.data.tool_format)

@@ -27,6 +27,7 @@ RESPONSE_ROLES = ("assistant", "function")
 def prediction_examples(config: RunConfig, *, after_training: bool = False) -> list[dict]:
     """The rows to predict: eval_dataset, else the val_size share of dataset, else (no training) all of dataset."""
     from engine.data import load_examples
+    from engine.data.loader import hub_tokens
     from engine.data.pipeline import load_split_examples
 
     data = config.data
@@ -36,7 +37,8 @@ def prediction_examples(config: RunConfig, *, after_training: bool = False) -> l
         return []
     return load_examples(data.dataset, data.dataset_dir, require_response=True, max_samples=data.max_samples,
                          seed=config.training.seed,
-                         placeholders={"name": data.identity_name, "author": data.identity_author})
+                         placeholders={"name": data.identity_name, "author": data.identity_author},
+                         hub_tokens=hub_tokens(config.model))
 
 
 def prompt_and_label(example: dict) -> tuple[list[dict], str]:

@@ -202,8 +202,10 @@ def read_questions(path: Path) -> list[Question]:
     return questions
 
 
-def load_task(task: str, task_dir: str | Path | None = None, *, n_shot: int = 5) -> Task:
-    """The subjects and questions of `task`: from `task_dir/<name>/` when it has the split's files, else the hub."""
+def load_task(task: str, task_dir: str | Path | None = None, *, n_shot: int = 5,
+              download_mode: str | None = None) -> Task:
+    """The subjects and questions of `task`: from `task_dir/<name>/` when it has the split's files, else the hub
+    (`download_mode`: `datasets`' choice of reusing or downloading again)."""
     check_task_exists(task, task_dir)
     name, split = parse_task(task)
     folder = task_folder(task_dir, name)
@@ -212,7 +214,7 @@ def load_task(task: str, task_dir: str | Path | None = None, *, n_shot: int = 5)
         source = str(folder)
     else:
         mapping = read_mapping(folder) if folder.is_dir() else {}
-        subjects = _load_hub(task, name, split, n_shot, mapping, folder)
+        subjects = _load_hub(task, name, split, n_shot, mapping, folder, download_mode)
         source = HUB_TASKS[name].repo
     result = Task(task, name, split, source, subjects)
     if not result.num_questions:
@@ -238,7 +240,8 @@ def _load_local(folder: Path, split: str, n_shot: int) -> list[Subject]:
     return subjects
 
 
-def _load_hub(task: str, name: str, split: str, n_shot: int, mapping: dict, folder: Path) -> list[Subject]:
+def _load_hub(task: str, name: str, split: str, n_shot: int, mapping: dict, folder: Path,
+              download_mode: str | None = None) -> list[Subject]:
     """Each subject's dev and eval split from the hub, with errors that name the task and the local folder."""
     info = HUB_TASKS[name]
     where = {"task": task, "hub_id": info.repo, "folder": str(folder)}
@@ -250,7 +253,7 @@ def _load_hub(task: str, name: str, split: str, n_shot: int, mapping: dict, fold
         subjects = []
         for key in keys:
             logger.info("Loading %s / %s from the hub.", info.repo, key)
-            rows = datasets.load_dataset(info.repo, key, revision=info.revision)
+            rows = datasets.load_dataset(info.repo, key, revision=info.revision, download_mode=download_mode)
             meta = mapping.get(key, {})
             dev = [q for q in map(question_from_row, rows[info.splits["dev"]]) if q][:n_shot] if n_shot else []
             questions = [q for q in map(question_from_row, rows[info.splits[SPLIT_SUFFIX[split]]]) if q]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 import logging
 import os
 import threading
@@ -52,11 +53,26 @@ def engine_arguments(config: Any, model_path: str, adapters: list[str]) -> dict[
     }
     if adapters:
         args.update(enable_lora=True, max_lora_rank=model.vllm_max_lora_rank, max_loras=1)
+    args.update(vllm_extra_arguments(model.vllm_config))
     if model.quantization_bit == 4:  # vLLM quantizes in flight with bitsandbytes' 4-bit only
         args.update(quantization="bitsandbytes")
     elif model.quantization_bit is not None:
         raise InferenceError("vllm_quantization_bit", bits=model.quantization_bit)
     return args
+
+
+def vllm_extra_arguments(value: dict[str, Any] | str | None) -> dict[str, Any]:
+    """`vllm_config`: more engine arguments, as a mapping or its JSON text (LLaMA-Factory accepts both)."""
+    if not value:
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as err:
+            raise InferenceError("vllm_config_invalid", reason=str(err)) from None
+    if not isinstance(value, dict):
+        raise InferenceError("vllm_config_invalid", reason=f"a mapping is needed, not {type(value).__name__}")
+    return dict(value)
 
 
 class VLLMBackend(ChatBackend):

@@ -552,10 +552,10 @@ def test_modelscope_missing_is_explained(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_hub_rows_are_converted_and_empty_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(loader_module, "load_hub_rows", lambda attr: [{"instruction": "q", "output": "a"}])
+    monkeypatch.setattr(loader_module, "load_hub_rows", lambda attr, token=None: [{"instruction": "q", "output": "a"}])
     (example,) = load("hub_hf")
     assert example["source"] == "hub_hf:0" and roles(example) == ["user", "assistant"]
-    monkeypatch.setattr(loader_module, "load_hub_rows", lambda attr: [])
+    monkeypatch.setattr(loader_module, "load_hub_rows", lambda attr, token=None: [])
     err = raises("empty_dataset", load, "hub_hf")
     assert "hub_hf" in str(err)
 

@@ -351,3 +351,21 @@ def test_early_stopping_ends_a_run_whose_eval_loss_stops_improving(tiny_model_di
     assert [r["current_steps"] for r in evals] == [2, 4, 4]  # the last one: the final evaluation of the best model
     assert evals[0]["eval_loss"] == evals[1]["eval_loss"]
     assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 4
+
+
+def test_download_mode_reaches_the_hub_benchmark(tmp_path, monkeypatch):
+    import datasets
+
+    from engine.eval.tasks import load_task
+
+    seen = []
+    row = {"question": "1+1?", "choices": ["1", "2", "3", "4"], "answer": 1}
+
+    def load_dataset(repo, key, revision=None, download_mode=None):
+        seen.append(download_mode)
+        return {split: [row] for split in ("test", "validation", "dev")}
+
+    monkeypatch.setattr(datasets, "get_dataset_config_names", lambda repo, revision=None: ["algebra"])
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    task = load_task("mmlu_test", tmp_path, n_shot=0, download_mode="force_redownload")
+    assert seen == ["force_redownload"] and task.num_questions == 1

@@ -448,6 +448,16 @@ def test_vllm_engine_arguments():
         engine_arguments(config, "/m", [])
 
 
+def test_vllm_config_adds_engine_arguments():
+    from engine.inference.vllm_backend import engine_arguments
+
+    for value in ({"max_num_seqs": 64, "enforce_eager": True}, '{"max_num_seqs": 64, "enforce_eager": true}'):
+        args = engine_arguments(load_config(None, {"vllm_config": value}), "/m", [])
+        assert args["max_num_seqs"] == 64 and args["enforce_eager"] is True
+    with pytest.raises(InferenceError, match="max_num_seqs"):
+        engine_arguments(load_config(None, {"vllm_config": "max_num_seqs=64"}), "/m", [])
+
+
 # ---------------------------------------------------------------- run folders
 
 

@@ -159,6 +159,9 @@ def test_om_hub_loads_through_openmind(tmp_path: Path, monkeypatch: pytest.Monke
     folder = write_registry(tmp_path / "d", {"both": entry})
     assert prompts(load_examples("both", folder)) == ["om0", "om1"]
     assert calls == [{"path": "org/om", "name": "zh", "split": "validation", "data_dir": "v2"}]
+    # A private dataset: the run's om_hub_token goes to OpenMind, as hf_hub_token / ms_hub_token go to theirs.
+    load_examples("both", folder, hub_tokens={"om_hub": "om-secret", "hf_hub": "hf-secret"})
+    assert calls[-1]["token"] == "om-secret"
 
 
 def test_modelscope_and_hugging_face_get_subset_split_and_folder(tmp_path: Path,
