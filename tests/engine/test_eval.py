@@ -106,7 +106,7 @@ def test_hub_rows_in_mmlu_and_ceval_layouts(tmp_path: Path, monkeypatch: pytest.
             "test": [{"question": "3+3?", "choices": ["5", "7", "6", "8"], "answer": 2}] * 3}
     calls = []
 
-    def fake_load(repo, name, revision=None):
+    def fake_load(repo, name, revision=None, download_mode=None):
         calls.append((repo, name, revision))
         return mmlu
 
@@ -120,7 +120,7 @@ def test_hub_rows_in_mmlu_and_ceval_layouts(tmp_path: Path, monkeypatch: pytest.
     ceval = {"dev": [{"id": 0, "question": "Q", "A": "a", "B": "b", "C": "c", "D": "d", "answer": "D",
                       "explanation": ""}], "val": [{"id": 1, "question": "Q", "A": "a", "B": "b", "C": "c",
                                                     "D": "d", "answer": "A", "explanation": ""}]}
-    monkeypatch.setattr(datasets, "load_dataset", lambda repo, name, revision=None: ceval)
+    monkeypatch.setattr(datasets, "load_dataset", lambda repo, name, revision=None, download_mode=None: ceval)
     (tmp_path / "ceval").mkdir()
     (tmp_path / "ceval" / "mapping.json").write_text('{"law": {"name": "法学", "category": "Humanities"}}')
     (law,) = load_task("ceval_validation", tmp_path, n_shot=1).subjects
