@@ -75,7 +75,7 @@ def test_invalid_config_is_refused_before_anything_is_written(studio_home: Path,
     assert err.value.key == "too_small" and "learning_rate" in err.value.message()
     assert not run_dir.exists()
     with pytest.raises(StudioError) as err:
-        start_run(tiny_config(tiny_model_dir, no_such_key=1), run_dir)
+        start_run(tiny_config(tiny_model_dir, zqxv_wkjp=1), run_dir)
     assert err.value.key == "unknown_key_no_match" and not run_dir.exists()
 
 
