@@ -1,156 +1,43 @@
 """Start and abort engine jobs (train, eval, export): each runs in its own process; the run folder is the only
 shared state.
 
-Torch-free: the studio decides nothing that needs torch (the engine re-launches itself under torchrun when it
-sees several GPUs). Checks that read the user's data run in an engine process (`studio.supervisor.run_check`),
-never here; the studio-wide start lock is held only while live jobs are counted and the new one is started.
+A start goes through the queue (`studio.queue`): admitted with every check, started at once when its devices are
+free, queued otherwise. Torch-free: the studio decides nothing that needs torch (the engine re-launches itself under
+torchrun when it sees several GPUs); checks that read the user's data run in an engine process.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
-from engine.config import config_from_dict, save_config
-from engine.errors import ConfigError, StudioError
-from engine.paths import studio_home
-from engine.runfolder import (
-    CONFIG_FILE,
-    RUNNING_LOG,
-    STATUS_FILE,
-    has_results,
-    is_locked,
-    list_checkpoints,
-    mark_running,
-    read_status,
-    write_status,
-)
-from studio import demo_mode, supervisor
-from studio.workspace import home, require_visitor, same_client_workspaces, saves_dir, workspaces_root
+from engine.runfolder import list_checkpoints, read_status, write_status
+from studio import queue, supervisor
+from studio.queue import JOBS, find_live_runs, resolve_run_dir
 
-CHECKS = Path(".studio") / "checks"  # configs under check, inside the saves folder they belong to
-
-
-def resolve_run_dir(run_dir: str | Path, saves: Path | None = None) -> Path:
-    """The absolute run folder; refuses `..` and anything that is not a folder strictly inside the saves folder."""
-    saves = Path(saves or saves_dir()).resolve()
-    given = Path(run_dir).expanduser()
-    if ".." in given.parts:
-        raise StudioError("output_dir_outside_saves", path=str(run_dir), saves=str(saves))
-    resolved = (given if given.is_absolute() else home() / given).resolve()
-    if resolved == saves or not resolved.is_relative_to(saves):
-        raise StudioError("output_dir_outside_saves", path=str(run_dir), saves=str(saves))
-    return resolved
-
-
-def find_live_runs(saves: Path | None = None) -> list[Path]:
-    """Run folders under `saves` (any depth) whose status says running and whose process is still alive."""
-    saves = Path(saves or saves_dir())
-    live = []
-    for root, dirs, files in os.walk(saves):
-        # Checkpoints and hidden folders never hold a run's status: skip them so big saves folders stay cheap.
-        dirs[:] = [d for d in dirs if not d.startswith((".", "checkpoint-"))]
-        if STATUS_FILE in files and read_status(Path(root)).get("state") == "running":
-            live.append(Path(root))
-    return sorted(live)
-
-
-def _check_reuse(config: Any, run_dir: Path, base: Path) -> None:
-    """Refuse a resume or a reuse of the folder that the engine would refuse, before anything is written."""
-    value = config.training.resume_from_checkpoint
-    if value in (None, False, ""):
-        if has_results(run_dir) and not config.training.overwrite_output_dir:
-            raise ConfigError("run_dir_has_results", path=str(run_dir))
-        return
-    if value is True or str(value).lower() == "true":
-        if not list_checkpoints(run_dir):
-            raise ConfigError("no_checkpoint_to_resume", path=str(run_dir))
-    elif not (base / Path(str(value)).expanduser()).is_dir():  # the engine runs in `base`: relative means the same
-        raise ConfigError("checkpoint_missing", path=str(value))
-
-
-# Each engine command the studio runs as a job: the config key naming its folder.
-JOBS: dict[str, str] = {"train": "output_dir", "eval": "output_dir", "export": "export_dir"}
+__all__ = ["JOBS", "abort_run", "find_live_runs", "resolve_run_dir", "start_run"]
 
 
 def start_run(config: dict[str, Any], run_dir: str | Path, *, lang: str = "en", saves: Path | None = None,
-              command: str = "train") -> dict:
-    """Validate `config` (flat keys), write it into `run_dir` and start `python -m engine <command>` there.
+              command: str = "train", devices: list[int] | None = None) -> dict:
+    """Validate `config` (flat keys), write it into `run_dir` and start `python -m engine <command>` there, or queue
+    it while the devices it needs are busy.
 
     Raises StudioError (show `err.message(lang)`) before anything is written when the config is invalid, its data
-    is broken, another job is live (or the demo is full), the folder is outside the saves folder, or (training)
-    it holds results the config does not ask to resume or overwrite. Returns the run's status dict (state
-    `running`, the child's pid).
+    is broken, the demo's limits are reached, the folder is outside the saves folder or busy, or (training) it
+    holds results the config does not ask to resume or overwrite. Returns the run's status dict (state `running`,
+    the child's pid) when it started, else `{"state": "queued", "position", "expected_start", "entry"}`.
     """
-    saves = Path(saves or saves_dir()).resolve()
-    run_dir = resolve_run_dir(run_dir, saves)
-    config = {**config, JOBS[command]: str(run_dir)}
-    settings = demo_mode.active()
-    base, env = home(), {}
-    if settings is not None:
-        base = require_visitor()
-        config = demo_mode.apply_limits(config, command, base, settings)
-        env = demo_mode.job_env(base)
-    cfg = config_from_dict(config, source="the studio settings")
-    _refuse_busy(saves, settings)
-    if is_locked(run_dir):
-        raise ConfigError("run_locked", path=str(run_dir))
-    if command == "train":
-        _check_reuse(cfg, run_dir, base)
-    result = _run_check(cfg, command, saves, base, env)
-    if settings is not None:
-        demo_mode.check_budgets(config, command, result.get("rows"), settings)
-    with supervisor.exclusive("jobs"):  # two clicks or two studios must not both take the last free slot
-        _refuse_busy(saves, settings)
-        if is_locked(run_dir):
-            raise ConfigError("run_locked", path=str(run_dir))
-        return _launch(cfg, run_dir, command, lang, base, env)
-
-
-def _run_check(cfg: Any, command: str, saves: Path, base: Path, env: dict[str, str]) -> dict[str, Any]:
-    """The engine's pre-launch checks of `cfg`, in their own process, from a config file outside the run folder."""
-    folder = saves / CHECKS
-    folder.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(dir=folder, prefix=f"{command}-", suffix=".yaml")
-    path = Path(name)
-    try:
-        os.close(handle)
-        save_config(cfg, path)
-        return supervisor.run_check(command, path, cwd=base, env=env)
-    finally:
-        path.unlink(missing_ok=True)
-
-
-def _refuse_busy(saves: Path, settings: Any) -> None:
-    """Refuse a start while this visitor (or the demo as a whole) already runs as many jobs as allowed."""
-    live = find_live_runs(saves)
-    if settings is None:
-        if live:
-            raise StudioError("run_already_live", path=str(live[0]))
-        return
-    demo_mode.check_capacity(len(live), _live_for_client(saves), len(find_live_runs(workspaces_root())), settings)
-
-
-def _live_for_client(saves: Path) -> int:
-    """Live jobs in every workspace the current visitor's client (their address) has opened."""
-    return sum(len(find_live_runs(folder / "saves")) for folder in same_client_workspaces(saves.parent))
-
-
-def _launch(cfg: Any, run_dir: Path, command: str, lang: str, base: Path, env: dict[str, str]) -> dict:
-    """Write the config and start the engine on it from `base`; the run folder records the child."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / CONFIG_FILE)
-    log_path = (run_dir / RUNNING_LOG).resolve()
-    child_env = {**env, "STUDIO_RUNNING_LOG": str(log_path), "STUDIO_HOME": str(studio_home()),
-                 "STUDIO_LANG": lang}
-    child = supervisor.spawn(supervisor.engine_command(command, str(run_dir / CONFIG_FILE)), cwd=base,
-                             log=log_path, env=child_env)
-    status = mark_running(run_dir, pid=child["pid"])
-    # The launcher is recorded apart from `pid`: under torchrun rank 0 replaces `pid` with its own.
-    return write_status(run_dir, "running", launcher_pid=child["pid"], launcher_start_time=status["pid_start_time"])
+    entry = queue.enqueue_run(config, run_dir, kind=command, devices=devices, lang=lang, saves=saves)
+    queue.dispatch()
+    current = next((e for e in queue.list_queue(include_ended=True) if e["id"] == entry["id"]), None)
+    if current is None:  # started (a started entry is no longer listed)
+        return read_status(Path(entry["run_dir"]))
+    if current["state"] == "refused":
+        return {"state": "refused", "message": current["message"], "entry": current}
+    position, expected = queue.position_and_expected_start(current)
+    return {"state": "queued", "position": position, "expected_start": expected, "entry": current}
 
 
 def _live_processes(status: dict[str, Any]) -> list[tuple[int, str | None]]:
@@ -206,3 +93,4 @@ def _finish_abort(run_dir: Path, status: dict[str, Any], records: list[tuple[int
                      checkpoint=str(checkpoints[-1]) if checkpoints else None)
     elif reason and current.get("state") == "aborted" and not current.get("error"):
         write_status(run_dir, "aborted", error=reason)  # the engine saved and stopped; say who stopped it
+    queue.dispatch()  # its devices are free: the next queued job starts

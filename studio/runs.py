@@ -27,6 +27,7 @@ from engine.runfolder import (
     tail_text,
 )
 from studio.monitor import empty_frame, job_kind
+from studio.queue import list_queue, position_and_expected_start
 from studio.workspace import saves_dir
 
 MODELS_DIR = "models"  # saves/models/ holds built models (the demo), not runs
@@ -147,8 +148,14 @@ def list_runs(saves: Path | None = None, kind: str | None = None) -> list[dict[s
     runs = [describe_run(run_dir, saves) for run_dir in _run_dirs(saves)]
     runs = [run for run in runs if kind is None or run["kind"] == kind]
     runs.sort(key=lambda run: (run["_sort"], run["path"]), reverse=True)
+    queued = {entry["run_dir"]: entry for entry in list_queue()}
     for run in runs:
         del run["_sort"]
+        entry = queued.get(run["path"])
+        if entry is not None and run["state"] == "new":  # waiting in the queue: its place and expected start
+            run["kind"] = entry["kind"]
+            run["state"] = "queued"
+            run["queue_position"], run["expected_start"] = position_and_expected_start(entry)
     return runs
 
 
@@ -161,13 +168,20 @@ def runs_table(runs: list[dict[str, Any]], lang: str = "en") -> pd.DataFrame:
         rows.append([
             run["name"], format_message(f"runs.kind.{run['kind']}", lang), run["model"], run["method"], run["stage"],
             format_message(f"monitor.state.{run['state']}", lang),
-            started[:16].replace("T", " "),
+            _queued_start(run, lang) if run["state"] == "queued" else started[:16].replace("T", " "),
             f"{run['current_steps']}/{run['total_steps']}" if run.get("total_steps") else "",
             round(loss, 4) if loss is not None else None,
             len(run["checkpoints"]),
         ])
     headers = [format_message(f"runs.column.{column}", lang) for column in TABLE_COLUMNS]
     return pd.DataFrame(rows, columns=headers)
+
+
+def _queued_start(run: dict[str, Any], lang: str) -> str:
+    """The started column of a queued run: its place in the queue, and when it should start if that is known."""
+    expected = run.get("expected_start")
+    when = datetime.fromtimestamp(expected).strftime("%H:%M") if expected else "?"
+    return format_message("queue.column.waiting", lang, position=run["queue_position"], time=when)
 
 
 def resume_config(run_dir: str | Path) -> dict[str, Any]:

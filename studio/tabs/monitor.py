@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from studio.context import Context
 from studio.i18n import plot_titles, t
 from studio.markup import html_error, html_text, md_error, show_info, show_warning
 from studio.monitor import RunMonitor, chart_frame, metric_choices, status_markdown, thin_frame
+from studio.queue import cancel, dispatch, find_entry, position_and_expected_start
 from studio.run_texts import readable_log
 from studio.tabs.file_lists import job_ended
 from studio.tabs.train import FORM_FIELDS
@@ -95,11 +97,13 @@ def table_update(frame: Any) -> Any:
     return gr.update(value=frame, visible=True) if frame is not None and len(frame) else gr.update(visible=False)
 
 
-def launch_job(command: str, build: Any, starting_key: str, lang: str, values: tuple[Any, ...]) -> tuple[Any, ...]:
-    """Build a job's config from form values, validate and launch it.
+def launch_job(command: str, build: Any, starting_key: str, lang: str, values: tuple[Any, ...],
+               devices: list[int] | None = None) -> tuple[Any, ...]:
+    """Build a job's config from form values, validate and launch it (or queue it while the machine is busy).
 
     Returns (message, status, run folder, timer): a refusal fills only the message, so the run the page follows
-    (a live one included) stays on screen and keeps updating; a start clears it and follows the new run.
+    (a live one included) stays on screen and keeps updating; a start clears it and follows the new run; a queued
+    job says its place in the queue and is followed until it starts.
     """
     import gradio as gr
 
@@ -107,11 +111,29 @@ def launch_job(command: str, build: Any, starting_key: str, lang: str, values: t
 
     try:
         config, run_dir = build(*values)
-        start_run(config, run_dir, lang=lang, command=command)
+        answer = start_run(config, run_dir, lang=lang, command=command, devices=devices)
     except StudioError as err:
         show_warning(html_error(err, lang), lang)
         return f"❌ {md_error(err, lang)}", gr.update(), gr.update(), gr.update()
+    if answer.get("state") == "queued":
+        queued = queued_text(answer["position"], answer.get("expected_start"), lang)
+        return queued, queued, str(run_dir), gr.Timer(active=True)
+    if answer.get("state") == "refused":
+        return f"❌ {html.escape(str(answer.get('message') or ''))}", gr.update(), gr.update(), gr.update()
     return "", t(starting_key, lang), str(run_dir), gr.Timer(active=True)
+
+
+def queued_text(position: int, expected_start: float | None, lang: str) -> str:
+    """"Queued, position N" with the expected start time when the running jobs' remaining time tells it."""
+    if expected_start is None:
+        return t("queue.msg.queued", lang, position=position)
+    when = time.strftime("%H:%M", time.localtime(expected_start))
+    return t("queue.msg.queued_at", lang, position=position, time=when)
+
+
+def form_devices(form: dict[str, Any]) -> list[int] | None:
+    """The GPU indices the device picker chose (`devices`: index strings; empty means automatic)."""
+    return [int(d) for d in form.get("devices") or []] or None
 
 
 def start_training(lang: str, *values: Any) -> tuple[Any, ...]:
@@ -123,7 +145,7 @@ def start_training(lang: str, *values: Any) -> tuple[Any, ...]:
         check_new_run(config, run_dir)
         return config, run_dir
 
-    return launch_job("train", build, "train.msg.starting", lang, values)
+    return launch_job("train", build, "train.msg.starting", lang, values, devices=form_devices(_form(values)))
 
 
 def abort_training(run_dir: str, lang: str) -> str:
@@ -132,6 +154,10 @@ def abort_training(run_dir: str, lang: str) -> str:
 
     if run_dir and abort_run(Path(run_dir)):
         return t("train.msg.aborting", lang)
+    entry = find_entry(run_dir) if run_dir else None
+    if entry is not None:  # still waiting: Abort takes it out of the queue
+        cancel(entry["id"])
+        return t("queue.msg.cancelled", lang)
     return t("train.msg.nothing_to_abort", lang)
 
 
@@ -176,6 +202,7 @@ def poll(run_dir: str, lang: str, metric: str, session: MonitorSession | None) -
         return (t("train.msg.no_run", lang), progress_html(None, lang), gr.update(), gr.update(), gr.update(),
                 gr.update(), gr.Timer(active=False), session, gr.skip(), gr.update(variant="secondary"))
     session = session if isinstance(session, MonitorSession) else MonitorSession()
+    dispatch()  # a job that ended frees its devices: the next queued one starts (a no-op while none waits)
     view = session.monitor.poll(Path(run_dir))
     live = view.state in ("running", "new")
     names = tuple(view.metrics["series"].unique()) or ("lr",)
@@ -190,7 +217,9 @@ def poll(run_dir: str, lang: str, metric: str, session: MonitorSession | None) -
     log = readable_log(view.log_tail, lang) if session.changed("log", view.log_tail, lang) else skip
     # Abort turns red only while there is something to abort: a red button on an idle page reads as an alarm.
     abort = gr.update(variant="stop" if live else "secondary") if session.changed("abort", live) else skip
-    return (status_markdown(view, lang), progress_html(view, lang), loss, chosen, picker, log, gr.Timer(active=live),
+    entry = find_entry(run_dir) if view.state == "new" else None
+    status = queued_text(*position_and_expected_start(entry), lang) if entry else status_markdown(view, lang)
+    return (status, progress_html(view, lang), loss, chosen, picker, log, gr.Timer(active=live),
             session, job_ended(run_dir, view.state), abort)
 
 

@@ -197,9 +197,16 @@ def test_start_run_checks_the_demo_limits_before_anything_is_written(demo, tmp_p
         other.mkdir(parents=True)
         write_status(other, "running", pid=os.getpid(), pid_start_time=process_start_time(os.getpid()))
     visit(TOKEN_A)
-    with pytest.raises(StudioError) as err:
-        start_run(_config(home_a), run_dir)
-    assert err.value.key == "demo_busy" and not run_dir.exists()
+    from studio.queue import list_queue
+
+    answer = start_run(_config(home_a), run_dir)
+    assert answer["state"] == "queued" and answer["position"] == 1  # the demo is full: it waits its turn
+    second = home_a / "saves" / "demo" / "lora" / "r2"
+    with pytest.raises(StudioError) as err:  # a queued job counts against the visitor's own limit
+        start_run(_config(home_a, output_dir=str(second)), second)
+    assert err.value.key == "demo_visitor_busy" and not second.exists()
+    visit("c" * 32)  # another visitor sees none of it
+    assert list_queue() == []
 
 
 WORKSPACE_OTHER = "workspaces/vsomeoneelse"

@@ -17,6 +17,7 @@ import pytest
 from engine.errors import StudioError
 from engine.runfolder import is_process_alive, process_start_time, read_status, read_trainer_log, write_status
 from studio.monitor import RunMonitor, RunView
+from studio.queue import cancel
 from studio.runner import abort_run, find_live_runs, start_run
 from studio.runs import resume_config, run_folder
 
@@ -106,14 +107,14 @@ def test_results_are_not_overwritten(studio_home: Path, tiny_model_dir: Path):
     assert not (run_dir / "status.json").exists()
 
 
-def test_a_live_run_anywhere_blocks_a_new_start(studio_home: Path, tiny_model_dir: Path):
+def test_a_live_run_anywhere_queues_a_new_start(studio_home: Path, tiny_model_dir: Path):
     live = studio_home / "saves" / "other" / "full" / "busy"
     fake_live_run(live, os.getpid())  # this test process stands in for a training process
     assert find_live_runs() == [live]
-    with pytest.raises(StudioError) as err:
-        start_run(tiny_config(tiny_model_dir, max_steps=2), run_folder("tiny", "lora", "second"))
-    assert err.value.key == "run_already_live" and str(live) in err.value.message()
-    assert not run_folder("tiny", "lora", "second").exists()
+    second = run_folder("tiny", "lora", "second")
+    answer = start_run(tiny_config(tiny_model_dir, max_steps=2), second)
+    assert answer["state"] == "queued" and answer["position"] == 1
+    assert (second / "config.yaml").is_file() and not (second / "status.json").exists()
 
 
 def test_dead_or_reused_pids_are_not_live_and_never_signalled(studio_home: Path):
@@ -195,9 +196,9 @@ def test_abort_keeps_a_checkpoint_then_the_resumed_run_finishes(studio_home: Pat
     monitor = RunMonitor()
     assert monitor.poll(run_dir).state == "running"
     wait_for(monitor, run_dir, lambda v: v.current_steps >= 1 or v.state != "running")
-    with pytest.raises(StudioError) as err:
-        start_run(tiny_config(tiny_model_dir, max_steps=2), run_folder("tiny", "lora", "second"))
-    assert err.value.key == "run_already_live"
+    second = start_run(tiny_config(tiny_model_dir, max_steps=2), run_folder("tiny", "lora", "second"))
+    assert second["state"] == "queued" and second["position"] == 1
+    cancel(second["entry"]["id"])
     assert abort_run(run_dir) is True
     view = wait_for(monitor, run_dir, lambda v: v.state != "running")
     assert view.state == "aborted", view.log_tail
