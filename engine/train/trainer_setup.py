@@ -92,10 +92,7 @@ def training_kwargs(config: RunConfig) -> dict[str, Any]:
         # Under the studio the live chart is the progress bar: keep tqdm's redraws out of running_log.txt.
         "disable_tqdm": bool(os.environ.get("STUDIO_RUNNING_LOG")),
     }
-    if t.fsdp:
-        kwargs["fsdp"] = t.fsdp
-    if t.fsdp_config:
-        kwargs["fsdp_config"] = t.fsdp_config
+    kwargs.update(fsdp_arguments(config))
     if ft.disable_shuffling:
         kwargs["train_sampling_strategy"] = "sequential"
     if kwargs["activation_checkpointing"]:
@@ -105,6 +102,49 @@ def training_kwargs(config: RunConfig) -> dict[str, Any]:
     if "gradient_checkpointing_kwargs" in config.passthrough:  # the deprecated name of the same argument
         kwargs.pop("activation_checkpointing_kwargs", None)
     return kwargs
+
+
+# LLaMA-Factory's `fsdp` words → transformers' FSDP2 settings (`auto_wrap` is its default: wrap each decoder block).
+FSDP_WORDS = {"full_shard": ("reshard_after_forward", True), "shard_grad_op": ("reshard_after_forward", False),
+              "offload": ("cpu_offload", True), "auto_wrap": None}
+
+
+def check_fsdp_devices(config: RunConfig) -> None:
+    """Refuse FSDP without a CUDA GPU: accelerate runs CPU processes as DDP and drops the FSDP plugin (PyTorch's
+    FSDP2 itself works over gloo; accelerate 1.16 enables it only for GPU-like devices)."""
+    import torch
+
+    t = config.training
+    if _fsdp_on(t.fsdp) and (t.use_cpu or not torch.cuda.is_available()):
+        raise ConfigError("fsdp_needs_gpu", key=Setting("fsdp"), value=str(t.fsdp))
+
+
+def _fsdp_on(value: Any) -> bool:
+    return value not in (None, "", False) and str(value).strip().lower() not in ("false", "no", "off", "0")
+
+
+def fsdp_arguments(config: RunConfig) -> dict[str, Any]:
+    """`fsdp` and `fsdp_config` for TrainingArguments: FSDP2 (`version: 2` unless the config file says otherwise),
+    with LLaMA-Factory's `fsdp` words (`full_shard auto_wrap`, `shard_grad_op`, `offload`) turned into FSDP2
+    settings; `fsdp_config` may name a JSON or YAML file. {} when `fsdp` is off."""
+    import yaml
+
+    t = config.training
+    if not _fsdp_on(t.fsdp):
+        return {}
+    check_fsdp_devices(config)
+    settings: dict[str, Any] = {}
+    if t.fsdp_config:
+        with open(t.fsdp_config, encoding="utf-8") as file:  # JSON is YAML too
+            settings = {str(k).removeprefix("fsdp_"): v for k, v in (yaml.safe_load(file) or {}).items()}
+    settings.setdefault("version", 2)
+    words = [] if str(t.fsdp).strip().lower() in ("true", "yes", "on", "1") else str(t.fsdp).split()
+    if any(word not in FSDP_WORDS for word in words):  # e.g. hybrid_shard with version 1: transformers judges
+        return {"fsdp": t.fsdp, "fsdp_config": settings}
+    for word in words:
+        if FSDP_WORDS[word]:
+            settings.setdefault(*FSDP_WORDS[word])
+    return {"fsdp": True, "fsdp_config": settings}
 
 
 def compute_dtype(config: RunConfig) -> Any:
