@@ -179,6 +179,43 @@ def _gpu_memory_from_nvidia_smi() -> list[float]:
     return sizes
 
 
+def _gpus_named_by_nvidia_smi() -> list[tuple[str, float | None]]:
+    """(name, GiB) of each GPU nvidia-smi lists, in index order; empty without nvidia-smi or a driver."""
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return []
+    try:
+        out = subprocess.run([exe, "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    gpus: list[tuple[str, float | None]] = []
+    for line in out.stdout.splitlines() if out.returncode == 0 else []:
+        name, _, memory = line.rpartition(",")
+        try:
+            gpus.append((name.strip(), float(memory.strip()) / 1024))  # MiB
+        except ValueError:
+            gpus.append((line.strip(), None))
+    return gpus
+
+
+def gpu_list() -> list[dict[str, Any]]:
+    """The GPUs training may use: `index` (as CUDA_VISIBLE_DEVICES takes it), `name` and `memory_gb` (None when
+    nvidia-smi cannot tell, e.g. a machine that shows its GPUs only under /proc)."""
+    named = _gpus_named_by_nvidia_smi()
+    gpus = []
+    for index in range(device_count()):
+        name, memory = named[index] if index < len(named) else (None, None)
+        gpus.append({"index": str(index), "name": name, "memory_gb": round(memory) if memory else None})
+    return gpus
+
+
+def gpu_label(gpu: dict[str, Any]) -> str:
+    """"GPU 0 · NVIDIA H100 · 80 GB", leaving out what is not known."""
+    parts = [f"GPU {gpu['index']}", gpu.get("name"), f"{gpu['memory_gb']} GB" if gpu.get("memory_gb") else None]
+    return " · ".join(part for part in parts if part)
+
+
 def _ram_from_proc() -> float:
     """This machine's memory in GiB from /proc/meminfo (0 when it cannot be read, e.g. not on Linux)."""
     try:

@@ -9,12 +9,12 @@ from typing import Any
 
 from engine.config.loader import KEYS
 from engine.errors import StudioError
-from engine.paths import resource_dir
 from engine.runfolder import has_results
 
 # Form widgets that are not config keys: composites mapped below, or UI-only.
 UI_ONLY = {"model_name", "model_path", "hub", "checkpoint", "quantization_bit", "booster", "compute_type",
-           "extra_args", "ds_stage", "ds_offload", "run_name", "template", "rope_scaling", "dataset"}
+           "extra_args", "run_name", "template", "rope_scaling", "dataset",
+           "devices", "cpu_processes", "strategy", "offload_optimizer", "offload_params"}
 
 
 def parse_extra_args(text: str | None) -> dict[str, Any]:
@@ -36,18 +36,11 @@ def _none_if_blank(value: Any) -> Any:
     return value
 
 
-def deepspeed_config(stage: str, offload: bool) -> str | None:
-    """The shipped DeepSpeed config file for a ZeRO stage (None when off)."""
-    if stage in (None, "", "none"):
-        return None
-    return str(resource_dir("examples") / "deepspeed" / f"ds_z{stage}{'_offload' if offload else ''}_config.json")
-
-
 def build_train_config(form: dict[str, Any], *, run_name: str | None = None) -> tuple[dict[str, Any], Path]:
     """A flat config dict for `engine` and the run folder it goes into, from the form's values by name."""
     from studio.runs import default_run_name, run_folder
     from studio.tabs.top import run_model_key
-    from studio.widgets import booster_to_config, checkpoint_to_config, compute_type_to_config
+    from studio.widgets import booster_to_config, checkpoint_to_config, compute_type_to_config, strategy_to_config
     from studio.workspace import dataset_dir as workspace_dataset_dir
 
     method = form["finetuning_type"]
@@ -63,7 +56,8 @@ def build_train_config(form: dict[str, Any], *, run_name: str | None = None) -> 
     config.update(compute_type_to_config(form.get("compute_type") or "fp32"))
     datasets = form.get("dataset") or []
     config["dataset"] = ",".join(datasets) if isinstance(datasets, list) else datasets
-    config["deepspeed"] = deepspeed_config(form.get("ds_stage"), bool(form.get("ds_offload")))
+    config.update(strategy_to_config(form.get("strategy") or "auto", bool(form.get("offload_optimizer")),
+                                     bool(form.get("offload_params"))))
     for key in list(config):
         if key in KEYS and type(None) in typing.get_args(KEYS[key][2]):
             value = _none_if_blank(config[key])

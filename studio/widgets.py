@@ -6,12 +6,15 @@ return plain values and dicts, so the tabs' handlers and the tests call them wit
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from engine.model.families import CUSTOM, HUBS, MODELS, model_path
 from engine.model.methods import adapter_methods
+from engine.paths import resource_dir
+from studio.capabilities import device_count
 from studio.workspace import home
 
 BOOSTERS = ("auto", "sdpa", "flashattn2", "unsloth", "liger_kernel")
@@ -178,3 +181,101 @@ def checkpoint_from_config(config: Mapping[str, Any], model: str, method: str) -
         return []
     name = _run_name(path, model, method)
     return [name] if name != path else []
+
+
+# Strategy over several devices. `auto` and `ddp` write the same config (no sharding: torchrun runs DDP); the
+# config side reads back as `auto`. `fsdp2` is transformers' FSDP, which our engine runs as version 2.
+STRATEGIES = ("auto", "ddp", "zero2", "zero3", "fsdp2")
+FSDP_FULL_SHARD = "full_shard auto_wrap"
+# (ZeRO stage, optimizer offload, parameter offload) → the shipped DeepSpeed file (`_offload`: all that apply).
+DEEPSPEED_FILES = {
+    (2, False, False): "ds_z2_config.json",
+    (2, True, False): "ds_z2_offload_config.json",
+    (3, False, False): "ds_z3_config.json",
+    (3, True, True): "ds_z3_offload_config.json",
+    (3, True, False): "ds_z3_offload_optimizer_config.json",
+    (3, False, True): "ds_z3_offload_param_config.json",
+}
+
+
+def deepspeed_settings(stage: int, offload_optimizer: bool, offload_params: bool) -> dict[str, Any]:
+    """The DeepSpeed JSON for a ZeRO stage and offloads, as shipped in examples/deepspeed (batch sizes, clipping and
+    precision `auto`: the Trainer fills them in). Parameter offload exists only in ZeRO-3."""
+    zero: dict[str, Any] = {"stage": stage, "overlap_comm": False, "contiguous_gradients": True}
+    if stage == 2:
+        zero.update({"allgather_partitions": True, "allgather_bucket_size": 5e8, "reduce_scatter": True,
+                     "reduce_bucket_size": 5e8})
+    else:
+        zero.update({"sub_group_size": 1e9, "reduce_bucket_size": "auto", "stage3_prefetch_bucket_size": "auto",
+                     "stage3_param_persistence_threshold": "auto", "stage3_max_live_parameters": 1e9,
+                     "stage3_max_reuse_distance": 1e9, "stage3_gather_16bit_weights_on_model_save": True})
+    if offload_optimizer:
+        zero["offload_optimizer"] = {"device": "cpu", "pin_memory": True}
+    if offload_params and stage == 3:
+        zero["offload_param"] = {"device": "cpu", "pin_memory": True}
+    return {
+        "train_batch_size": "auto", "train_micro_batch_size_per_gpu": "auto", "gradient_accumulation_steps": "auto",
+        "gradient_clipping": "auto", "zero_allow_untested_optimizer": True,
+        "fp16": {"enabled": "auto", "loss_scale": 0, "loss_scale_window": 1000, "initial_scale_power": 16,
+                 "hysteresis": 2, "min_loss_scale": 1},
+        "bf16": {"enabled": "auto"},
+        "zero_optimization": zero,
+    }
+
+
+def strategy_to_config(strategy: str, offload_optimizer: bool = False, offload_params: bool = False
+                       ) -> dict[str, Any]:
+    """Strategy + offload boxes → `deepspeed` (a shipped file for the ZeRO stages) and `fsdp` (FSDP2: full shard).
+
+    Optimizer offload applies to ZeRO; parameter offload to ZeRO-3 and FSDP2 (FSDP's `offload`: parameters and
+    gradients in CPU memory); other strategies ignore them.
+    """
+    _check_choice("strategy", strategy, STRATEGIES)
+    config: dict[str, Any] = {"deepspeed": None, "fsdp": None}
+    if strategy in ("zero2", "zero3"):
+        stage = int(strategy[-1])
+        name = DEEPSPEED_FILES[(stage, bool(offload_optimizer), bool(offload_params) and stage == 3)]
+        config["deepspeed"] = str(resource_dir("examples") / "deepspeed" / name)
+    elif strategy == "fsdp2":
+        config["fsdp"] = FSDP_FULL_SHARD + (" offload" if offload_params else "")
+    return config
+
+
+def strategy_from_config(config: Mapping[str, Any]) -> tuple[str, bool, bool]:
+    """Config → (strategy, optimizer offload, parameter offload). A shipped DeepSpeed file reads as its stage and
+    offloads; another DeepSpeed file as its `zero_optimization` says when it can be read (else ZeRO-2, no offload);
+    any `fsdp` setting as FSDP2 (with `offload`: parameter offload); nothing as `auto`."""
+    path = config.get("deepspeed")
+    if path:
+        for (stage, optimizer, params), name in DEEPSPEED_FILES.items():
+            if Path(str(path)).name == name:
+                return f"zero{stage}", optimizer, params
+        return _deepspeed_file_strategy(Path(str(path)))
+    if config.get("fsdp") not in (None, "", False):
+        return "fsdp2", False, "offload" in str(config["fsdp"]).split()
+    return "auto", False, False
+
+
+def _deepspeed_file_strategy(path: Path) -> tuple[str, bool, bool]:
+    try:
+        zero = json.loads(path.read_text(encoding="utf-8")).get("zero_optimization") or {}
+    except (OSError, ValueError, AttributeError):
+        return "zero2", False, False
+    stage = 3 if zero.get("stage") == 3 else 2
+    return f"zero{stage}", "offload_optimizer" in zero, stage == 3 and "offload_param" in zero
+
+
+def launch_env(form: Mapping[str, Any], gpu_count: int | None = None) -> dict[str, str]:
+    """The environment a training job starts with for the chosen devices: several CPU processes (a machine without
+    GPUs) or several chosen GPUs → `FORCE_TORCHRUN=1` and `NPROC_PER_NODE`; {} for one process or automatic.
+
+    `gpu_count` is this machine's GPU count (default: as `studio.capabilities` finds it). CUDA_VISIBLE_DEVICES is
+    the launcher's to set from `form["devices"]`.
+    """
+    if gpu_count is None:
+        gpu_count = device_count()
+    if gpu_count:
+        count = len([d for d in form.get("devices") or [] if str(d).strip()])
+    else:
+        count = int(form.get("cpu_processes") or 1)
+    return {"FORCE_TORCHRUN": "1", "NPROC_PER_NODE": str(count)} if count > 1 else {}

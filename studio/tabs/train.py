@@ -6,11 +6,12 @@ from typing import Any
 
 from engine.model.methods import METHODS, adapter_methods
 from engine.train.method_checks import OPTIMIZER_METHODS
+from studio.capabilities import gpu_label, gpu_list
 from studio.context import Context
 from studio.i18n import choice_pairs, t
+from studio.widgets import STRATEGIES
 
 COMPUTE_TYPES = ["fp32", "bf16", "fp16", "pure_bf16"]
-DS_STAGES = ["none", "2", "3"]
 
 
 # Which method or stage each group of settings belongs to (other groups are always shown).
@@ -170,15 +171,7 @@ def build(ctx: Context) -> None:
     with _group(ctx, "identity"), gr.Row():
         config_widget(ctx, "identity_name")
         config_widget(ctx, "identity_author")
-    with _group(ctx, "distributed"), gr.Row():
-        from studio.capabilities import device_count
-
-        _labelled(ctx, "device_count", gr.Textbox, "train.device_count", value=str(device_count()),
-                  interactive=False, with_info=False)
-        _labelled(ctx, "ds_stage", gr.Dropdown, "train.ds_stage", value="none", interactive=True,
-                  choices=choice_pairs("train.ds_stage", DS_STAGES, lang))
-        ctx.labels["ds_stage"].choices = list(DS_STAGES)  # "Off" follows a language switch
-        _labelled(ctx, "ds_offload", gr.Checkbox, "train.ds_offload", value=False, interactive=True)
+    _distributed(ctx)
     with gr.Row():
         _labelled(ctx, "run_name", gr.Textbox, "train.run_name", value="", interactive=True, scale=3)
         _labelled(ctx, "config_path", gr.Textbox, "train.config_path", value="", interactive=True, scale=3)
@@ -189,6 +182,34 @@ def build(ctx: Context) -> None:
                               ("load_button", "secondary"), ("start_button", "primary"), ("abort_button", "secondary")):
             ctx.add(name, gr.Button(t(f"train.{name}.label", lang), variant=variant, elem_id=name),
                     key=f"train.{name}", kind="button")
+
+
+def _distributed(ctx: Context) -> None:
+    """Devices and distribution: the GPUs to train on (none chosen: all), or on a machine without GPUs the number of
+    CPU processes (DDP over gloo); and the strategy over them (DDP, DeepSpeed ZeRO-2/3 with offloads, FSDP2)."""
+    import gradio as gr
+
+    lang, gpus = ctx.lang, gpu_list()
+    with _group(ctx, "distributed"), gr.Row():
+        _labelled(ctx, "devices", gr.Dropdown, "train.devices", value=[], multiselect=True, interactive=True,
+                  choices=[(gpu_label(gpu), gpu["index"]) for gpu in gpus], visible=bool(gpus), scale=3)
+        ctx.add("cpu_only", gr.Markdown(t("train.cpu_only.label", lang), elem_id="cpu_only", visible=not gpus),
+                key="train.cpu_only", kind="markdown")
+        _labelled(ctx, "cpu_processes", gr.Number, "train.cpu_processes", value=1, minimum=1, maximum=64,
+                  precision=0, interactive=True, visible=not gpus)
+        _labelled(ctx, "strategy", gr.Dropdown, "train.strategy", value="auto", interactive=True, scale=2,
+                  choices=choice_pairs("train.strategy", list(STRATEGIES), lang))
+        ctx.labels["strategy"].choices = list(STRATEGIES)  # the labels follow a language switch
+        _labelled(ctx, "offload_optimizer", gr.Checkbox, "train.offload_optimizer", value=False, interactive=True,
+                  visible=False)
+        _labelled(ctx, "offload_params", gr.Checkbox, "train.offload_params", value=False, interactive=True,
+                  visible=False)
+
+
+def offload_visibility(strategy: str) -> tuple[bool, bool]:
+    """Strategy → whether the (optimizer, parameter) offload boxes apply: ZeRO-2 offloads the optimizer state, ZeRO-3
+    also the parameters, FSDP2 the parameters (and their gradients)."""
+    return strategy in ("zero2", "zero3"), strategy in ("zero3", "fsdp2")
 
 
 def _optimizers(ctx: Context) -> None:
@@ -236,6 +257,13 @@ def wire(ctx: Context) -> None:
         ctx[trigger].change(toggle, [ctx["finetuning_type"], ctx["stage"]], outputs, api_visibility="private")
     ctx["stage"].change(reward_models, ctx["stage"], ctx["reward_model"], api_visibility="private")
 
+    def offloads(strategy: str) -> list[Any]:
+        """Strategy → visibility updates of the optimizer and parameter offload boxes."""
+        return [gr.update(visible=shown) for shown in offload_visibility(strategy)]
+
+    ctx["strategy"].change(offloads, ctx["strategy"], [ctx["offload_optimizer"], ctx["offload_params"]],
+                           api_visibility="private")
+
 
 def initial_datasets(ctx: Context) -> list[tuple[str, str]]:
     """Datasets for the first render (a broken registry shows up when the user changes the stage)."""
@@ -263,7 +291,8 @@ FORM_FIELDS = [
     "reward_funcs", "num_generations", "max_completion_length", "ppo_epochs",
     "use_galore", "galore_rank", "galore_update_interval", "galore_scale", "galore_target",
     "use_badam", "badam_mode", "badam_switch_mode", "badam_switch_interval", "badam_update_ratio",
-    "identity_name", "identity_author", "ds_stage", "ds_offload", "run_name",
+    "identity_name", "identity_author", "devices", "cpu_processes", "strategy", "offload_optimizer",
+    "offload_params", "run_name",
     "early_stopping_steps", "preserve_thinking", "new_special_tokens_config", "init_special_tokens",
     "oft_block_size", "oft_rank", "module_dropout", "oft_target", "use_llama_pro",
     "pref_bco_weight", "ld_alpha", "use_dft_loss", "use_asft_loss", "asft_alpha", "use_eaft_loss", "eaft_alpha",

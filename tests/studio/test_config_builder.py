@@ -25,8 +25,9 @@ def form(**changes):
                   neftune_noise_alpha=0.0, report_to="none", packing=False, train_on_prompt=False,
                   mask_history=False, resize_vocab=False, extra_args="{}", lora_rank=16.0, lora_alpha=0.0,
                   lora_dropout=0.0, loraplus_lr_ratio=0.0, lora_target="all", additional_target="",
-                  identity_name="Studio Assistant", identity_author="the Studio team", ds_stage="none",
-                  ds_offload=False, run_name="my_run", reward_model=None)
+                  identity_name="Studio Assistant", identity_author="the Studio team", strategy="auto",
+                  offload_optimizer=False, offload_params=False, devices=[], cpu_processes=1, run_name="my_run",
+                  reward_model=None)
     values.update(changes)
     return values
 
@@ -147,3 +148,95 @@ def test_predictions_take_a_beam_width(studio_home):
     config, _ = build_eval_config(*values, 0)
     assert config["eval_num_beams"] is None  # the box's 0: the engine's default (num_beams)
     assert config_from_dict(config).data.eval_num_beams is None
+
+
+@pytest.mark.parametrize("strategy", ["auto", "ddp", "zero2", "zero3", "fsdp2"])
+@pytest.mark.parametrize("offload_optimizer", [False, True])
+@pytest.mark.parametrize("offload_params", [False, True])
+def test_strategy_maps_both_ways(strategy, offload_optimizer, offload_params, studio_home):
+    from studio.tabs.train import offload_visibility
+    from studio.widgets import strategy_from_config, strategy_to_config
+
+    config = strategy_to_config(strategy, offload_optimizer, offload_params)
+    optimizer_box, params_box = offload_visibility(strategy)
+    # Back from the config: the same choice, with the boxes that apply to it (auto and DDP write the same config).
+    expected = ("auto" if strategy == "ddp" else strategy, offload_optimizer and optimizer_box,
+                offload_params and params_box)
+    assert strategy_from_config(config) == expected
+    assert strategy_to_config(*strategy_from_config(config)) == config  # config → widget → config is the identity
+    built, _ = build_train_config(form(strategy=strategy, offload_optimizer=offload_optimizer,
+                                       offload_params=offload_params))
+    assert built["deepspeed"] == config["deepspeed"] and built["fsdp"] == config["fsdp"]
+    assert not {"strategy", "offload_optimizer", "offload_params", "devices", "cpu_processes"} & built.keys()
+    if strategy.startswith("zero"):
+        assert f"ds_z{strategy[-1]}_" in config["deepspeed"]
+    else:
+        assert config["deepspeed"] is None
+        parsed = config_from_dict(built)
+        assert parsed.training.fsdp == config["fsdp"]
+        if strategy != "fsdp2":  # FSDP needs a GPU: refused before training on this machine (tests/engine/test_fsdp)
+            validate_config(parsed)
+
+
+def test_fsdp2_asks_for_a_full_shard(studio_home):
+    from studio.widgets import strategy_to_config
+
+    assert strategy_to_config("fsdp2") == {"deepspeed": None, "fsdp": "full_shard auto_wrap"}
+    assert strategy_to_config("fsdp2", offload_params=True)["fsdp"] == "full_shard auto_wrap offload"
+
+
+def test_shipped_deepspeed_files_are_the_generated_ones():
+    """Every ZeRO stage and offload the widget offers has its file in examples/deepspeed, and the file holds what
+    `deepspeed_settings` generates (stage, offload entries, `auto` sizes for the Trainer to fill in)."""
+    import json
+    from pathlib import Path
+
+    from studio.widgets import DEEPSPEED_FILES, deepspeed_settings, strategy_to_config
+
+    for (stage, optimizer, params), name in DEEPSPEED_FILES.items():
+        path = Path(strategy_to_config(f"zero{stage}", optimizer, params)["deepspeed"])
+        assert path.name == name and path.is_file()
+        written = json.loads(path.read_text(encoding="utf-8"))
+        assert written == deepspeed_settings(stage, optimizer, params)
+        zero = written["zero_optimization"]
+        assert zero["stage"] == stage
+        assert ("offload_optimizer" in zero) == optimizer and ("offload_param" in zero) == params
+        assert written["train_micro_batch_size_per_gpu"] == "auto"
+
+
+def test_a_deepspeed_file_of_ones_own_reads_as_its_stage(tmp_path):
+    import json
+
+    from studio.widgets import deepspeed_settings, strategy_from_config
+
+    mine = tmp_path / "mine.json"
+    mine.write_text(json.dumps(deepspeed_settings(3, True, False)))
+    assert strategy_from_config({"deepspeed": str(mine)}) == ("zero3", True, False)
+    assert strategy_from_config({"deepspeed": str(tmp_path / "gone.json")}) == ("zero2", False, False)
+    assert strategy_from_config({"fsdp": "shard_grad_op"}) == ("fsdp2", False, False)
+
+
+def test_launch_env_sets_the_process_count():
+    from studio.widgets import launch_env
+
+    # A machine without GPUs: the CPU processes box (DDP over gloo).
+    assert launch_env(form(cpu_processes=1), gpu_count=0) == {}
+    assert launch_env(form(cpu_processes=2.0), gpu_count=0) == {"FORCE_TORCHRUN": "1", "NPROC_PER_NODE": "2"}
+    # GPUs: one process per chosen GPU (CUDA_VISIBLE_DEVICES is the launcher's); none chosen: the engine decides.
+    assert launch_env(form(devices=["0", "2"], cpu_processes=4), gpu_count=4) == {"FORCE_TORCHRUN": "1",
+                                                                                 "NPROC_PER_NODE": "2"}
+    assert launch_env(form(devices=["1"]), gpu_count=4) == {}
+    assert launch_env(form(devices=[]), gpu_count=4) == {}
+
+
+def test_gpu_labels_name_the_card_and_its_memory(monkeypatch):
+    from studio import capabilities
+
+    monkeypatch.setattr(capabilities, "device_count", lambda: 2)
+    monkeypatch.setattr(capabilities, "_gpus_named_by_nvidia_smi",
+                        lambda: [("NVIDIA H100 80GB HBM3", 81559 / 1024), ("NVIDIA H100 80GB HBM3", 81559 / 1024)])
+    gpus = capabilities.gpu_list()
+    assert [gpu["index"] for gpu in gpus] == ["0", "1"]
+    assert capabilities.gpu_label(gpus[0]) == "GPU 0 · NVIDIA H100 80GB HBM3 · 80 GB"
+    monkeypatch.setattr(capabilities, "_gpus_named_by_nvidia_smi", lambda: [])  # GPUs seen only under /proc
+    assert [capabilities.gpu_label(gpu) for gpu in capabilities.gpu_list()] == ["GPU 0", "GPU 1"]

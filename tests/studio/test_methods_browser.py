@@ -59,3 +59,30 @@ def test_method_and_stage_show_their_settings(page, studio_server):
     open_group(page, "More settings")
     expect(page.locator("#early_stopping_steps")).to_be_visible()
     shot(page, "methods-full")
+
+
+def test_devices_and_distribution_group(page, studio_server):
+    """On this machine without GPUs the group says training runs on the CPU and offers CPU processes; the offload
+    boxes appear for the strategies they apply to."""
+    from playwright.sync_api import expect
+
+    from tests.studio.conftest import ARTIFACTS
+
+    open_studio(page, studio_server["url"])
+    open_group(page, "Devices and distribution")
+    group = page.locator("#group_distributed")
+    expect(page.locator("#cpu_only")).to_contain_text("training runs on the CPU")
+    expect(page.locator("#cpu_processes input").first).to_have_value("1")
+    expect(page.locator("#devices")).to_be_hidden()  # no GPU to pick
+    optimizer, params = page.locator("#offload_optimizer"), page.locator("#offload_params")
+    expect(optimizer).to_be_hidden()
+    choose(page, "strategy", "DeepSpeed ZeRO-2 (optimizer state and gradients split)")
+    expect(optimizer).to_be_visible()
+    expect(params).to_be_hidden()
+    choose(page, "strategy", "DeepSpeed ZeRO-3 (weights split too)")
+    expect(params).to_be_visible()
+    choose(page, "strategy", "FSDP2 (full shard)")
+    expect(optimizer).to_be_hidden()
+    expect(params).to_be_visible()
+    ARTIFACTS.mkdir(exist_ok=True)
+    group.screenshot(path=str(ARTIFACTS / "devices-and-distribution.png"))
