@@ -15,7 +15,7 @@ from studio.context import Context
 from studio.i18n import plot_titles, t
 from studio.markup import html_error, html_text, md_error, show_info, show_warning
 from studio.monitor import RunMonitor, chart_frame, metric_choices, status_markdown, thin_frame
-from studio.queue import cancel, dispatch, find_entry, position_and_expected_start
+from studio.queue import cancel, dispatch, find_entry, list_queue, move, position_and_expected_start
 from studio.run_texts import readable_log
 from studio.tabs.file_lists import job_ended
 from studio.tabs.train import FORM_FIELDS
@@ -52,8 +52,27 @@ def build(ctx: Context) -> None:
                                   interactive=False, autoscroll=True), key="train.log", kind="plot")
         ctx.add("command", gr.Code(label=t("train.command.label", lang), language="yaml", elem_id="command",
                                    interactive=False, visible=False), key="train.command", kind="plot")
+    build_queue(ctx)
     ctx.add("run_dir", gr.State(""))
     ctx.add("timer", gr.Timer(TIMER_SECONDS, active=False))
+
+
+def build_queue(ctx: Context) -> None:
+    """The queue panel: waiting jobs (this visitor's own in the demo) with Up / Down / Cancel."""
+    import gradio as gr
+
+    lang = ctx.lang
+    with gr.Accordion(t("queue.group.label", lang), open=False, elem_id="group_queue") as group:
+        ctx.add("group_queue", group, key="queue.group", kind="accordion")
+        ctx.add("queue_table", gr.Dataframe(interactive=False, elem_id="queue_table", wrap=True,
+                                            label=t("queue.group.label", lang)), key="queue.group", kind="plot")
+        with gr.Row():
+            ctx.add("queue_pick", gr.Dropdown(choices=[], value=None, elem_id="queue_pick", scale=4, interactive=True,
+                                              label=t("queue.pick.label", lang)), key="queue.pick")
+            for name in ("queue_up", "queue_down", "queue_cancel", "queue_refresh"):
+                ctx.add(name, gr.Button(t(f"queue.{name}.label", lang), elem_id=name,
+                                        variant="stop" if name == "queue_cancel" else "secondary"),
+                        key=f"queue.{name}", kind="button")
 
 
 def progress_html(view: Any, lang: str) -> str:
@@ -159,6 +178,80 @@ def abort_training(run_dir: str, lang: str) -> str:
         cancel(entry["id"])
         return t("queue.msg.cancelled", lang)
     return t("train.msg.nothing_to_abort", lang)
+
+
+QUEUE_COLUMNS = ("position", "name", "kind", "devices", "start", "note")
+
+
+def queue_rows(lang: str) -> tuple[Any, list[tuple[str, str]]]:
+    """The waiting jobs (and recently refused ones, with why) as a table, and (label, entry id) picker choices."""
+    import pandas as pd
+
+    rows, choices = [], []
+    for entry in list_queue(include_ended=True):
+        if entry["state"] == "cancelled":
+            continue
+        name = Path(entry["run_dir"]).name
+        devices = entry.get("devices")
+        shown = (t("queue.devices.auto", lang) if devices is None
+                 else str(devices) if isinstance(devices, int) else ",".join(map(str, devices)))
+        if entry["state"] == "queued":
+            position, expected = position_and_expected_start(entry)
+            start = time.strftime("%H:%M", time.localtime(expected)) if expected else "?"
+            choices.append((f"{position}. {name}", entry["id"]))
+        else:
+            position, start = "", t("monitor.state.failed", lang)
+        rows.append([position, name, t(f"runs.kind.{entry['kind']}", lang), shown, start, entry.get("message") or ""])
+    headers = [t(f"queue.column.{column}", lang) for column in QUEUE_COLUMNS]
+    return pd.DataFrame(rows, columns=headers), choices
+
+
+def queue_listing(lang: str, picked: str | None = None) -> tuple[Any, Any]:
+    """Re-read the queue → (table, picker keeping the picked job while it still waits)."""
+    import gradio as gr
+
+    frame, choices = queue_rows(lang)
+    return frame, gr.update(choices=choices, value=picked if picked in [c[1] for c in choices] else None)
+
+
+def refresh_queue(lang: str) -> tuple[Any, Any]:
+    """Re-read the queue → (table, picker); says so when no job is waiting."""
+    frame, picker = queue_listing(lang)
+    if not picker["choices"]:
+        show_info(html_text("queue.empty", lang), lang)
+    return frame, picker
+
+
+def move_queued(entry_id: str | None, where: str, lang: str) -> None:
+    """Move the picked waiting job `up`, `down` or to the `top` (a toast says what happened)."""
+    if not entry_id:
+        return show_warning(html_text("queue.pick_first", lang), lang)
+    try:
+        move(entry_id, where)
+    except StudioError as err:
+        return show_warning(html_error(err, lang), lang)
+    show_info(html_text("queue.msg.moved", lang), lang)
+
+
+def move_up(entry_id: str | None, lang: str) -> None:
+    """Up button: the picked waiting job one place earlier."""
+    move_queued(entry_id, "up", lang)
+
+
+def move_down(entry_id: str | None, lang: str) -> None:
+    """Down button: the picked waiting job one place later."""
+    move_queued(entry_id, "down", lang)
+
+
+def cancel_queued(entry_id: str | None, lang: str) -> None:
+    """Cancel button: take the picked job out of the queue (its folder keeps the settings)."""
+    if not entry_id:
+        return show_warning(html_text("queue.pick_first", lang), lang)
+    try:
+        cancel(entry_id)
+    except StudioError as err:
+        return show_warning(html_error(err, lang), lang)
+    show_info(html_text("queue.msg.cancelled", lang), lang)
 
 
 class MonitorSession:
@@ -309,3 +402,17 @@ def wire(ctx: Context, demo: Any) -> None:
     # One load event for both: once the page shows its fresh run name it also follows its run, so a Start pressed
     # right after the page appears cannot be overtaken by a late reattach that points the page at an older run.
     demo.load(on_page_load, [lang], [ctx["run_name"], ctx["run_dir"], ctx["timer"]], **private)
+    wire_queue(ctx)
+
+
+def wire_queue(ctx: Context) -> None:
+    """The queue panel: refreshed when opened, after a Start and after each of its buttons."""
+    lang = ctx["lang"]
+    private = {"api_visibility": "private"}
+    listing = [ctx["queue_table"], ctx["queue_pick"]]
+    ctx["queue_refresh"].click(refresh_queue, lang, listing, **private)
+    for trigger in (ctx["group_queue"].expand, ctx["run_dir"].change):
+        trigger(queue_listing, [lang, ctx["queue_pick"]], listing, **private)
+    for name, handler in (("queue_up", move_up), ("queue_down", move_down), ("queue_cancel", cancel_queued)):
+        ctx[name].click(handler, [ctx["queue_pick"], lang], None, **private).then(
+            queue_listing, [lang, ctx["queue_pick"]], listing, **private)
