@@ -172,6 +172,13 @@ def build(ctx: Context) -> None:
         config_widget(ctx, "identity_name")
         config_widget(ctx, "identity_author")
     _distributed(ctx)
+    with _group(ctx, "sweep"):
+        _labelled(ctx, "sweep_spec", gr.Textbox, "train.sweep_spec", value="", lines=3, interactive=True,
+                  placeholder=t("train.sweep_spec.placeholder", lang))
+        with gr.Row():
+            ctx.add("sweep_count", gr.Markdown("", elem_id="sweep_count"))
+            ctx.add("sweep_start", gr.Button(t("train.sweep_start.label", lang), elem_id="sweep_start"),
+                    key="train.sweep_start", kind="button")
     with gr.Row():
         _labelled(ctx, "run_name", gr.Textbox, "train.run_name", value="", interactive=True, scale=3)
         _labelled(ctx, "config_path", gr.Textbox, "train.config_path", value="", interactive=True, scale=3)

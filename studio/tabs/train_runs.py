@@ -1,4 +1,5 @@
-"""The runs list: every run under saves/ with its status; compare curves, resume or delete a run."""
+"""The runs list: every run under saves/ with its status; compare curves, resume or delete a run. Sweeps: the Train
+tab's Start sweep queues one run per combination of values, and the comparison shows a sweep's runs side by side."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from typing import Any
 from engine.errors import StudioError
 from studio.context import Context
 from studio.i18n import plot_titles, t
-from studio.markup import md, md_error
+from studio.markup import html_error, md, md_error, show_warning
+from studio.sweeps import SWEEP_MAX_RUNS, check_size, new_sweep_id, parse_sweep, queue_sweep, sweep_limit
+from studio.tabs.train import FORM_FIELDS
 
 
 def build(ctx: Context) -> None:
@@ -36,6 +39,25 @@ def build(ctx: Context) -> None:
         ctx.add("runs_plot", gr.LinePlot(x="step", y="value", color="series", elem_id="runs_plot",
                                          label=t("runs.plot.label", lang), **plot_titles("runs.plot", lang)),
                 key="runs.plot", kind="plot")
+        _build_sweeps(ctx)
+
+
+def _build_sweeps(ctx: Context) -> None:
+    """The sweep comparison: a sweep picker, its runs side by side (best marked) and their losses on one chart."""
+    import gradio as gr
+
+    lang = ctx.lang
+    with gr.Row():
+        ctx.add("sweep_pick", gr.Dropdown(choices=[], value=None, elem_id="sweep_pick", scale=4, interactive=True,
+                                          label=t("runs.sweep_pick.label", lang)), key="runs.sweep_pick")
+        ctx.add("sweep_compare", gr.Button(t("runs.sweep_compare.label", lang), elem_id="sweep_compare"),
+                key="runs.sweep_compare", kind="button")
+    ctx.add("sweep_message", gr.Markdown("", elem_id="sweep_message"))
+    ctx.add("sweep_table", gr.Dataframe(interactive=False, elem_id="sweep_table", wrap=True,
+                                        label=t("runs.sweep_table.label", lang)), key="runs.sweep_table", kind="plot")
+    ctx.add("sweep_plot", gr.LinePlot(x="step", y="value", color="series", elem_id="sweep_plot",
+                                      label=t("runs.sweep_plot.label", lang), **plot_titles("runs.sweep_plot", lang)),
+            key="runs.sweep_plot", kind="plot")
 
 
 def refresh_runs(lang: str) -> tuple[Any, Any]:
@@ -46,6 +68,31 @@ def refresh_runs(lang: str) -> tuple[Any, Any]:
 
     runs = list_runs()
     return runs_table(runs, lang), gr.update(choices=[str(r["path"]) for r in runs])
+
+
+def refresh_sweeps() -> Any:
+    """Re-read saves/ → the sweep picker's choices (the sweeps whose runs hold a sweep record)."""
+    import gradio as gr
+
+    from studio.sweeps import find_sweeps
+    from studio.workspace import saves_dir
+
+    return gr.update(choices=list(find_sweeps(saves_dir())))
+
+
+def compare_sweep(sweep_id: str | None, lang: str) -> tuple[Any, Any, str]:
+    """(sweep id, language) → its runs as a table (best marked ★), their losses on one chart, and which is best."""
+    from studio.sweeps import compare_runs as compare_sweep_runs
+    from studio.sweeps import comparison_table, find_sweeps, sweep_chart
+    from studio.workspace import saves_dir
+
+    run_dirs = find_sweeps(saves_dir()).get(sweep_id or "")
+    if not run_dirs:
+        return None, None, t("runs.pick_sweep_first", lang)
+    frame = compare_sweep_runs(run_dirs)
+    best = frame.loc[frame["best"], "name"].tolist()
+    message = md("runs.sweep_best", lang, name=best[0]) if best else md("runs.sweep_no_best", lang)
+    return comparison_table(frame, lang), sweep_chart(frame, run_dirs), message
 
 
 def compare_runs(picked: list[str], lang: str) -> tuple[Any, str]:
@@ -122,6 +169,11 @@ def wire(ctx: Context) -> None:
     listing = [ctx["runs_table"], ctx["runs_pick"]]
     ctx["runs_refresh"].click(refresh_runs, lang, listing, **private)
     ctx["group_runs"].expand(refresh_runs, lang, listing, **private)
+    sweeps = [ctx["sweep_table"], ctx["sweep_plot"], ctx["sweep_message"]]
+    ctx["runs_refresh"].click(refresh_sweeps, None, ctx["sweep_pick"], **private)
+    ctx["group_runs"].expand(refresh_sweeps, None, ctx["sweep_pick"], **private)
+    ctx["sweep_compare"].click(compare_sweep, [ctx["sweep_pick"], lang], sweeps, **private)
+    ctx["sweep_pick"].input(compare_sweep, [ctx["sweep_pick"], lang], sweeps, **private)
     ctx["runs_compare"].click(compare_runs, [ctx["runs_pick"], lang], [ctx["runs_plot"], ctx["runs_message"]],
                               **private)
     ctx["runs_resume"].click(resume_picked, [ctx["runs_pick"], lang],
@@ -131,3 +183,72 @@ def wire(ctx: Context) -> None:
     ctx["runs_delete"].click(delete_picked, [ctx["runs_pick"], ctx["runs_confirm"], lang],
                              [ctx["runs_message"], ctx["runs_confirm"]], **private).then(
         refresh_runs, lang, listing, **private)
+    _wire_sweep(ctx)
+
+
+def _wire_sweep(ctx: Context) -> None:
+    """The Train tab's Sweep group: the run count follows the spec as it is typed (and the language); Start sweep
+    queues the runs."""
+    private = {"api_visibility": "private"}
+    spec, lang = ctx["sweep_spec"], ctx["lang"]
+    spec.input(sweep_count_text, [spec, lang], ctx["sweep_count"], show_progress="hidden", **private)
+    lang.change(sweep_count_text, [spec, lang], ctx["sweep_count"], **private)
+    ctx["sweep_start"].click(start_sweep, [lang, spec, *(ctx[name] for name in FORM_FIELDS)], ctx["start_message"],
+                             **private)
+
+
+def _sweep_limit() -> tuple[int, bool]:
+    """(the most runs a sweep may queue now, whether a public demo's allowance set it): in a demo, the visitor's
+    runs-at-once limit less their live and queued runs."""
+    from studio import demo_mode
+    from studio.runner import find_live_runs
+    from studio.workspace import saves_dir
+
+    settings = demo_mode.active()
+    if settings is None:
+        return SWEEP_MAX_RUNS, False
+    used = len(find_live_runs(saves_dir()))
+    try:  # imported here: the queue is newer than this tab, and a studio without it still runs single starts
+        from studio.queue import list_queue
+    except ImportError:
+        return sweep_limit(settings.runs_per_visitor - used), True
+    return sweep_limit(settings.runs_per_visitor - used - len(list_queue())), True
+
+
+def sweep_count_text(spec_text: str, lang: str) -> str:
+    """(spec text, language) → "N runs", or why the spec cannot run (a bad line, too many runs); "" when empty."""
+    if not (spec_text or "").strip():
+        return ""
+    try:
+        spec = parse_sweep(spec_text)
+        if not spec:
+            return ""
+        limit, demo = _sweep_limit()
+        count = check_size(spec, limit, demo=demo)
+    except StudioError as err:
+        return f"❌ {md_error(err, lang)}"
+    return md("train.sweep_count.one" if count == 1 else "train.sweep_count.other", lang, count=count)
+
+
+def start_sweep(lang: str, spec_text: str, *values: Any) -> str:
+    """(language, spec text, the form's values in FORM_FIELDS order) → a message: one run per combination of the
+    spec's values is queued, named `<run name>-<values>` (the run name, or a new sweep id, names the sweep)."""
+    from studio.config_builder import build_train_config, check_new_run
+
+    form = dict(zip(FORM_FIELDS, values, strict=True))
+    try:  # see _sweep_limit
+        from studio.queue import enqueue_run
+    except ImportError:
+        return md("train.msg.sweep_no_queue", lang)
+    try:
+        spec = parse_sweep(spec_text)
+        limit, demo = _sweep_limit()
+        check_size(spec, limit, demo=demo)
+        name = (form.get("run_name") or "").strip() or new_sweep_id()
+        config, run_dir = build_train_config(form, run_name=name)
+        queued = queue_sweep(config, run_dir, spec, enqueue=enqueue_run, lang=lang, limit=limit,
+                             check_new=check_new_run)
+    except StudioError as err:
+        show_warning(html_error(err, lang), lang)
+        return f"❌ {md_error(err, lang)}"
+    return md("train.msg.sweep_queued", lang, count=len(queued), sweep=run_dir.name)
