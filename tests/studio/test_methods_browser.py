@@ -86,3 +86,43 @@ def test_devices_and_distribution_group(page, studio_server):
     expect(params).to_be_visible()
     ARTIFACTS.mkdir(exist_ok=True)
     group.screenshot(path=str(ARTIFACTS / "devices-and-distribution.png"))
+
+
+FAKE_NVIDIA_SMI = """#!/bin/sh
+case "$*" in
+  -L) echo "GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-a)"; echo "GPU 1: NVIDIA H100 80GB HBM3 (UUID: GPU-b)";;
+  *name,memory.total*) echo "NVIDIA H100 80GB HBM3, 81559"; echo "NVIDIA H100 80GB HBM3, 81559";;
+  *memory.total*) echo 81559; echo 81559;;
+esac
+"""
+
+
+def test_gpus_are_offered_by_name_and_memory(page, tmp_path, monkeypatch):
+    """With GPUs (a stand-in nvidia-smi lists two H100s) the group offers them by name and memory instead of CPU
+    processes."""
+    import os
+
+    from playwright.sync_api import expect
+
+    from tests.studio.conftest import ARTIFACTS, start_studio, stop
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "nvidia-smi").write_text(FAKE_NVIDIA_SMI)
+    (bin_dir / "nvidia-smi").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    (tmp_path / "saves").mkdir()
+    proc, url = start_studio(tmp_path)
+    try:
+        open_studio(page, url)
+        open_group(page, "Devices and distribution")
+        expect(page.locator("#cpu_only")).to_be_hidden()
+        expect(page.locator("#cpu_processes")).to_be_hidden()
+        choose(page, "devices", "GPU 1 · NVIDIA H100 80GB HBM3 · 80 GB")
+        expect(page.locator("#devices")).to_contain_text("GPU 1 · NVIDIA H100 80GB HBM3 · 80 GB")
+        page.locator("#group_distributed").click(position={"x": 5, "y": 5})  # close the options list
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.locator("#group_distributed").screenshot(path=str(ARTIFACTS / "devices-gpus.png"))
+    finally:
+        stop(proc)
