@@ -83,9 +83,9 @@ def command_train(args: argparse.Namespace) -> int:
     config = validate_config(load_config(args.config, args.overrides), "train")
     if wants_torchrun():
         from engine.train.run import default_output_dir
-        from engine.train.trainer_setup import check_fsdp_devices
+        from engine.train.trainer_setup import check_fsdp
 
-        check_fsdp_devices(config)  # once here, rather than once in each rank
+        check_fsdp(config)  # once here, rather than once in each rank
 
         # Every rank must write to the same folder: fix the timestamped default once, here.
         output_dir = config.training.output_dir or default_output_dir(config)

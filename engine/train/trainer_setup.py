@@ -12,7 +12,7 @@ from engine.errors import ConfigError, Setting
 from engine.model.methods import METHODS
 from engine.runfolder import merge_all_results, write_results
 from engine.train.losses import loss_function
-from engine.train.method_checks import early_stopping_patience
+from engine.train.method_checks import chosen_optimizer_methods, early_stopping_patience
 from engine.train.reference import load_reference_model
 
 logger = logging.getLogger(__name__)
@@ -109,13 +109,18 @@ FSDP_WORDS = {"full_shard": ("reshard_after_forward", True), "shard_grad_op": ("
               "offload": ("cpu_offload", True), "auto_wrap": None}
 
 
-def check_fsdp_devices(config: RunConfig) -> None:
-    """Refuse FSDP without a CUDA GPU: accelerate runs CPU processes as DDP and drops the FSDP plugin (PyTorch's
-    FSDP2 itself works over gloo; accelerate 1.16 enables it only for GPU-like devices)."""
+def check_fsdp(config: RunConfig) -> None:
+    """Refuse FSDP with an optimizer method of our own (the Trainer takes no ready-made optimizer with FSDP) and
+    without a CUDA GPU: accelerate runs CPU processes as DDP and drops the FSDP plugin (PyTorch's FSDP2 itself
+    works over gloo; accelerate 1.16 enables it only for GPU-like devices)."""
     import torch
 
     t = config.training
-    if _fsdp_on(t.fsdp) and (t.use_cpu or not torch.cuda.is_available()):
+    if not _fsdp_on(t.fsdp):
+        return
+    for method in chosen_optimizer_methods(config.finetuning):
+        raise ConfigError("optimizer_with_fsdp", method=method.name, key=Setting(method.key))
+    if t.use_cpu or not torch.cuda.is_available():
         raise ConfigError("fsdp_needs_gpu", key=Setting("fsdp"), value=str(t.fsdp))
 
 
@@ -132,7 +137,7 @@ def fsdp_arguments(config: RunConfig) -> dict[str, Any]:
     t = config.training
     if not _fsdp_on(t.fsdp):
         return {}
-    check_fsdp_devices(config)
+    check_fsdp(config)
     settings: dict[str, Any] = {}
     if t.fsdp_config:
         with open(t.fsdp_config, encoding="utf-8") as file:  # JSON is YAML too

@@ -18,7 +18,7 @@ import pytest
 from engine.config import load_config
 from engine.errors import ConfigError
 from engine.runfolder import read_trainer_log
-from engine.train.trainer_setup import check_fsdp_devices, fsdp_arguments
+from engine.train.trainer_setup import check_fsdp, fsdp_arguments
 from tests.engine.test_train_processes import ROOT, base_overrides, engine_command, free_port
 
 
@@ -40,6 +40,13 @@ def test_full_shard_becomes_fsdp2_settings(with_cuda):
         "fsdp": True, "fsdp_config": {"version": 2, "reshard_after_forward": True}}
     assert fsdp_arguments(config_with("fsdp=shard_grad_op auto_wrap offload"))["fsdp_config"] == {
         "version": 2, "reshard_after_forward": False, "cpu_offload": True}
+
+
+def test_an_optimizer_of_our_own_is_refused_with_fsdp(with_cuda):
+    """The Trainer refuses a ready-made optimizer under FSDP (a RuntimeError deep in its constructor): say so first."""
+    with pytest.raises(ConfigError) as info:
+        fsdp_arguments(config_with("fsdp=full_shard auto_wrap", "use_muon=true"))
+    assert info.value.key == "optimizer_with_fsdp" and "Muon" in str(info.value)
 
 
 @pytest.mark.parametrize("suffix", [".json", ".yaml"])
@@ -69,10 +76,10 @@ def test_transformers_selects_fsdp2_from_these_arguments(monkeypatch: pytest.Mon
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the refusal on a machine without GPUs")
 def test_fsdp_without_a_gpu_is_refused_with_a_reason():
     with pytest.raises(ConfigError) as info:
-        check_fsdp_devices(config_with("fsdp=full_shard auto_wrap"))
+        check_fsdp(config_with("fsdp=full_shard auto_wrap"))
     assert info.value.key == "fsdp_needs_gpu"
     assert "DDP" in str(info.value) and "fsdp" in str(info.value)
-    check_fsdp_devices(config_with())  # no FSDP: nothing to refuse
+    check_fsdp(config_with())  # no FSDP: nothing to refuse
 
 
 @pytest.mark.slow
