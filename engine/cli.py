@@ -34,6 +34,7 @@ commands:
   chat CONFIG.yaml [key=value ...]    chat with the model in the terminal (`clear` resets, `exit` quits)
   export CONFIG.yaml [key=value ...]  merge adapters and export (export_dir; GPTQ, GGUF + Ollama, hub upload)
   check train|eval|export CONFIG.yaml  run a job's pre-launch checks (data read, rows counted); prints JSON
+  estimate CONFIG.yaml [--probe]       memory per device of a training config; --probe measures a few steps
   version                              print the version
 
 Add --debug to any command to see a Python traceback for errors."""
@@ -157,6 +158,14 @@ def command_check(args: argparse.Namespace) -> int:
     return check_main(args.job, args.config, args.overrides)
 
 
+def command_estimate(args: argparse.Namespace) -> int:
+    """Estimate the memory a training config needs per device (and measure a few steps with --probe); one JSON line."""
+    from engine.estimate import main as estimate_main
+
+    return estimate_main(args.config, args.overrides, probe=args.probe, steps=args.steps, devices=args.devices,
+                         memory_gb=args.memory_gb, cpu=args.cpu)
+
+
 def config_command(sub: Any, name: str, what: str, description: str) -> argparse.ArgumentParser:
     """A sub-command that takes a YAML config, key=value overrides and --debug."""
     command = sub.add_parser(name, help=what, description=description)
@@ -196,6 +205,17 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("config", help="YAML config file")
     check.add_argument("overrides", nargs="*", help="key=value settings that override the file")
     check.add_argument("--debug", action="store_true", help="show tracebacks")
+    estimate = sub.add_parser("estimate", help="memory estimate of a training config, as JSON",
+                              description="Estimate weights, gradients, optimizer and activation memory per device; "
+                              "--probe also trains a few steps and measures peak memory, tokens/s and run time.")
+    estimate.add_argument("config", help="YAML config file (`-`: read it from stdin)")
+    estimate.add_argument("overrides", nargs="*", help="key=value settings that override the file")
+    estimate.add_argument("--probe", action="store_true", help="train a few real steps and measure them")
+    estimate.add_argument("--steps", type=int, default=4, help="steps the probe trains (default 4)")
+    estimate.add_argument("--devices", type=int, default=1, help="devices the run uses (default 1)")
+    estimate.add_argument("--memory-gb", type=float, default=None, help="memory of one device, to say if it fits")
+    estimate.add_argument("--cpu", action="store_true", help="estimate for the CPU even when a GPU is visible")
+    estimate.add_argument("--debug", action="store_true", help="show tracebacks")
     for name, what in (("api", "serve the model over an OpenAI-compatible API"), ("chat", "chat in the terminal")):
         config_command(sub, name, what, what.capitalize() + ", from a YAML config.")
     config_command(sub, "export", "export merged weights, GPTQ, GGUF and Ollama",
@@ -231,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     handlers: dict[str, Any] = {"train": command_train, "demo-model": command_demo_model,
                                 "expand-model": command_expand_model, "api": command_api,
                                 "chat": command_chat, "eval": command_eval, "export": command_export,
-                                "check": command_check}
+                                "check": command_check, "estimate": command_estimate}
     try:
         if args.command == "version":
             from engine import __version__
