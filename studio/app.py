@@ -9,6 +9,7 @@ import gradio as gr
 from studio import demo_mode
 from studio.context import Context
 from studio.i18n import DEFAULT_LANG, browser_language, t
+from studio.queue import dispatch
 
 CSS = """
 .studio-progress {position: relative; height: 28px; border-radius: 6px; background: var(--block-background-fill);
@@ -72,6 +73,7 @@ def create_app(lang: str = DEFAULT_LANG) -> Any:
         if settings is not None:
             wire_demo(ctx, demo, settings)
     demo.studio_context = ctx  # handlers and tests reach the components through it
+    dispatch()  # a restarted studio resumes the queue (jobs queued before it stopped start as devices free up)
     return demo
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from engine.runfolder import read_status
 from studio.chat_server import live_servers, stop_server
 from studio.demo_mode import DemoSettings
+from studio.queue import dispatch, drop_workspace
 from studio.runner import abort_run, find_live_runs
 from studio.workspace import CHAT_STATE, last_seen, remove_workspace, workspaces_root
 
@@ -52,6 +53,7 @@ def clean_idle_workspaces(settings: DemoSettings, now: float | None = None) -> l
                 abort_run(run_dir, grace=10.0)
             if live:
                 continue  # removed on a later pass, once its runs have stopped
+            drop_workspace(folder)
             remove_workspace(folder)
             removed.append(folder.name)
     return removed
@@ -92,6 +94,7 @@ def start_cleaner(settings: DemoSettings, every: float = 60.0) -> threading.Even
             try:
                 abort_overdue_jobs(settings)
                 clean_idle_workspaces(settings)
+                dispatch()  # jobs that ended while no page was open free their places
             except Exception:  # the demo must keep serving even if one clean-up pass fails
                 logger.exception("cleaning idle demo workspaces failed")
 

@@ -252,6 +252,16 @@ def cancel(entry_id: str) -> dict[str, Any]:
     return entry
 
 
+def drop_workspace(workspace: Path) -> int:
+    """Cancel every queued entry of a demo workspace that is being deleted; returns how many."""
+    with supervisor.exclusive("queue"):
+        dropped = [e for e in _read_entries() if e["state"] == "queued" and e.get("workspace") == str(workspace)]
+        for entry in dropped:
+            entry.update(state="cancelled", ended=time.time())
+            _write(entry)
+    return len(dropped)
+
+
 # --- when it starts ------------------------------------------------------------------------------------------------
 
 _DURATION = re.compile(r"^(?:(\d+) days?, )?(\d+):(\d\d):(\d\d)")
@@ -414,8 +424,9 @@ def launch(cfg: Any, run_dir: Path, command: str, lang: str, base: Path, env: di
     log_path = (run_dir / RUNNING_LOG).resolve()
     child_env = {**env, "STUDIO_RUNNING_LOG": str(log_path), "STUDIO_HOME": str(paths.studio_home()),
                  "STUDIO_LANG": lang}
+    # Its end frees its devices: this studio starts the next entry at once (the page timers are the fallback).
     child = supervisor.spawn(supervisor.engine_command(command, str(run_dir / CONFIG_FILE)), cwd=base,
-                             log=log_path, env=child_env)
+                             log=log_path, env=child_env, on_exit=dispatch)
     status = mark_running(run_dir, pid=child["pid"])
     # The launcher is recorded apart from `pid`: under torchrun rank 0 replaces `pid` with its own.
     return write_status(run_dir, "running", launcher_pid=child["pid"], launcher_start_time=status["pid_start_time"])

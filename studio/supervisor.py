@@ -15,6 +15,7 @@ Torch-free.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -34,6 +35,7 @@ from engine.runfolder import file_lock, is_process_alive, process_descendants, p
 LOCKS = Path(".studio") / "locks"  # under STUDIO_HOME's saves folder: one set for every visitor and studio
 CHECK_MEMORY_MB = 4096  # address space of a pre-launch check (a hostile file fails there, not in the studio)
 CHECK_TIMEOUT = 300.0
+logger = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -47,17 +49,27 @@ def exclusive(name: str) -> Iterator[None]:
 
 
 def spawn(argv: list[str], *, cwd: Path, log: Path, env: Mapping[str, str] | None = None,
-          stderr: Path | None = None) -> dict[str, Any]:
+          stderr: Path | None = None, on_exit: Callable[[], Any] | None = None) -> dict[str, Any]:
     """Start `argv` in its own session; stdout (and stderr unless given apart) appended to `log`.
 
+    `on_exit` runs (in the reaping thread) once the child has ended: the queue starts the next job there.
     Returns `{"pid", "pid_start_time"}` to record in the caller's state file.
     """
     child_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     with open(log, "ab") as out, open(stderr or os.devnull, "ab") as err:
         child = subprocess.Popen(argv, cwd=str(cwd), stdin=subprocess.DEVNULL, stdout=out,
                                  stderr=err if stderr else subprocess.STDOUT, env=child_env, start_new_session=True)
+
+    def reap() -> None:
+        child.wait()
+        if on_exit is not None:
+            try:
+                on_exit()
+            except Exception:  # a failed follow-up must not pass unnoticed, nor kill anything else
+                logger.exception("after process %d ended", child.pid)
+
     # Reap it when it ends, so no zombie lingers in the studio's process table; state files say what happened.
-    threading.Thread(target=child.wait, name=f"reap-{child.pid}", daemon=True).start()
+    threading.Thread(target=reap, name=f"reap-{child.pid}", daemon=True).start()
     return {"pid": child.pid, "pid_start_time": process_start_time(child.pid)}
 
 

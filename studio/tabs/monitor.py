@@ -332,7 +332,9 @@ def reattach(lang: str) -> tuple[str, Any]:
 
 
 def on_page_load(lang: str) -> tuple[Any, ...]:
-    """Page loaded → a fresh run name, the run to follow and whether to poll it."""
+    """Page loaded → a fresh run name, the run to follow and whether to poll it (the queue moves on first, in case
+    a job ended while no page was open)."""
+    dispatch()
     return (fresh_run_name(), *reattach(lang))
 
 

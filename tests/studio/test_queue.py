@@ -211,5 +211,6 @@ def test_a_real_run_ending_starts_the_queued_one(studio_home, tiny_model_dir):
     assert start_run(tiny_config(tiny_model_dir, max_steps=2), first)["state"] == "running"
     assert start_run(tiny_config(tiny_model_dir, max_steps=2), second)["state"] == "queued"
     assert wait_for_state(first, timeout=120)["state"] == "finished"
-    assert [e["run_dir"] for e in dispatch()] == [str(second)]
-    assert wait_for_state(second, timeout=120)["state"] == "finished"
+    # Nobody calls dispatch: the studio that started the first run starts the next when it ends.
+    assert wait_for_state(second, ("running", "finished"), timeout=30)["state"] in ("running", "finished")
+    assert wait_for_state(second, timeout=120)["state"] == "finished" and list_queue() == []
