@@ -126,8 +126,11 @@ def check_devices(devices: Devices, gpus: int | None = None) -> None:
 
 
 def enqueue_run(config: dict[str, Any], run_dir: str | Path, *, kind: str = "train", devices: list[int] | None = None,
-                lang: str = "en", saves: Path | None = None) -> dict[str, Any]:
+                lang: str = "en", saves: Path | None = None, env: dict[str, str] | None = None) -> dict[str, Any]:
     """Validate `config` (flat keys) as a start would, write it into `run_dir` and queue it; returns the entry.
+
+    `env` may hold the process count the device settings chose (FORCE_TORCHRUN, NPROC_PER_NODE; nothing else, and
+    nothing in the demo).
 
     Raises StudioError (show `err.message(lang)`) before anything is written when the config is invalid, its data
     is broken, the folder is outside the saves folder or busy, the visitor already has as many jobs running or
@@ -137,11 +140,11 @@ def enqueue_run(config: dict[str, Any], run_dir: str | Path, *, kind: str = "tra
     run_dir = resolve_run_dir(run_dir, saves)
     config = {**config, JOBS[kind]: str(run_dir)}
     settings = demo_mode.active()
-    base, env = home(), {}
+    base, check_env = home(), {}
     if settings is not None:
         base = require_visitor()
         config = demo_mode.apply_limits(config, kind, base, settings)
-        env = demo_mode.job_env(base)
+        check_env = demo_mode.job_env(base)
     cfg = config_from_dict(config, source="the studio settings")
     check_devices(devices)
     if settings is not None:
@@ -150,7 +153,7 @@ def enqueue_run(config: dict[str, Any], run_dir: str | Path, *, kind: str = "tra
         raise ConfigError("run_locked", path=str(run_dir))
     if kind == "train":
         check_reuse(cfg, run_dir, base)
-    result = _run_check(cfg, kind, saves, base, env)
+    result = _run_check(cfg, kind, saves, base, check_env)
     if settings is not None:
         demo_mode.check_budgets(config, kind, result.get("rows"), settings)
     with supervisor.exclusive("queue"):  # two clicks or two studios must not both take the last slot
@@ -163,10 +166,16 @@ def enqueue_run(config: dict[str, Any], run_dir: str | Path, *, kind: str = "tra
         save_config(cfg, run_dir / CONFIG_FILE)
         entry = {"id": f"{time.time_ns():x}-{secrets.token_hex(3)}", "kind": kind, "run_dir": str(run_dir),
                  "devices": devices, "created": time.time(), "workspace": str(base), "demo": settings is not None,
-                 "lang": lang, "state": "queued", "message": None,
+                 "lang": lang, "state": "queued", "message": None, "env": {} if settings else launch_extra(env),
                  "order": max([e["order"] for e in entries], default=0.0) + 1.0}
         _write(entry)
     return entry
+
+
+def launch_extra(env: dict[str, str] | None) -> dict[str, str]:
+    """The allowed part of a job's extra environment: the torchrun switch and a process count."""
+    extra = {key: str(value) for key, value in (env or {}).items() if key in ("FORCE_TORCHRUN", "NPROC_PER_NODE")}
+    return {key: value for key, value in extra.items() if value.isdigit()}
 
 
 def _check_capacity(base: Path, settings: Any, entries: list[dict[str, Any]] | None = None) -> None:
@@ -387,7 +396,7 @@ def dispatch() -> list[dict[str, Any]]:
 def _start(entry: dict[str, Any], devices: list[int]) -> bool:
     """Re-validate the entry's config and launch it on `devices`; a config that no longer validates refuses it."""
     run_dir, kind, base = Path(entry["run_dir"]), entry["kind"], Path(entry["workspace"])
-    env = demo_mode.job_env(base) if entry.get("demo") else {}
+    env = demo_mode.job_env(base) if entry.get("demo") else launch_extra(entry.get("env"))
     try:
         config = yaml.safe_load((run_dir / CONFIG_FILE).read_text(encoding="utf-8"))
         if not isinstance(config, dict):
@@ -410,7 +419,7 @@ def _start(entry: dict[str, Any], devices: list[int]) -> bool:
     if devices:
         env = {**env, "CUDA_VISIBLE_DEVICES": _visible_ids(devices)}
         if len(devices) > 1:
-            env["NPROC_PER_NODE"] = str(len(devices))
+            env.update(FORCE_TORCHRUN="1", NPROC_PER_NODE=str(len(devices)))
     status = launch(cfg, run_dir, kind, entry.get("lang", "en"), base, env)
     entry.update(state="started", assigned=devices, pid=status.get("pid"), started=time.time(), message=None)
     _write(entry)

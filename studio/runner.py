@@ -20,7 +20,7 @@ __all__ = ["JOBS", "abort_run", "find_live_runs", "resolve_run_dir", "start_run"
 
 
 def start_run(config: dict[str, Any], run_dir: str | Path, *, lang: str = "en", saves: Path | None = None,
-              command: str = "train", devices: list[int] | None = None) -> dict:
+              command: str = "train", devices: list[int] | None = None, env: dict[str, str] | None = None) -> dict:
     """Validate `config` (flat keys), write it into `run_dir` and start `python -m engine <command>` there, or queue
     it while the devices it needs are busy.
 
@@ -29,7 +29,7 @@ def start_run(config: dict[str, Any], run_dir: str | Path, *, lang: str = "en", 
     holds results the config does not ask to resume or overwrite. Returns the run's status dict (state `running`,
     the child's pid) when it started, else `{"state": "queued", "position", "expected_start", "entry"}`.
     """
-    entry = queue.enqueue_run(config, run_dir, kind=command, devices=devices, lang=lang, saves=saves)
+    entry = queue.enqueue_run(config, run_dir, kind=command, devices=devices, lang=lang, saves=saves, env=env)
     queue.dispatch()
     current = next((e for e in queue.list_queue(include_ended=True) if e["id"] == entry["id"]), None)
     if current is None:  # started (a started entry is no longer listed)

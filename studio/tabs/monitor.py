@@ -19,6 +19,7 @@ from studio.queue import cancel, dispatch, find_entry, list_queue, move, positio
 from studio.run_texts import readable_log
 from studio.tabs.file_lists import job_ended
 from studio.tabs.train import FORM_FIELDS
+from studio.widgets import launch_env
 
 TIMER_SECONDS = 1.0
 
@@ -117,7 +118,7 @@ def table_update(frame: Any) -> Any:
 
 
 def launch_job(command: str, build: Any, starting_key: str, lang: str, values: tuple[Any, ...],
-               devices: list[int] | None = None) -> tuple[Any, ...]:
+               devices: list[int] | None = None, env: dict[str, str] | None = None) -> tuple[Any, ...]:
     """Build a job's config from form values, validate and launch it (or queue it while the machine is busy).
 
     Returns (message, status, run folder, timer): a refusal fills only the message, so the run the page follows
@@ -130,7 +131,7 @@ def launch_job(command: str, build: Any, starting_key: str, lang: str, values: t
 
     try:
         config, run_dir = build(*values)
-        answer = start_run(config, run_dir, lang=lang, command=command, devices=devices)
+        answer = start_run(config, run_dir, lang=lang, command=command, devices=devices, env=env)
     except StudioError as err:
         show_warning(html_error(err, lang), lang)
         return f"❌ {md_error(err, lang)}", gr.update(), gr.update(), gr.update()
@@ -164,7 +165,9 @@ def start_training(lang: str, *values: Any) -> tuple[Any, ...]:
         check_new_run(config, run_dir)
         return config, run_dir
 
-    return launch_job("train", build, "train.msg.starting", lang, values, devices=form_devices(_form(values)))
+    form = _form(values)
+    return launch_job("train", build, "train.msg.starting", lang, values, devices=form_devices(form),
+                      env=launch_env(form))
 
 
 def abort_training(run_dir: str, lang: str) -> str:

@@ -214,3 +214,10 @@ def test_a_real_run_ending_starts_the_queued_one(studio_home, tiny_model_dir):
     # Nobody calls dispatch: the studio that started the first run starts the next when it ends.
     assert wait_for_state(second, ("running", "finished"), timeout=30)["state"] in ("running", "finished")
     assert wait_for_state(second, timeout=120)["state"] == "finished" and list_queue() == []
+
+
+def test_only_the_process_count_reaches_the_job_environment(studio_home, tiny_model_dir, fake_jobs, monkeypatch):
+    monkeypatch.setattr(capabilities, "device_count", lambda: 0)
+    env = {"FORCE_TORCHRUN": "1", "NPROC_PER_NODE": "2", "LD_PRELOAD": "/tmp/evil.so", "PYTHONPATH": "/tmp"}
+    start_run(tiny_config(tiny_model_dir, max_steps=2), run_folder("tiny", "lora", "ddp"), env=env)
+    assert fake_jobs[0]["env"] == {"FORCE_TORCHRUN": "1", "NPROC_PER_NODE": "2"}
