@@ -236,18 +236,16 @@ def move(entry_id: str, where: str) -> None:
         index = next((i for i, e in enumerate(entries) if e["id"] == entry_id), None)
         if index is None:
             raise StudioError("queue_not_found", id=entry_id)
-        entry = entries[index]
-        if where == "top" and index > 0:
-            # Above every queued entry, not only the visible ones: the visitor's own order is what changes.
-            entry["order"] = min(e["order"] for e in _read_entries()) - 1.0
+        # Entries only swap places among themselves: a demo visitor reorders their own jobs and never gets ahead of
+        # another visitor's.
+        steps = {"up": [index - 1], "down": [index + 1], "top": list(range(index - 1, -1, -1))}.get(where, [])
+        for other in (i for i in steps if 0 <= i < len(entries)):
+            entry, neighbour = entries[index], entries[other]
+            entry["order"], neighbour["order"] = neighbour["order"], entry["order"]
+            entries[index], entries[other] = neighbour, entry
+            index = other
             _write(entry)
-        elif where in ("up", "down"):
-            other = index - 1 if where == "up" else index + 1
-            if 0 <= other < len(entries):
-                neighbour = entries[other]
-                entry["order"], neighbour["order"] = neighbour["order"], entry["order"]
-                _write(entry)
-                _write(neighbour)
+            _write(neighbour)
 
 
 def cancel(entry_id: str) -> dict[str, Any]:
