@@ -77,11 +77,15 @@ def torchrun_command(config_path: str | None, overrides: list[str]) -> list[str]
 
 
 def command_train(args: argparse.Namespace) -> int:
-    """Validate the config, then train in this process or under torchrun."""
+    """Validate the config, then train in this process, under torchrun, or on Ray's workers (USE_RAY=1)."""
     from engine.config import load_config
     from engine.validation import validate_config
 
     config = validate_config(load_config(args.config, args.overrides), "train")
+    from engine.train.ray_train import run_ray_training, wants_ray
+
+    if wants_ray():  # USE_RAY=1: Ray Train starts the workers, here or on a cluster
+        return run_ray_training(config)
     if wants_torchrun():
         from engine.train.run import default_output_dir
         from engine.train.trainer_setup import check_fsdp

@@ -31,9 +31,8 @@ DECLINED: dict[str, Declined] = {
         "video_maxlen": 128, "use_audio_in_video": False, "audio_sampling_rate": 16000,
         "freeze_vision_tower": True, "freeze_multi_modal_projector": True, "freeze_language_model": False,
     }),
-    **_group("feature_ray", "instead_ray", {
-        "ray_num_workers": 1, "ray_init_kwargs": None, "master_addr": None, "master_port": None,
-    }),
+    # Ray Train sets up its workers' process group itself: there is no rendezvous address to choose.
+    **_group("feature_ray_master", "instead_ray_master", {"master_addr": None, "master_port": None}),
     **_group("feature_fp8", "instead_fp8", {
         "fp8": False, "fp8_backend": "auto", "fp8_enable_fsdp_float8_all_gather": False,
     }),

@@ -11,6 +11,7 @@ SCHEDULERS = ["linear", "cosine", "cosine_with_restarts", "polynomial", "constan
               "inverse_sqrt", "reduce_lr_on_plateau", "cosine_with_min_lr", "warmup_stable_decay"]
 STRATEGIES = ["no", "steps", "epoch"]
 REPORT_TO = ["none", "all", "tensorboard", "wandb", "mlflow", "swanlab", "trackio"]
+PLACEMENT_STRATEGIES = ["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"]
 OPTIMIZERS = ["adamw_torch", "adamw_torch_fused", "adamw_8bit", "adamw_bnb_8bit", "paged_adamw_8bit", "adafactor",
               "sgd", "adagrad", "lion_32bit", "adamw_torch_4bit"]
 
@@ -83,3 +84,10 @@ class TrainingArguments:
     save_safetensors: bool = option(True, "Accepted for old configs; weights are always safetensors.")
     logging_dir: str | None = option(None, "Accepted for old configs; trackers log under output_dir.")
     include_num_input_tokens_seen: bool = option(True, "Count input tokens seen.")
+    ray_num_workers: int = option(1, "Ray Train workers, one process each (with USE_RAY=1).", min=1)
+    resources_per_worker: dict[str, Any] | None = option(None, "Ray resources of each worker, e.g. {GPU: 1} "
+                                                         "(default: one GPU when the cluster has GPUs, else one CPU).")
+    placement_strategy: str = option("PACK", "How Ray places the workers on nodes.", choices=PLACEMENT_STRATEGIES)
+    ray_init_kwargs: dict[str, Any] | None = option(None, "Arguments of ray.init, e.g. {address: auto}.")
+    ray_storage_path: str = option("./saves", "Where Ray keeps its own results (a folder all nodes see).")
+    ray_run_name: str | None = option(None, "Name of the Ray Train run (default: the run folder's name).")

@@ -77,8 +77,9 @@ def test_a_feature_not_built_is_accepted_off_and_refused_on(key: str):
 
 def test_the_messages_name_the_feature_and_the_alternative():
     with pytest.raises(ConfigError) as info:
-        load_config(None, {"ray_num_workers": 4})
-    assert "Ray" in info.value.message() and "ray_*" in info.value.message()
+        load_config(None, {"master_addr": "10.0.0.1"})
+    assert "Ray Train" in info.value.message() and "master_port" in info.value.message()
+    assert load_config(None, {"ray_num_workers": 4}).training.ray_num_workers == 4  # Ray training is built
     with pytest.raises(ConfigError) as info:
         load_config(None, {"mixture_of_depths": "convert"})
     assert "transformers 5" in info.value.message()
@@ -115,7 +116,7 @@ def test_kto_with_batch_one_runs_as_pairs():
 def test_the_public_demo_refuses_keys_off_its_allow_list_of_every_kind():
     from studio.demo_keys import canonical_keys
 
-    for key, value in (("logging_strategy", "epoch"), ("ray_num_workers", 1), ("hub_token", "x")):
+    for key, value in (("logging_strategy", "epoch"), ("master_port", None), ("hub_token", "x")):
         with pytest.raises(StudioError) as info:
             canonical_keys({key: value})
         assert info.value.key == "demo_key_not_allowed"
