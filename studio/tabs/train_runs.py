@@ -191,7 +191,9 @@ def _wire_sweep(ctx: Context) -> None:
     queues the runs."""
     private = {"api_visibility": "private"}
     spec, lang = ctx["sweep_spec"], ctx["lang"]
-    spec.input(sweep_count_text, [spec, lang], ctx["sweep_count"], show_progress="hidden", **private)
+    # Every keystroke asks; the last text typed is always answered (the default drops events while one runs).
+    spec.change(sweep_count_text, [spec, lang], ctx["sweep_count"], show_progress="hidden",
+                trigger_mode="always_last", **private)
     lang.change(sweep_count_text, [spec, lang], ctx["sweep_count"], **private)
     ctx["sweep_start"].click(start_sweep, [lang, spec, *(ctx[name] for name in FORM_FIELDS)], ctx["start_message"],
                              **private)
