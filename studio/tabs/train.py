@@ -189,6 +189,12 @@ def build(ctx: Context) -> None:
                               ("load_button", "secondary"), ("start_button", "primary"), ("abort_button", "secondary")):
             ctx.add(name, gr.Button(t(f"train.{name}.label", lang), variant=variant, elem_id=name),
                     key=f"train.{name}", kind="button")
+    with gr.Row(equal_height=True):  # the resource estimate beside Start (studio/estimate_line.py)
+        ctx.add("estimate_line", gr.Markdown("", label=t("train.estimate_line.label", lang), elem_id="estimate_line"),
+                key="train.estimate_line")  # relabelled; its text comes from the estimate handler
+        ctx.add("estimate_button", gr.Button(t("train.estimate_button.label", lang), variant="secondary",
+                                             elem_id="estimate_button", scale=0, min_width=120),
+                key="train.estimate_button", kind="button")
 
 
 def _distributed(ctx: Context) -> None:
@@ -270,6 +276,34 @@ def wire(ctx: Context) -> None:
 
     ctx["strategy"].change(offloads, ctx["strategy"], [ctx["offload_optimizer"], ctx["offload_params"]],
                            api_visibility="private")
+    _wire_estimate(ctx)
+
+
+# Settings the memory estimate depends on; the page load (which sets run_name) and a language switch refresh it too.
+ESTIMATE_TRIGGERS = ("model_name", "model_path", "finetuning_type", "quantization_bit", "compute_type", "cutoff_len",
+                     "per_device_train_batch_size", "lora_rank", "lora_target", "additional_target", "use_dora",
+                     "oft_block_size", "oft_rank", "oft_target", "freeze_trainable_layers", "freeze_trainable_modules",
+                     "freeze_extra_modules", "use_galore", "galore_rank", "use_badam", "badam_mode", "use_apollo",
+                     "apollo_rank", "use_adam_mini", "use_muon", "devices", "cpu_processes", "strategy",
+                     "offload_optimizer", "offload_params", "extra_args", "run_name", "lang")
+
+
+def _wire_estimate(ctx: Context) -> None:
+    """Settings changed → the estimate line; Measure → the same line plus a few measured training steps."""
+    from studio.estimate_line import estimate_line, measure_line
+
+    def update(lang: str, *values: Any) -> str:
+        """(language, form values in FORM_FIELDS order) → the estimate's Markdown line."""
+        return estimate_line(dict(zip(FORM_FIELDS, values, strict=True)), lang)
+
+    def measure(lang: str, *values: Any) -> str:
+        """(language, form values in FORM_FIELDS order) → the estimate line and the probe's measurements."""
+        return measure_line(dict(zip(FORM_FIELDS, values, strict=True)), lang)
+
+    inputs = [ctx["lang"], *(ctx[name] for name in FORM_FIELDS)]
+    for name in (name for name in ESTIMATE_TRIGGERS if name in ctx.components):
+        ctx[name].change(update, inputs, ctx["estimate_line"], api_visibility="private", trigger_mode="always_last")
+    ctx["estimate_button"].click(measure, inputs, ctx["estimate_line"], api_visibility="private")
 
 
 def initial_datasets(ctx: Context) -> list[tuple[str, str]]:
