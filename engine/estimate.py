@@ -309,7 +309,8 @@ def _sharding(config: RunConfig, devices: int) -> tuple[int, bool, bool]:
     t = config.training
     if t.deepspeed:
         try:
-            ds = json.loads(Path(t.deepspeed).read_text(encoding="utf-8")) if len(str(t.deepspeed)) < 4096 else {}
+            path = Path(t.deepspeed)
+            ds = json.loads(path.read_text(encoding="utf-8")) if path.stat().st_size <= CONFIG_MAX_BYTES else {}
         except (OSError, ValueError):
             ds = {}
         zero = ds.get("zero_optimization", {}) if isinstance(ds, dict) else {}
