@@ -402,12 +402,14 @@ def estimate_memory(config: RunConfig, *, devices: int = 1, on_gpu: bool = True,
     sixteen = ft.pure_bf16 or (on_gpu and (t.bf16 or t.fp16))
     stage, offload_optimizer, offload_weights = _sharding(config, devices)
     frozen_bytes = 2 if sixteen else 4
-    trained_bytes = 2 if ft.pure_bf16 or (stage and sixteen) else 4
+    # DeepSpeed trains 16-bit weights and keeps the float32 master copy with the optimizer; FSDP keeps float32 shards.
+    deepspeed16 = bool(t.deepspeed) and sixteen and not ft.pure_bf16
+    trained_bytes = 2 if ft.pure_bf16 or deepspeed16 else 4
     act_bytes = 2 if sixteen or t.bf16 else 4
     weights = _weight_bytes(config, shape, trained, frozen_bytes, trained_bytes, notes)
     gradients = trained * trained_bytes
     optimizer = _optimizer_bytes(config, shape, trained, notes)
-    if stage and sixteen and not ft.pure_bf16:
+    if deepspeed16:
         optimizer += trained * 4
         notes.append("DeepSpeed: 16-bit weights with a 32-bit master copy in the optimizer states")
     if ft.finetuning_type in ("full", "freeze") and ((ft.use_galore and ft.galore_layerwise)
