@@ -187,13 +187,15 @@ Enqueue = Callable[..., Any]
 
 def queue_sweep(base_config: dict[str, Any], run_dir: Path, spec: Mapping[str, list[Any]], *, enqueue: Enqueue,
                 lang: str = "en", limit: int = SWEEP_MAX_RUNS,
-                check_new: Callable[[dict[str, Any], Path], None] | None = None) -> list[Path]:
+                check_new: Callable[[dict[str, Any], Path], None] | None = None, devices: list[int] | None = None,
+                env: dict[str, str] | None = None) -> list[Path]:
     """Queue one training run per combination: `<run_dir>-<suffix>` beside `run_dir`, each with its sweep record.
 
     `base_config` and `run_dir` are what the Train form makes for one run (the folder's name is the sweep id).
     Every run's name and folder are checked (`check_new`) before any is queued; `enqueue(config, run_dir,
-    kind="train", devices=None, lang=lang)` is the queue's. A run the queue refuses leaves no record behind; the
-    runs queued before it stay queued, and the refusal is raised. Returns the queued run folders.
+    kind="train", devices=devices, lang=lang[, env=env])` is the queue's (`studio.queue.enqueue_run`). A run the
+    queue refuses leaves no record behind; the runs queued before it stay queued, and the refusal is raised.
+    Returns the queued run folders.
     """
     sweep_id = run_dir.name
     planned = []
@@ -208,7 +210,7 @@ def queue_sweep(base_config: dict[str, Any], run_dir: Path, spec: Mapping[str, l
         existed = folder.exists()
         write_sweep_record(folder, sweep_id, values)
         try:
-            enqueue(config, folder, kind="train", devices=None, lang=lang)
+            enqueue(config, folder, kind="train", devices=devices, lang=lang, **({"env": env} if env else {}))
         except BaseException:
             (folder / SWEEP_FILE).unlink(missing_ok=True)
             if not existed and not any(folder.iterdir()):

@@ -7,11 +7,14 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import StudioError
+from studio import queue
 from studio.context import Context
 from studio.i18n import plot_titles, t
 from studio.markup import html_error, md, md_error, show_warning
 from studio.sweeps import SWEEP_MAX_RUNS, check_size, new_sweep_id, parse_sweep, queue_sweep, sweep_limit
+from studio.tabs.monitor import form_devices
 from studio.tabs.train import FORM_FIELDS
+from studio.widgets import launch_env
 
 
 def build(ctx: Context) -> None:
@@ -195,26 +198,22 @@ def _wire_sweep(ctx: Context) -> None:
     spec.change(sweep_count_text, [spec, lang], ctx["sweep_count"], show_progress="hidden",
                 trigger_mode="always_last", **private)
     lang.change(sweep_count_text, [spec, lang], ctx["sweep_count"], **private)
-    ctx["sweep_start"].click(start_sweep, [lang, spec, *(ctx[name] for name in FORM_FIELDS)], ctx["start_message"],
-                             **private)
+    ctx["sweep_start"].click(start_sweep, [lang, spec, *(ctx[name] for name in FORM_FIELDS)],
+                             [ctx["start_message"], ctx["run_dir"], ctx["timer"]], **private).then(
+        refresh_sweeps, None, ctx["sweep_pick"], **private)
 
 
 def _sweep_limit() -> tuple[int, bool]:
     """(the most runs a sweep may queue now, whether a public demo's allowance set it): in a demo, the visitor's
     runs-at-once limit less their live and queued runs."""
     from studio import demo_mode
-    from studio.runner import find_live_runs
     from studio.workspace import saves_dir
 
     settings = demo_mode.active()
     if settings is None:
         return SWEEP_MAX_RUNS, False
-    used = len(find_live_runs(saves_dir()))
-    try:  # imported here: the queue is newer than this tab, and a studio without it still runs single starts
-        from studio.queue import list_queue
-    except ImportError:
-        return sweep_limit(settings.runs_per_visitor - used), True
-    return sweep_limit(settings.runs_per_visitor - used - len(list_queue())), True
+    used = len(queue.find_live_runs(saves_dir())) + len(queue.list_queue())  # a visitor sees only their entries
+    return sweep_limit(settings.runs_per_visitor - used), True
 
 
 def sweep_count_text(spec_text: str, lang: str) -> str:
@@ -232,25 +231,27 @@ def sweep_count_text(spec_text: str, lang: str) -> str:
     return md("train.sweep_count.one" if count == 1 else "train.sweep_count.other", lang, count=count)
 
 
-def start_sweep(lang: str, spec_text: str, *values: Any) -> str:
-    """(language, spec text, the form's values in FORM_FIELDS order) → a message: one run per combination of the
-    spec's values is queued, named `<run name>-<values>` (the run name, or a new sweep id, names the sweep)."""
+def start_sweep(lang: str, spec_text: str, *values: Any) -> tuple[Any, ...]:
+    """(language, spec text, the form's values in FORM_FIELDS order) → (message, run folder, timer): one run per
+    combination of the spec's values is queued on the form's devices, named `<run name>-<values>` (the run name, or
+    a new sweep id, names the sweep); the queue starts them in turn and the page follows the first. A refusal
+    changes only the message."""
+    import gradio as gr
+
     from studio.config_builder import build_train_config, check_new_run
 
     form = dict(zip(FORM_FIELDS, values, strict=True))
-    try:  # see _sweep_limit
-        from studio.queue import enqueue_run
-    except ImportError:
-        return md("train.msg.sweep_no_queue", lang)
     try:
         spec = parse_sweep(spec_text)
         limit, demo = _sweep_limit()
         check_size(spec, limit, demo=demo)
         name = (form.get("run_name") or "").strip() or new_sweep_id()
         config, run_dir = build_train_config(form, run_name=name)
-        queued = queue_sweep(config, run_dir, spec, enqueue=enqueue_run, lang=lang, limit=limit,
-                             check_new=check_new_run)
+        queued = queue_sweep(config, run_dir, spec, enqueue=queue.enqueue_run, lang=lang, limit=limit,
+                             check_new=check_new_run, devices=form_devices(form), env=launch_env(form))
     except StudioError as err:
         show_warning(html_error(err, lang), lang)
-        return f"❌ {md_error(err, lang)}"
-    return md("train.msg.sweep_queued", lang, count=len(queued), sweep=run_dir.name)
+        return f"❌ {md_error(err, lang)}", gr.update(), gr.update()
+    queue.dispatch()  # the first run starts now when its devices are free
+    message = md("train.msg.sweep_queued", lang, count=len(queued), sweep=run_dir.name)
+    return message, str(queued[0]), gr.Timer(active=True)

@@ -4,9 +4,7 @@ queue's contract, and the comparison of a sweep's runs from their folders."""
 from __future__ import annotations
 
 import json
-import sys
 import time
-import types
 from pathlib import Path
 from typing import Any
 
@@ -126,10 +124,10 @@ class FakeQueue:
         self.refuse = refuse
 
     def __call__(self, config: dict[str, Any], run_dir: str | Path, *, kind: str = "train",
-                 devices: list[int] | None = None, lang: str = "en") -> dict[str, Any]:
+                 devices: list[int] | None = None, lang: str = "en", **more: Any) -> dict[str, Any]:
         if Path(run_dir).name in self.refuse:
             raise StudioError("demo_visitor_busy", limit=1)
-        self.calls.append((config, Path(run_dir), {"kind": kind, "devices": devices, "lang": lang}))
+        self.calls.append((config, Path(run_dir), {"kind": kind, "devices": devices, "lang": lang, **more}))
         return {"id": str(len(self.calls)), "run_dir": str(run_dir), "state": "queued"}
 
 
@@ -145,6 +143,15 @@ def test_each_combination_is_queued_with_its_sweep_record(studio_home: Path):
     assert read_sweep_record(queued[1]) == {"sweep": "try", "values": {"learning_rate": 5e-5, "lora_rank": 8}}
     assert find_sweeps(studio_home / "saves") == {"try": queued}  # found again from the files after a reload
     assert not run_dir.exists()  # the sweep's name is no run of its own
+
+
+def test_the_runs_go_to_the_devices_and_environment_the_form_chose(studio_home: Path):
+    run_dir = studio_home / "saves" / "tiny" / "lora" / "gpus"
+    queue = FakeQueue()
+    queue_sweep({}, run_dir, {"lora_rank": [8, 16]}, enqueue=queue, devices=[0, 1],
+                env={"FORCE_TORCHRUN": "1", "NPROC_PER_NODE": "2"})
+    assert [c[2] for c in queue.calls] == [{"kind": "train", "devices": [0, 1], "lang": "en",
+                                            "env": {"FORCE_TORCHRUN": "1", "NPROC_PER_NODE": "2"}}] * 2
 
 
 def test_a_refused_run_name_stops_the_sweep_before_any_run_is_queued(studio_home: Path):
@@ -255,9 +262,7 @@ def test_the_sweep_line_in_a_demo_counts_the_visitors_live_and_queued_runs(studi
 
     monkeypatch.setattr(demo_mode, "active", lambda: DemoSettings(runs_per_visitor=3))
     monkeypatch.setattr("studio.workspace.saves_dir", lambda request=None: studio_home / "saves")
-    fake_queue = types.ModuleType("studio.queue")  # one queued run of this visitor's
-    fake_queue.list_queue = lambda **kwargs: [{"id": "one"}]
-    monkeypatch.setitem(sys.modules, "studio.queue", fake_queue)
+    monkeypatch.setattr("studio.queue.list_queue", lambda **kwargs: [{"id": "one"}])  # one queued run of theirs
     assert train_runs.sweep_count_text("lora_rank: 8, 16", "en") == "2 runs"
     refused = train_runs.sweep_count_text("lora_rank: 8, 16, 32", "en")
     assert refused.startswith("❌") and "demo" in refused and "2 more" in refused
@@ -265,7 +270,7 @@ def test_the_sweep_line_in_a_demo_counts_the_visitors_live_and_queued_runs(studi
 
 @pytest.mark.slow
 def test_a_real_sweep_of_two_runs_is_queued_trained_and_compared(studio_home: Path, tiny_model_dir: Path):
-    queue = pytest.importorskip("studio.queue")
+    from studio import queue
     from studio.config_builder import check_new_run
     from studio.runs import run_folder
 
