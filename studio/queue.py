@@ -17,10 +17,12 @@ Torch-free. Enqueue, dispatch, move and cancel hold `supervisor.exclusive("queue
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import secrets
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -52,8 +54,10 @@ QUEUE = Path(".studio") / "queue"  # under STUDIO_HOME's saves folder: one queue
 CHECKS = Path(".studio") / "checks"  # configs under check, inside the saves folder they belong to
 # Each engine command the studio runs as a job: the config key naming its folder.
 JOBS: dict[str, str] = {"train": "output_dir", "eval": "output_dir", "export": "export_dir"}
+WATCH_S = 0.1  # how often the launching studio looks whether a job it started has ended
 ENDED_KEEP_S = 24 * 3600.0  # cancelled and refused entries are shown (and kept) this long
 Devices = list[int] | int | None
+logger = logging.getLogger(__name__)
 
 
 # --- admission ---------------------------------------------------------------------------------------------------
@@ -435,5 +439,19 @@ def launch(cfg: Any, run_dir: Path, command: str, lang: str, base: Path, env: di
     child = supervisor.spawn(supervisor.engine_command(command, str(run_dir / CONFIG_FILE)), cwd=base,
                              log=log_path, env=child_env, on_exit=dispatch)
     status = mark_running(run_dir, pid=child["pid"])
+    threading.Thread(target=_watch, args=(run_dir,), name=f"queue-watch-{child['pid']}", daemon=True).start()
     # The launcher is recorded apart from `pid`: under torchrun rank 0 replaces `pid` with its own.
     return write_status(run_dir, "running", launcher_pid=child["pid"], launcher_start_time=status["pid_start_time"])
+
+
+def _watch(run_dir: Path, every: float = WATCH_S) -> None:
+    """Dispatch as soon as the job's status leaves `running`: its process takes a second or more to exit after
+    writing its final state (interpreter and CUDA teardown), and the next job need not wait for that."""
+    while read_status(run_dir, reconcile=False).get("state") == "running":
+        time.sleep(every)
+        if not (run_dir / STATUS_FILE).exists():
+            return  # the folder was deleted
+    try:
+        dispatch()
+    except Exception:  # the reaper's dispatch and the page timers remain
+        logger.exception("starting the next queued job after %s", run_dir)
