@@ -169,6 +169,17 @@ def _keep_loopback(ray: Any) -> None:
     ray_constants.ENABLE_RAY_CLUSTER = False
 
 
+def _job_env_vars() -> dict[str, str]:
+    """The environment variables of the Ray job this driver runs as (empty outside a job)."""
+    import json
+
+    try:
+        job = json.loads(os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR") or "{}")
+        return dict((job.get("runtime_env") or {}).get("env_vars") or {})
+    except (ValueError, AttributeError, TypeError):
+        return {}
+
+
 def _connect(ray: Any, config: RunConfig) -> LocalHead | None:
     """Join the cluster `ray_init_kwargs` (or RAY_ADDRESS) names, or start a head on this machine and join it."""
     kwargs = dict(config.training.ray_init_kwargs or {})
@@ -179,7 +190,9 @@ def _connect(ray: Any, config: RunConfig) -> LocalHead | None:
         kwargs["address"] = address = head.address
         _keep_loopback(ray)
     check_address(address)
-    env = {key: value for key, value in os.environ.items() if key.startswith(PROPAGATED_ENV)}
+    # Under a Ray job the job's own variables reach the workers already, and Ray refuses to set one twice.
+    job_env = _job_env_vars()
+    env = {key: value for key, value in os.environ.items() if key.startswith(PROPAGATED_ENV) and key not in job_env}
     runtime_env = dict(kwargs.pop("runtime_env", None) or {})
     runtime_env["env_vars"] = {**env, **runtime_env.get("env_vars", {}), WORKER_ENV: "1"}
     kwargs.pop("include_dashboard", None)  # a dashboard belongs to the head, not to a connection
