@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -70,3 +71,37 @@ def test_all_runs_compares_a_sweep_and_stars_the_best(page, sweep_studio):
     page.locator("#sweep_plot svg").first.wait_for()
     page.locator("#sweep_table").scroll_into_view_if_needed()
     shot(page, "sweep-compare")
+
+
+def test_start_sweep_queues_one_run_per_value_and_compares_them(page, sweep_studio):
+    from playwright.sync_api import expect
+
+    from tests.studio.test_browser import server_has, set_number
+
+    home = sweep_studio["home"]
+    open_studio(page, sweep_studio["url"])
+    open_group(page, "More settings")
+    set_number(page, "max_steps", "2")
+    set_number(page, "logging_steps", "1")
+    page.locator("#run_name textarea, #run_name input").first.fill("clicked")
+    server_has(page, max_steps=2, logging_steps=1)
+    page.get_by_role("button", name=re.compile(r"^Sweep")).first.click()
+    page.locator("#sweep_spec textarea").first.fill("learning_rate: 1e-3, 1e-4")
+    expect(page.locator("#sweep_count")).to_contain_text("2 runs")
+    page.get_by_role("button", name="Start sweep").click()
+    expect(page.locator("#start_message")).to_contain_text("Queued 2 runs of the sweep clicked", timeout=120_000)
+    runs = [home / "saves" / "demo" / "lora" / name for name in ("clicked-lr0.001", "clicked-lr1e-4")]
+    assert all(json.loads((run / "sweep.json").read_text())["sweep"] == "clicked" for run in runs)
+    deadline = time.monotonic() + 300  # the first run builds the offline demo model
+    while not all((run / "status.json").is_file() and json.loads((run / "status.json").read_text())["state"]
+                  in ("finished", "failed", "aborted") for run in runs):
+        assert time.monotonic() < deadline, [p.name for run in runs for p in run.iterdir()]
+        time.sleep(1)
+    assert [json.loads((run / "status.json").read_text())["state"] for run in runs] == ["finished", "finished"]
+    open_group(page, "All runs")
+    page.locator("#sweep_pick input").first.click()
+    page.get_by_role("option", name="clicked").click()
+    expect(page.locator("#sweep_table")).to_contain_text("learning_rate=1e-4")
+    expect(page.locator("#sweep_message")).to_contain_text("Best run: clicked-lr")
+    page.locator("#sweep_plot svg").first.wait_for()
+    shot(page, "sweep-started-and-compared")
