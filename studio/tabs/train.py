@@ -217,6 +217,9 @@ def _distributed(ctx: Context) -> None:
                   visible=False)
         _labelled(ctx, "offload_params", gr.Checkbox, "train.offload_params", value=False, interactive=True,
                   visible=False)
+    with gr.Row():  # a Ray cluster to send the run to (studio/ray_jobs.py); empty: this machine
+        _labelled(ctx, "ray_address", gr.Textbox, "train.ray_address", value="", interactive=True,
+                  placeholder="http://<head>:8265")
 
 
 def offload_visibility(strategy: str) -> tuple[bool, bool]:
