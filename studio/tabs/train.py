@@ -176,7 +176,7 @@ def build(ctx: Context) -> None:
         _labelled(ctx, "sweep_spec", gr.Textbox, "train.sweep_spec", value="", lines=3, interactive=True,
                   placeholder=t("train.sweep_spec.placeholder", lang))
         with gr.Row():
-            ctx.add("sweep_count", gr.Markdown("", elem_id="sweep_count"))
+            ctx.add("sweep_count", gr.Markdown("", elem_id="sweep_count"), key="train.sweep_count")
             ctx.add("sweep_start", gr.Button(t("train.sweep_start.label", lang), elem_id="sweep_start"),
                     key="train.sweep_start", kind="button")
     with gr.Row():

@@ -55,7 +55,7 @@ def _build_sweeps(ctx: Context) -> None:
                                           label=t("runs.sweep_pick.label", lang)), key="runs.sweep_pick")
         ctx.add("sweep_compare", gr.Button(t("runs.sweep_compare.label", lang), elem_id="sweep_compare"),
                 key="runs.sweep_compare", kind="button")
-    ctx.add("sweep_message", gr.Markdown("", elem_id="sweep_message"))
+    ctx.add("sweep_message", gr.Markdown("", elem_id="sweep_message"), key="runs.sweep_message")
     ctx.add("sweep_table", gr.Dataframe(interactive=False, elem_id="sweep_table", wrap=True,
                                         label=t("runs.sweep_table.label", lang)), key="runs.sweep_table", kind="plot")
     ctx.add("sweep_plot", gr.LinePlot(x="step", y="value", color="series", elem_id="sweep_plot",
@@ -96,6 +96,13 @@ def compare_sweep(sweep_id: str | None, lang: str) -> tuple[Any, Any, str]:
     best = frame.loc[frame["best"], "name"].tolist()
     message = md("runs.sweep_best", lang, name=best[0]) if best else md("runs.sweep_no_best", lang)
     return comparison_table(frame, lang), sweep_chart(frame, run_dirs), message
+
+
+def redraw_sweep(sweep_id: str | None, lang: str) -> tuple[Any, Any, Any]:
+    """The language changed → the picked sweep's comparison again in it (nothing while no sweep is picked)."""
+    import gradio as gr
+
+    return compare_sweep(sweep_id, lang) if sweep_id else (gr.update(), gr.update(), gr.update())
 
 
 def compare_runs(picked: list[str], lang: str) -> tuple[Any, str]:
@@ -177,6 +184,7 @@ def wire(ctx: Context) -> None:
     ctx["group_runs"].expand(refresh_sweeps, None, ctx["sweep_pick"], **private)
     ctx["sweep_compare"].click(compare_sweep, [ctx["sweep_pick"], lang], sweeps, **private)
     ctx["sweep_pick"].input(compare_sweep, [ctx["sweep_pick"], lang], sweeps, **private)
+    lang.change(redraw_sweep, [ctx["sweep_pick"], lang], sweeps, **private)
     ctx["runs_compare"].click(compare_runs, [ctx["runs_pick"], lang], [ctx["runs_plot"], ctx["runs_message"]],
                               **private)
     ctx["runs_resume"].click(resume_picked, [ctx["runs_pick"], lang],
