@@ -293,14 +293,15 @@ def _remaining_seconds(run_dir: Path) -> float | None:
 
 
 def position_and_expected_start(entry: dict[str, Any]) -> tuple[int, float | None]:
-    """(1-based position among the queued entries this user sees, the expected start as epoch seconds or None).
+    """(1-based position in the whole queue, the expected start as epoch seconds or None).
 
     The estimate comes from the running jobs' remaining_time: the n-th waiting entry starts when the n-th running
     job ends. Beyond the running jobs, or while one has not logged a step, it is unknown (None).
     """
-    queued = list_queue()
+    entries = _read_entries()
+    queued = [e for e in entries if e["state"] == "queued"]
     position = next((i for i, e in enumerate(queued) if e["id"] == entry["id"]), len(queued)) + 1
-    running = [e for e in _read_entries() if e["state"] == "started"]
+    running = [e for e in entries if e["state"] == "started"]
     left = sorted(_remaining_seconds(Path(e["run_dir"])) or float("inf") for e in running
                   if read_status(Path(e["run_dir"]), reconcile=False).get("state") == "running")
     if position > len(left) or left[position - 1] == float("inf"):
@@ -359,10 +360,10 @@ def _running(entries: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
 def dispatch() -> list[dict[str, Any]]:
     """Start, in queue order, every queued entry whose devices are free; returns the entries started.
 
-    A cheap no-op (one folder listing) while nothing waits. Call it after an enqueue, when a job's end is noticed,
-    from the page's timer, and when the studio starts.
+    A cheap no-op (one folder listing) while nothing waits or runs. Call it after an enqueue, when a job's end is
+    noticed, from the page's timer, and when the studio starts.
     """
-    if not any(e["state"] == "queued" for e in _read_entries()):
+    if not any(e["state"] in ("queued", "started") for e in _read_entries()):
         return []
     started = []
     with supervisor.exclusive("queue"):

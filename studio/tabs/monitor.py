@@ -136,8 +136,8 @@ def launch_job(command: str, build: Any, starting_key: str, lang: str, values: t
         show_warning(html_error(err, lang), lang)
         return f"❌ {md_error(err, lang)}", gr.update(), gr.update(), gr.update()
     if answer.get("state") == "queued":
-        queued = queued_text(answer["position"], answer.get("expected_start"), lang)
-        return queued, queued, str(run_dir), gr.Timer(active=True)
+        # The status line says it (and the timer keeps its place and expected start current).
+        return "", queued_text(answer["position"], answer.get("expected_start"), lang), str(run_dir), gr.Timer(active=True)
     if answer.get("state") == "refused":
         return f"❌ {html.escape(str(answer.get('message') or ''))}", gr.update(), gr.update(), gr.update()
     return "", t(starting_key, lang), str(run_dir), gr.Timer(active=True)

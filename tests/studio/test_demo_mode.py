@@ -197,7 +197,7 @@ def test_start_run_checks_the_demo_limits_before_anything_is_written(demo, tmp_p
         other.mkdir(parents=True)
         write_status(other, "running", pid=os.getpid(), pid_start_time=process_start_time(os.getpid()))
     visit(TOKEN_A)
-    from studio.queue import list_queue
+    from studio.queue import cancel, list_queue, move
 
     answer = start_run(_config(home_a), run_dir)
     assert answer["state"] == "queued" and answer["position"] == 1  # the demo is full: it waits its turn
@@ -205,8 +205,14 @@ def test_start_run_checks_the_demo_limits_before_anything_is_written(demo, tmp_p
     with pytest.raises(StudioError) as err:  # a queued job counts against the visitor's own limit
         start_run(_config(home_a, output_dir=str(second)), second)
     assert err.value.key == "demo_visitor_busy" and not second.exists()
-    visit("c" * 32)  # another visitor sees none of it
+    visit("c" * 32)  # another visitor sees none of it, and can neither move nor cancel it
     assert list_queue() == []
+    for action in (lambda entry_id: move(entry_id, "top"), cancel):
+        with pytest.raises(StudioError) as err:
+            action(answer["entry"]["id"])
+        assert err.value.key == "queue_not_found"
+    visit(TOKEN_A)
+    assert [e["id"] for e in list_queue()] == [answer["entry"]["id"]]
 
 
 WORKSPACE_OTHER = "workspaces/vsomeoneelse"

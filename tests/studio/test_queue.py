@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -221,3 +222,43 @@ def test_only_the_process_count_reaches_the_job_environment(studio_home, tiny_mo
     env = {"FORCE_TORCHRUN": "1", "NPROC_PER_NODE": "2", "LD_PRELOAD": "/tmp/evil.so", "PYTHONPATH": "/tmp"}
     start_run(tiny_config(tiny_model_dir, max_steps=2), run_folder("tiny", "lora", "ddp"), env=env)
     assert fake_jobs[0]["env"] == {"FORCE_TORCHRUN": "1", "NPROC_PER_NODE": "2"}
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_the_page_queues_a_start_and_cancels_it(tmp_path, browser):
+    """In Chromium: Start while another job runs says "Queued, position 1" (and the page follows the waiting run);
+    the queue panel lists it; Cancel takes it out."""
+    from playwright.sync_api import expect
+
+    from tests.studio.conftest import shot, start_studio, stop
+    from tests.studio.test_browser import open_studio
+
+    (tmp_path / "saves").mkdir()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"], start_new_session=True)
+    fake_live_run(tmp_path / "saves" / "other" / "lora" / "busy", sleeper.pid)
+    proc, url = start_studio(tmp_path)
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="en-US")
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    try:
+        open_studio(page, url)
+        page.get_by_role("button", name="Start").click()
+        expect(page.locator("#status")).to_contain_text("Queued, position 1")
+        page.locator("#group_queue").get_by_text("Job queue").first.click()
+        expect(page.locator("#queue_table")).to_contain_text("train_")
+        page.locator("#queue_pick input").first.click()
+        page.get_by_role("option", name=re.compile(r"^1\. train_")).click()
+        shot(page, "queue-panel")
+        page.locator("#queue_cancel").click()
+        expect(page.locator("#queue_table")).not_to_contain_text("train_")
+        assert list_queue_files(tmp_path) == ["cancelled"]
+    finally:
+        context.close()
+        stop(proc)
+        os.killpg(sleeper.pid, signal.SIGKILL)
+
+
+def list_queue_files(home: Path) -> list[str]:
+    """The states of the queue's entry files under `home`."""
+    return [json.loads(p.read_text())["state"] for p in sorted((home / "saves" / ".studio" / "queue").glob("*.json"))]
