@@ -378,8 +378,8 @@ def dispatch() -> list[dict[str, Any]]:
         for entry in (e for e in entries if e["state"] == "queued"):
             if settings is not None and count >= settings.runs_total:
                 break
-            if gpus == 0:
-                picked: list[int] | str | None = [] if count < max_cpu_jobs() else None
+            if gpus == 0:  # the demo's own limit (RUNS_TOTAL, checked above) sets its CPU slots
+                picked: list[int] | str | None = [] if settings is not None or count < max_cpu_jobs() else None
             else:
                 picked = _pick(entry.get("devices"), gpus, busy)
             if isinstance(picked, str):

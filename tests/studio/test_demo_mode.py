@@ -179,7 +179,8 @@ def test_visitor_datasets_link_the_shipped_ones_and_keep_uploads_private(demo, t
     assert err.value.key == "demo_upload_too_big"
 
 
-def test_start_run_checks_the_demo_limits_before_anything_is_written(demo, tmp_path):
+def test_start_run_checks_the_demo_limits_before_anything_is_written(demo, tmp_path, monkeypatch):
+    import studio.queue
     from studio.runner import start_run
 
     settings, visit = demo
@@ -197,7 +198,7 @@ def test_start_run_checks_the_demo_limits_before_anything_is_written(demo, tmp_p
         other.mkdir(parents=True)
         write_status(other, "running", pid=os.getpid(), pid_start_time=process_start_time(os.getpid()))
     visit(TOKEN_A)
-    from studio.queue import cancel, list_queue, move
+    from studio.queue import cancel, dispatch, list_queue, move
 
     answer = start_run(_config(home_a), run_dir)
     assert answer["state"] == "queued" and answer["position"] == 1  # the demo is full: it waits its turn
@@ -213,6 +214,14 @@ def test_start_run_checks_the_demo_limits_before_anything_is_written(demo, tmp_p
         assert err.value.key == "queue_not_found"
     visit(TOKEN_A)
     assert [e["id"] for e in list_queue()] == [answer["entry"]["id"]]
+    # One of the other jobs ends: the queued one starts, under the demo's limits and in the visitor's workspace.
+    write_status(visit("c" * 32) / "saves" / "demo" / "lora" / "busy", "finished")
+    launched = []
+    monkeypatch.setattr(studio.queue, "launch", lambda cfg, run, kind, lang, base, env: launched.append(
+        (run, base, env)) or {"state": "running"})
+    assert [e["run_dir"] for e in dispatch()] == [str(run_dir)]
+    (started, base, env), = launched
+    assert base == home_a and env["TMPDIR"].startswith(str(home_a))
 
 
 WORKSPACE_OTHER = "workspaces/vsomeoneelse"
