@@ -55,12 +55,16 @@ def abort_run(run_dir: str | Path, *, grace: float = 30.0, reason: str | None = 
     """Ask a live run to stop (SIGTERM: the engine saves a checkpoint); SIGKILL follows after `grace` seconds.
 
     `reason` is recorded as the run's error when someone other than its user stops it (the demo's time limit).
-    Returns False when nothing was running there. The wait runs in a daemon thread, so this returns at once.
+    A run still waiting in the queue is taken out of it. Returns False when nothing was running or waiting there.
+    The wait runs in a daemon thread, so this returns at once.
     """
     run_dir = Path(run_dir)
     status = read_status(run_dir)
     if status.get("state") != "running":
-        return False
+        entry = queue.find_entry(run_dir)
+        if entry is not None:
+            queue.cancel(entry["id"])
+        return entry is not None
     records = _live_processes(status)
     if not records:
         return False

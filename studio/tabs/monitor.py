@@ -174,12 +174,9 @@ def abort_training(run_dir: str, lang: str) -> str:
     """Ask the running engine to save a checkpoint and stop."""
     from studio.runner import abort_run
 
+    waiting = bool(run_dir) and find_entry(run_dir) is not None  # Abort takes a waiting run out of the queue
     if run_dir and abort_run(Path(run_dir)):
-        return t("train.msg.aborting", lang)
-    entry = find_entry(run_dir) if run_dir else None
-    if entry is not None:  # still waiting: Abort takes it out of the queue
-        cancel(entry["id"])
-        return t("queue.msg.cancelled", lang)
+        return t("queue.msg.cancelled" if waiting else "train.msg.aborting", lang)
     return t("train.msg.nothing_to_abort", lang)
 
 

@@ -116,6 +116,8 @@ def test_entries_move_and_cancel_without_touching_other_runs(studio_home, tiny_m
     with pytest.raises(StudioError) as err:
         cancel(entries["b"]["id"])
     assert err.value.key == "queue_not_found"
+    assert abort_run(run_folder("tiny", "lora", "a")) is True and order() == ["c"]  # Abort on a waiting run
+    assert abort_run(run_folder("tiny", "lora", "a")) is False
 
 
 def test_a_config_broken_while_waiting_is_refused_and_the_next_starts(studio_home, tiny_model_dir, fake_jobs):
