@@ -264,3 +264,14 @@ def test_the_page_queues_a_start_and_cancels_it(tmp_path, browser):
 def list_queue_files(home: Path) -> list[str]:
     """The states of the queue's entry files under `home`."""
     return [json.loads(p.read_text())["state"] for p in sorted((home / "saves" / ".studio" / "queue").glob("*.json"))]
+
+
+def test_eval_and_export_jobs_wait_in_the_same_queue(studio_home, tiny_model_dir, fake_jobs):
+    live = _busy(studio_home)
+    export_dir = run_folder("tiny", "lora", "export")
+    config = {"model_name_or_path": str(tiny_model_dir), "template": "chatml", "finetuning_type": "lora"}
+    answer = start_run(config, export_dir, command="export")
+    assert answer["state"] == "queued" and answer["entry"]["kind"] == "export"
+    assert [run["state"] for run in list_runs() if run["path"] == str(export_dir)] == ["queued"]
+    write_status(live, "finished")
+    assert [e["kind"] for e in dispatch()] == ["export"] and fake_jobs[0]["run_dir"] == export_dir
