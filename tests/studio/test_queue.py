@@ -275,3 +275,21 @@ def test_eval_and_export_jobs_wait_in_the_same_queue(studio_home, tiny_model_dir
     assert [run["state"] for run in list_runs() if run["path"] == str(export_dir)] == ["queued"]
     write_status(live, "finished")
     assert [e["kind"] for e in dispatch()] == ["export"] and fake_jobs[0]["run_dir"] == export_dir
+
+
+def test_starts_from_many_threads_take_the_one_cpu_slot_once(studio_home, tiny_model_dir, fake_jobs, monkeypatch):
+    import threading
+
+    monkeypatch.setattr(capabilities, "device_count", lambda: 0)
+    states: list[str] = []
+
+    def press(name: str) -> None:
+        states.append(start_run(tiny_config(tiny_model_dir, max_steps=2), run_folder("tiny", "lora", name))["state"])
+
+    threads = [threading.Thread(target=press, args=(f"t{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(states) == ["queued", "queued", "queued", "running"] and len(fake_jobs) == 1
+    assert sorted(position_and_expected_start(e)[0] for e in list_queue()) == [1, 2, 3]
