@@ -378,6 +378,12 @@ def dispatch() -> list[dict[str, Any]]:
         for entry in (e for e in entries if e["state"] == "queued"):
             if settings is not None and count >= settings.runs_total:
                 break
+            try:  # the machine may have fewer GPUs than at enqueue: a job none of them could hold is refused
+                check_devices(entry.get("devices"), gpus)
+            except StudioError as err:
+                if err.key != "queue_no_such_device":  # a GPU that is gone while enough remain: it waits (below)
+                    _refuse(entry, err.message(entry.get("lang", "en")))
+                    continue
             if gpus == 0:  # the demo's own limit (RUNS_TOTAL, checked above) sets its CPU slots
                 picked: list[int] | str | None = [] if settings is not None or count < max_cpu_jobs() else None
             else:
@@ -413,11 +419,7 @@ def _start(entry: dict[str, Any], devices: list[int]) -> bool:
         if kind == "train":
             check_reuse(cfg, run_dir, base)
     except (OSError, yaml.YAMLError, StudioError) as err:
-        message = err.message(entry.get("lang", "en")) if isinstance(err, StudioError) else str(err)
-        entry.update(state="refused", message=message, ended=time.time())
-        _write(entry)
-        if run_dir.is_dir() and not (run_dir / STATUS_FILE).exists():
-            write_status(run_dir, "failed", task=kind, exit_code=None, error=message)  # the page following it says why
+        _refuse(entry, err.message(entry.get("lang", "en")) if isinstance(err, StudioError) else str(err))
         return False
     if devices:
         env = {**env, "CUDA_VISIBLE_DEVICES": _visible_ids(devices)}
@@ -427,6 +429,15 @@ def _start(entry: dict[str, Any], devices: list[int]) -> bool:
     entry.update(state="started", assigned=devices, pid=status.get("pid"), started=time.time(), message=None)
     _write(entry)
     return True
+
+
+def _refuse(entry: dict[str, Any], message: str) -> None:
+    """Take an entry out of the queue as refused; its run folder is kept and says why (when it holds no run yet)."""
+    entry.update(state="refused", message=message, ended=time.time())
+    _write(entry)
+    run_dir = Path(entry["run_dir"])
+    if run_dir.is_dir() and not (run_dir / STATUS_FILE).exists():
+        write_status(run_dir, "failed", task=entry["kind"], exit_code=None, error=message)
 
 
 def launch(cfg: Any, run_dir: Path, command: str, lang: str, base: Path, env: dict[str, str]) -> dict:

@@ -183,6 +183,14 @@ def test_a_device_gone_since_enqueue_makes_the_entry_wait(studio_home, tiny_mode
     monkeypatch.setattr(capabilities, "device_count", lambda: 2)
     assert dispatch() == []
     assert "GPU 3" in list_queue()[0]["message"] and list_queue()[0]["state"] == "queued"
+    # Fewer GPUs than a job needs: no device of this machine could ever hold it, so it is refused, the next starts.
+    monkeypatch.setattr(capabilities, "device_count", lambda: 4)
+    enqueue_run(tiny_config(tiny_model_dir, max_steps=2), run_folder("tiny", "lora", "wide"), devices=4)
+    enqueue_run(tiny_config(tiny_model_dir, max_steps=2), run_folder("tiny", "lora", "narrow"), devices=1)
+    monkeypatch.setattr(capabilities, "device_count", lambda: 2)
+    assert [Path(e["run_dir"]).name for e in dispatch()] == ["narrow"]
+    refused = [e for e in list_queue(include_ended=True) if e["state"] == "refused"]
+    assert [Path(e["run_dir"]).name for e in refused] == ["wide"] and "2" in refused[0]["message"]
 
 
 def test_two_studios_on_one_home_start_one_and_queue_the_other(studio_home, tiny_model_dir):
