@@ -340,8 +340,8 @@ def _visible_ids(indices: list[int]) -> str:
     return ",".join(own[i] if own and i < len(own) else str(i) for i in indices)
 
 
-def _running(entries: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
-    """The started entries still running (ended ones are dropped), and live runs the queue did not start."""
+def _prune(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The started entries still running; the files of ended ones (and of old cancelled or refused ones) go."""
     running = []
     for entry in entries:
         if entry["state"] == "started":
@@ -351,24 +351,32 @@ def _running(entries: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
                 (_folder() / f"{entry['id']}.json").unlink(missing_ok=True)  # the run folder says how it ended
         elif entry["state"] in ("cancelled", "refused") and time.time() - entry.get("ended", 0) > ENDED_KEEP_S:
             (_folder() / f"{entry['id']}.json").unlink(missing_ok=True)
+    return running
+
+
+def _untracked(running: list[dict[str, Any]]) -> int:
+    """Live runs the queue did not start (the command line, an older studio): they hold a slot and every GPU."""
     root = workspaces_root() if demo_mode.active() is not None else paths.saves_dir()
     tracked = {e["run_dir"] for e in running}
-    others = [d for d in find_live_runs(root) if str(d) not in tracked]
-    return running, len(others)
+    return len([d for d in find_live_runs(root) if str(d) not in tracked])
 
 
 def dispatch() -> list[dict[str, Any]]:
     """Start, in queue order, every queued entry whose devices are free; returns the entries started.
 
-    A cheap no-op (one folder listing) while nothing waits or runs. Call it after an enqueue, when a job's end is
-    noticed, from the page's timer, and when the studio starts.
+    Cheap while nothing waits (the queue folder and the started jobs' status files are read, nothing is locked or
+    walked). Call it after an enqueue, when a job's end is noticed, from the page's timer, and when the studio
+    starts.
     """
-    if not any(e["state"] in ("queued", "started") for e in _read_entries()):
+    entries = _read_entries()
+    if not any(e["state"] == "queued" for e in entries):
+        _prune(entries)
         return []
     started = []
     with supervisor.exclusive("queue"):
         entries = _read_entries()
-        running, untracked = _running(entries)
+        running = _prune(entries)
+        untracked = _untracked(running)
         gpus = capabilities.device_count()
         busy = {d for e in running for d in e.get("assigned") or []}
         if untracked:
