@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -112,8 +113,9 @@ class LocalHead:
         for key, flag in HEAD_OPTIONS.items():
             if options.get(key) is not None:
                 command += [flag, str(options[key])]
-        # Bound to the loopback and ending with the run, it needs no token (as ray.init()'s own cluster has none).
-        env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+        env = dict(os.environ)
+        if env.get("RAY_AUTH_MODE") != "token":  # `ray` was imported before the run could make its token
+            env["RAY_AUTH_MODE"] = "disabled"
         self.process = subprocess.Popen(command, stdout=sys.stderr, stderr=sys.stderr, env=env,
                                         start_new_session=True, preexec_fn=_die_with_parent)
         self._wait(port)
@@ -151,6 +153,19 @@ class LocalHead:
             pass
 
 
+def _local_address(config: RunConfig) -> bool:
+    """Whether the run starts a head of its own (no cluster address given)."""
+    address = (config.training.ray_init_kwargs or {}).get("address") or os.environ.get("RAY_ADDRESS")
+    return not address or address == "local"
+
+
+def _make_run_token() -> None:
+    """Ray's servers listen on every interface whatever the node address says: a token made for this run's own
+    head keeps everyone else out. Set before `ray` is imported (it reads the mode then); the head, and through it
+    the workers, inherit it."""
+    os.environ.update({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)})
+
+
 def _die_with_parent() -> None:
     """In the child, before exec: SIGTERM when the parent (the driver) dies, however it dies (Linux only)."""
     import ctypes
@@ -159,14 +174,6 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except OSError:
         pass
-
-
-def _keep_loopback(ray: Any) -> None:
-    """Ray rewrites a 127.0.0.1 address into the machine's network address, where a head bound to the loopback
-    does not answer; its switch for single-machine clusters (the one macOS uses) leaves the address as it is."""
-    from ray._private import ray_constants
-
-    ray_constants.ENABLE_RAY_CLUSTER = False
 
 
 def _job_env_vars() -> dict[str, str]:
@@ -185,10 +192,9 @@ def _connect(ray: Any, config: RunConfig) -> LocalHead | None:
     kwargs = dict(config.training.ray_init_kwargs or {})
     address = kwargs.get("address") or os.environ.get("RAY_ADDRESS")
     head = None
-    if not address or address == "local":
+    if _local_address(config):
         head = LocalHead({key: kwargs.pop(key, None) for key in HEAD_OPTIONS})
         kwargs["address"] = address = head.address
-        _keep_loopback(ray)
     check_address(address)
     # Under a Ray job the job's own variables reach the workers already, and Ray refuses to set one twice.
     job_env = _job_env_vars()
@@ -307,6 +313,8 @@ def _raise_worker_error(trainer: Any) -> None:
 
 def run_ray_training(config: RunConfig) -> int:
     """Train on a Ray cluster into the run folder, with this process owning its status; returns the exit code."""
+    if _local_address(config) and "ray" not in sys.modules:
+        _make_run_token()
     import_ray()  # before the folder is touched: a missing package or a dead address is a config mistake
     check_address((config.training.ray_init_kwargs or {}).get("address") or os.environ.get("RAY_ADDRESS"))
     if config.training.output_dir:
