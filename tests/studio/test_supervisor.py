@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 import sys
-import textwrap
 import threading
 from pathlib import Path
 from typing import Any
@@ -16,9 +13,9 @@ import pytest
 
 from engine.errors import StudioError
 from engine.paths import resource_dir
-from engine.runfolder import read_status, wait_for_state
+from engine.runfolder import wait_for_state
 from studio import chat_server, supervisor
-from studio.runner import abort_run, start_run
+from studio.runner import start_run
 from studio.runs import run_folder
 from tests.studio.test_runner import tiny_config
 
@@ -57,38 +54,6 @@ def test_a_relative_path_means_the_same_to_the_studio_and_the_engine(studio_home
     start_run(tiny_config(tiny_model_dir, dataset="mine", dataset_dir="mydata", max_steps=2), run_dir)
     status = wait_for_state(run_dir, timeout=120)
     assert status["state"] == "finished", (run_dir / "running_log.txt").read_text()[-2000:]
-
-
-def test_two_studios_on_one_home_never_both_start(studio_home: Path, tiny_model_dir: Path):
-    # Another studio process on the same STUDIO_HOME presses Start at the same moment as this one.
-    config = tiny_config(tiny_model_dir, max_steps=100000, save_steps=100000)
-    other_dir, our_dir = run_folder("tiny", "lora", "theirs"), run_folder("tiny", "lora", "ours")
-    script = textwrap.dedent(f"""
-        import json, sys
-        from engine.errors import StudioError
-        from studio.runner import start_run
-        try:
-            start_run(json.loads(sys.argv[1]), {str(other_dir)!r})
-            print("started")
-        except StudioError as err:
-            print(err.key)
-    """)
-    other = subprocess.Popen([sys.executable, "-c", script, json.dumps(config)], stdout=subprocess.PIPE, text=True,
-                             env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
-    outcomes = []
-    try:
-        start_run(config, our_dir)
-        outcomes.append("started")
-    except StudioError as err:
-        outcomes.append(err.key)
-    outcomes.append(other.communicate(timeout=120)[0].strip().splitlines()[-1])
-    try:
-        assert sorted(outcomes) == ["run_already_live", "started"]
-    finally:
-        for run_dir in (other_dir, our_dir):
-            if read_status(run_dir).get("state") == "running":
-                abort_run(run_dir, grace=1.0)
-                wait_for_state(run_dir, timeout=60)
 
 
 FAKE_SERVER = """
