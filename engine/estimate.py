@@ -19,7 +19,7 @@ The rules, per device with N devices, P parameters of which T are trained, b seq
   1.25 × (6h + 5q + 2kv + 4·intermediate) values (one h per layer with gradient checkpointing, plus one layer
   recomputed), and the logits (V values in the compute dtype plus two float32 copies for the loss).
 - runtime: a fixed share for the CUDA context and allocator (0.75 GiB) or, on the CPU, the data, tokenizer and
-  Trainer objects that grow with a run (48 MiB, measured on the demo model).
+  Trainer objects that grow with a run (36 MiB, measured on the tiny and demo models).
 
 Measured against `--probe` on the CPU (tests/engine/test_estimate.py, bench/estimate_error.py): the total is
 within 30 % of the growth of the process's resident memory over its size before the model loaded.
@@ -46,11 +46,12 @@ from engine.errors import StudioError, error_to_json
 from engine.model.families.registry import find_model
 from engine.model.methods import get_method
 from engine.preflight import cap_memory
+from engine.train import get_stage_runner
 
 GIB = 1024**3
 CONFIG_MAX_BYTES = 1 << 20  # a model's config.json is a few kB; anything larger is not read
 GPU_RUNTIME_BYTES = int(0.75 * GIB)
-CPU_RUNTIME_BYTES = 48 * 1024**2
+CPU_RUNTIME_BYTES = 36 * 1024**2
 ACTIVATION_SLACK = 1.25  # measured on the CPU (bench/estimate_error.py): autograd's temporaries beyond the formula
 LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 # Bytes of optimizer state per trained parameter (32-bit weights; 16-bit halves the AdamW-like ones).
@@ -503,8 +504,6 @@ def probe_training(config: RunConfig, steps: int = 4) -> dict[str, Any]:
     import peft  # noqa: F401
     import torch
     import transformers  # noqa: F401
-
-    from engine.train import get_stage_runner
 
     cuda = torch.cuda.is_available() and not config.training.use_cpu
     peak, done = [_rss()], threading.Event()
