@@ -36,18 +36,14 @@ def _none_if_blank(value: Any) -> Any:
     return value
 
 
-def build_train_config(form: dict[str, Any], *, run_name: str | None = None) -> tuple[dict[str, Any], Path]:
-    """A flat config dict for `engine` and the run folder it goes into, from the form's values by name."""
-    from studio.runs import default_run_name, run_folder
-    from studio.tabs.top import run_model_key
-    from studio.widgets import booster_to_config, checkpoint_to_config, compute_type_to_config, strategy_to_config
+def form_to_config(form: dict[str, Any]) -> dict[str, Any]:
+    """The flat engine config the Train form's values by name stand for, without the run folder and the adapters
+    to continue from (what the memory estimate reads; `build_train_config` adds both)."""
+    from studio.widgets import booster_to_config, compute_type_to_config, strategy_to_config
     from studio.workspace import dataset_dir as workspace_dataset_dir
 
-    method = form["finetuning_type"]
-    model_key = run_model_key(form.get("model_name"), form.get("model_path"))
     config: dict[str, Any] = {k: v for k, v in form.items() if k not in UI_ONLY}
     config["model_name_or_path"] = (form.get("model_path") or "").strip()
-    config.update(checkpoint_to_config(form.get("checkpoint") or [], model_key, method))
     bits = form.get("quantization_bit")
     config["quantization_bit"] = None if bits in (None, "", "none") else int(bits)
     config["template"] = _none_if_blank(form.get("template"))
@@ -66,6 +62,18 @@ def build_train_config(form: dict[str, Any], *, run_name: str | None = None) -> 
         config["max_steps"] = -1  # the widget's 0 means "run all the epochs" (the engine's -1)
     config.update(parse_extra_args(form.get("extra_args")))
     config["dataset_dir"] = workspace_dataset_dir(config.get("dataset_dir"))
+    return config
+
+
+def build_train_config(form: dict[str, Any], *, run_name: str | None = None) -> tuple[dict[str, Any], Path]:
+    """A flat config dict for `engine` and the run folder it goes into, from the form's values by name."""
+    from studio.runs import default_run_name, run_folder, run_model_key
+    from studio.widgets import checkpoint_to_config
+
+    method = form["finetuning_type"]
+    model_key = run_model_key(form.get("model_name"), form.get("model_path"))
+    config = form_to_config(form)
+    config.update(checkpoint_to_config(form.get("checkpoint") or [], model_key, method))
     name = run_name or (form.get("run_name") or "").strip() or default_run_name()
     run_dir = run_folder(model_key, method, name)
     config["output_dir"] = str(run_dir)

@@ -13,34 +13,26 @@ estimate is approximate (it counts every sequence at cutoff_len) and the user ma
 
 from __future__ import annotations
 
-import json
-import typing
 from typing import Any
 
 import yaml
 
 from engine.config import config_from_dict
-from engine.config.loader import KEYS
 from engine.errors import StudioError
 from engine.estimate import estimate_memory
 from engine.model.demo import DEMO_MODEL_NAME
 from engine.model.families.registry import find_model
 from engine.preflight import MEMORY_ENV
 from studio import capabilities, demo_mode, supervisor
+from studio.config_builder import form_to_config
 from studio.i18n import t
 from studio.markup import escape_markdown, md_error
-from studio.widgets import booster_to_config, compute_type_to_config, strategy_to_config
-from studio.workspace import dataset_dir as workspace_dataset_dir
 from studio.workspace import home
 
 ESTIMATE_TIMEOUT = 30.0
 PROBE_TIMEOUT = 600.0
 PROBE_STEPS = 4
 GIB = 1024**3
-# Form widgets that stand for other config keys (mapped in form_config) or for none.
-COMPOSITE_KEYS = {"model_name", "model_path", "hub", "checkpoint", "quantization_bit", "booster", "compute_type",
-                  "extra_args", "run_name", "template", "rope_scaling", "dataset", "devices", "cpu_processes",
-                  "strategy", "offload_optimizer", "offload_params"}
 
 
 def size_text(num_bytes: float) -> str:
@@ -115,40 +107,9 @@ def line_text(answer: dict[str, Any], devices: int, memory: float, lang: str) ->
 
 
 def form_config(form: dict[str, Any]) -> dict[str, Any]:
-    """The Train form's values by name → the flat engine config the estimate and the probe read.
-
-    The same mapping as `studio.config_builder.build_train_config` without choosing a run folder or the adapters
-    to continue from (small beside the model; a test keeps the rest equal). That module is not imported here: it reaches into `studio.tabs.top`, whose tabs import this one.
-    """
-    config: dict[str, Any] = {k: v for k, v in form.items() if k in KEYS and k not in COMPOSITE_KEYS}
-    config["model_name_or_path"] = (form.get("model_path") or "").strip()
-    bits = form.get("quantization_bit")
-    config["quantization_bit"] = None if bits in (None, "", "none") else int(bits)
-    for key in ("template", "rope_scaling"):
-        config[key] = _blank_to_none(form.get(key))
-    datasets = form.get("dataset") or []
-    config["dataset"] = ",".join(datasets) if isinstance(datasets, list) else datasets
-    config.update(booster_to_config(form.get("booster") or "auto"))
-    config.update(compute_type_to_config(form.get("compute_type") or "fp32"))
-    config.update(strategy_to_config(form.get("strategy") or "auto", bool(form.get("offload_optimizer")),
-                                     bool(form.get("offload_params"))))
-    for key in list(config):
-        if key in KEYS and type(None) in typing.get_args(KEYS[key][2]):
-            value = _blank_to_none(config[key])
-            config[key] = None if value == 0 and not isinstance(value, bool) else value  # 0 means "off" there
-    if not config.get("max_steps"):
-        config["max_steps"] = -1
-    extra = (form.get("extra_args") or "").strip()
-    try:
-        config.update(json.loads(extra) if extra else {})
-    except (ValueError, TypeError):
-        raise StudioError("extra_args_not_object") from None
-    config["dataset_dir"] = workspace_dataset_dir(config.get("dataset_dir"))
-    return config
-
-
-def _blank_to_none(value: Any) -> Any:
-    return None if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")) else value
+    """The Train form's values by name → the flat engine config the estimate and the probe read: Start's own mapping
+    (`studio.config_builder.form_to_config`), without a run folder or the adapters to continue from."""
+    return form_to_config(form)
 
 
 def estimate_line(form: dict[str, Any], lang: str) -> str:

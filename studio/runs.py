@@ -53,6 +53,12 @@ def folder_name(text: str) -> str:
     return name
 
 
+def run_model_key(model_name: str, model_path_value: str) -> str:
+    """The folder under saves/ for a model: the last part of its path (`demo`, `Qwen2.5-7B-Instruct`), as the CLI
+    names its default output folders too."""
+    return (model_path_value or model_name or "custom").rstrip("/").split("/")[-1] or "custom"
+
+
 def run_folder(model_name: str, finetuning_type: str, run_name: str, saves: Path | None = None) -> Path:
     """`saves/<model>/<method>/<run>/`, each part a `folder_name`; the model part is the last part of a hub id or
     path. The one place the studio names a run's folder (training, evaluation and export alike)."""

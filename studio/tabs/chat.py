@@ -99,7 +99,7 @@ def load_chat_model(lang: str, model_name: str, model_path: str, method: str, ch
                     template: str, quantization_bit: str, backend: str, dtype: str):  # noqa: ANN201 - generator
     """Start the model server for the top bar's model and checkpoint; yields status texts while it loads."""
     from studio.chat_server import start_server
-    from studio.tabs.top import run_model_key
+    from studio.runs import run_model_key
     from studio.widgets import checkpoint_to_config
 
     yield t("chat.msg.loading", lang)

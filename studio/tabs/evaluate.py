@@ -75,8 +75,7 @@ def build_eval_config(mode: str, model_name: str, model_path: str, method: str, 
                       batch_size: float, max_new_tokens: float, top_p: float, temperature: float,
                       num_beams: float | None = None) -> tuple[dict[str, Any], Path]:
     """The form's values → an eval config and its run folder (saves/<model>/<method>/eval_<time>)."""
-    from studio.runs import default_run_name, run_folder
-    from studio.tabs.top import run_model_key
+    from studio.runs import default_run_name, run_folder, run_model_key
     from studio.widgets import checkpoint_to_config
     from studio.workspace import dataset_dir as workspace_dataset_dir
 

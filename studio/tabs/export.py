@@ -54,8 +54,7 @@ def build_export_config(model_name: str, model_path: str, method: str, checkpoin
                         gptq_bits: Any, gptq_data: str, export_dir: str, hub_id: str) -> tuple[dict[str, Any], Path]:
     """The form → an export config and its folder (default saves/<model>/<method>/export_<time>)."""
     from studio.runner import resolve_run_dir
-    from studio.runs import default_run_name, run_folder
-    from studio.tabs.top import run_model_key
+    from studio.runs import default_run_name, run_folder, run_model_key
     from studio.widgets import checkpoint_to_config
 
     model_key = run_model_key(model_name, model_path)

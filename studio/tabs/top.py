@@ -154,15 +154,9 @@ def on_model_change(name: str, hub: str) -> tuple[Any, ...]:
 
 def checkpoint_choices(model_name: str, model_path_value: str, finetuning_type: str) -> list[str]:
     """Earlier runs of this model and method that hold weights."""
-    from studio.runs import list_adapters
+    from studio.runs import list_adapters, run_model_key
 
     return list_adapters(run_model_key(model_name, model_path_value), finetuning_type)
-
-
-def run_model_key(model_name: str, model_path_value: str) -> str:
-    """The folder under saves/ for a model: the last part of its path (`demo`, `Qwen2.5-7B-Instruct`), as the CLI
-    names its default output folders too."""
-    return (model_path_value or model_name or "custom").rstrip("/").split("/")[-1] or "custom"
 
 
 def recommended_changes(recommended: dict[str, Any], current: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
