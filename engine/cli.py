@@ -164,7 +164,7 @@ def command_check(args: argparse.Namespace) -> int:
 
 def command_estimate(args: argparse.Namespace) -> int:
     """Estimate the memory a training config needs per device (and measure a few steps with --probe); one JSON line."""
-    from engine.estimate import main as estimate_main
+    from engine.probe import main as estimate_main
 
     return estimate_main(args.config, args.overrides, probe=args.probe, steps=args.steps, devices=args.devices,
                          memory_gb=args.memory_gb, cpu=args.cpu)
