@@ -14,7 +14,7 @@ from engine.runfolder import has_results
 # Form widgets that are not config keys: composites mapped below, or UI-only.
 UI_ONLY = {"model_name", "model_path", "hub", "checkpoint", "quantization_bit", "booster", "compute_type",
            "extra_args", "run_name", "template", "rope_scaling", "dataset",
-           "devices", "cpu_processes", "strategy", "offload_optimizer", "offload_params"}
+           "devices", "cpu_processes", "strategy", "offload_optimizer", "offload_params", "ray_address"}
 
 
 def parse_extra_args(text: str | None) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from engine.errors import StudioError
+from engine.errors import Setting, StudioError
 from studio.context import Context
 from studio.i18n import plot_titles, t
 from studio.markup import html_error, html_text, md_error, show_info, show_warning
@@ -166,14 +166,43 @@ def start_training(lang: str, *values: Any) -> tuple[Any, ...]:
         return config, run_dir
 
     form = _form(values)
+    if (form.get("ray_address") or "").strip():
+        return send_to_ray(build, form["ray_address"].strip(), lang, values)
     return launch_job("train", build, "train.msg.starting", lang, values, devices=form_devices(form),
                       env=launch_env(form))
 
 
+def send_to_ray(build: Any, address: str, lang: str, values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Form → a run sent to the Ray cluster at `address` (its run folder on storage both sides see), followed like a
+    local run. The public demo never connects to an address a visitor typed."""
+    import gradio as gr
+
+    from engine.config import config_from_dict, save_config
+    from engine.validation import validate_config
+    from studio import demo_mode
+    from studio.ray_jobs import submit_ray_job
+
+    try:
+        if demo_mode.active() is not None:
+            raise StudioError("demo_key_not_allowed", setting=Setting("ray_address"))
+        config, run_dir = build(*values)
+        checked = validate_config(config_from_dict(config, source="the studio settings"))
+        save_config(checked, Path(run_dir) / "config.yaml")
+        answer = submit_ray_job(Path(run_dir) / "config.yaml", run_dir, address)
+    except StudioError as err:
+        show_warning(html_error(err, lang), lang)
+        return f"❌ {md_error(err, lang)}", gr.update(), gr.update(), gr.update()
+    return "", t("train.msg.sent_to_ray", lang, job=answer["job_id"], address=address), str(run_dir), \
+        gr.Timer(active=True)
+
+
 def abort_training(run_dir: str, lang: str) -> str:
     """Ask the running engine to save a checkpoint and stop."""
+    from studio import ray_jobs
     from studio.runner import abort_run
 
+    if run_dir and ray_jobs.read_job(run_dir):  # a run sent to a Ray cluster: Ray stops its driver
+        return t("train.msg.aborting" if ray_jobs.stop(run_dir) else "train.msg.nothing_to_abort", lang)
     waiting = bool(run_dir) and find_entry(run_dir) is not None  # Abort takes a waiting run out of the queue
     if run_dir and abort_run(Path(run_dir)):
         return t("queue.msg.cancelled" if waiting else "train.msg.aborting", lang)

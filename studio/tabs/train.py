@@ -342,5 +342,5 @@ FORM_FIELDS = [
     "pref_bco_weight", "ld_alpha", "use_dft_loss", "use_asft_loss", "asft_alpha", "use_eaft_loss", "eaft_alpha",
     "use_muon", "use_adam_mini", "use_apollo", "apollo_rank", "apollo_update_interval", "apollo_scale",
     "apollo_target", "apollo_proj", "apollo_proj_type", "apollo_scale_type", "apollo_layerwise", "apollo_scale_front",
-    "use_swanlab", "swanlab_mode", "swanlab_project", "swanlab_workspace", "swanlab_run_name",
+    "use_swanlab", "swanlab_mode", "swanlab_project", "swanlab_workspace", "swanlab_run_name", "ray_address",
 ]

@@ -145,3 +145,35 @@ def test_a_job_sent_to_a_ray_cluster_trains_and_stops(ray_head: str, tiny_model_
     assert _wait_for_job(long_run, {"SUCCEEDED", "FAILED", "STOPPED"}) == "STOPPED"
     status = wait_for_state(long_run)
     assert status["state"] == "aborted" and status.get("checkpoint"), status
+
+
+def test_start_with_a_ray_address_sends_the_run_and_abort_stops_it(studio_home: Path, monkeypatch: pytest.MonkeyPatch):
+    from studio.tabs import monitor
+    from studio.tabs.train import FORM_FIELDS
+    from tests.studio.test_config_builder import form
+
+    sent, stopped = [], []
+    monkeypatch.setattr(ray_jobs, "submit_ray_job", lambda config_path, run_dir, address: sent.append(
+        (Path(config_path), Path(run_dir), address)) or {"job_id": "raysubmit_1", "address": address})
+    values = form(ray_address="http://head:8265", run_name="on_ray")
+    message, status, run_dir, _ = monitor.start_training("en", *(values[name] for name in FORM_FIELDS))
+    assert message == "" and "raysubmit_1" in status
+    ((config_path, folder, address),) = sent
+    assert address == "http://head:8265" and str(folder) == run_dir and config_path.is_file()
+    assert "ray_address" not in yaml.safe_load(config_path.read_text())  # a studio field, not an engine key
+    (folder / "ray_job.json").write_text(json.dumps({"address": address, "job_id": "raysubmit_1"}))
+    monkeypatch.setattr(ray_jobs, "stop", lambda run: stopped.append(Path(run)) or True)
+    assert monitor.abort_training(run_dir, "en") and stopped == [folder]
+
+
+def test_the_public_demo_never_connects_to_a_typed_ray_address(studio_home: Path, monkeypatch: pytest.MonkeyPatch):
+    from studio import demo_mode
+    from studio.tabs import monitor
+    from studio.tabs.train import FORM_FIELDS
+    from tests.studio.test_config_builder import form
+
+    monkeypatch.setattr(demo_mode, "active", lambda: object())
+    monkeypatch.setattr(ray_jobs, "submit_ray_job", lambda *a: pytest.fail("the demo sent a job"))
+    values = form(ray_address="http://169.254.169.254:8265")
+    message, *_ = monitor.start_training("en", *(values[name] for name in FORM_FIELDS))
+    assert message.startswith("❌")
