@@ -74,6 +74,7 @@ def build_train_config(form: dict[str, Any], *, run_name: str | None = None) -> 
     model_key = run_model_key(form.get("model_name"), form.get("model_path"))
     config = form_to_config(form)
     config.update(checkpoint_to_config(form.get("checkpoint") or [], model_key, method))
+    config.update(parse_extra_args(form.get("extra_args")))  # the extra settings win, as they do in form_to_config
     name = run_name or (form.get("run_name") or "").strip() or default_run_name()
     run_dir = run_folder(model_key, method, name)
     config["output_dir"] = str(run_dir)

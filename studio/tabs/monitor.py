@@ -442,7 +442,7 @@ def wire_queue(ctx: Context) -> None:
     private = {"api_visibility": "private"}
     listing = [ctx["queue_table"], ctx["queue_pick"]]
     ctx["queue_refresh"].click(refresh_queue, lang, listing, **private)
-    for trigger in (ctx["group_queue"].expand, ctx["run_dir"].change):
+    for trigger in (ctx["group_queue"].expand, ctx["run_dir"].change, ctx["lang"].change):
         trigger(queue_listing, [lang, ctx["queue_pick"]], listing, **private)
     for name, handler in (("queue_up", move_up), ("queue_down", move_down), ("queue_cancel", cancel_queued)):
         ctx[name].click(handler, [ctx["queue_pick"], lang], None, **private).then(

@@ -193,7 +193,7 @@ def build(ctx: Context) -> None:
         ctx.add("estimate_line", gr.Markdown("", label=t("train.estimate_line.label", lang), elem_id="estimate_line"),
                 key="train.estimate_line")  # relabelled; its text comes from the estimate handler
         ctx.add("estimate_button", gr.Button(t("train.estimate_button.label", lang), variant="secondary",
-                                             elem_id="estimate_button", scale=0, min_width=120),
+                                             elem_id="estimate_button", scale=0, min_width=160),
                 key="train.estimate_button", kind="button")
 
 

@@ -240,3 +240,8 @@ def test_gpu_labels_name_the_card_and_its_memory(monkeypatch):
     assert capabilities.gpu_label(gpus[0]) == "GPU 0 · NVIDIA H100 80GB HBM3 · 80 GB"
     monkeypatch.setattr(capabilities, "_gpus_named_by_nvidia_smi", lambda: [])  # GPUs seen only under /proc
     assert [capabilities.gpu_label(gpu) for gpu in capabilities.gpu_list()] == ["GPU 0", "GPU 1"]
+
+
+def test_extra_settings_win_over_the_continue_from_picker(studio_home):
+    config, _ = build_train_config(form(extra_args='{"adapter_name_or_path": "saves/demo/lora/other"}'))
+    assert config["adapter_name_or_path"] == "saves/demo/lora/other"
