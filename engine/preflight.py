@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from engine.config import RunConfig, load_config
@@ -56,11 +57,12 @@ def cap_memory() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
-def main(command: str, config_path: str, overrides: list[str]) -> int:
-    """`python -m engine check COMMAND CONFIG.yaml`: print one JSON line with the outcome; exit 0 when it passed."""
-    cap_memory()
+def print_outcome(work: Callable[[], dict[str, Any]]) -> int:
+    """Run `work` and print its outcome as one JSON line: `{"ok": true, **result}`, or `{"ok": false, "error": …}`
+    for a StudioError or running out of memory; the exit code 0 when it passed. The protocol of every engine child
+    the studio reads (`check`, `estimate`)."""
     try:
-        result = {"ok": True, **run_checks(command, load_config(config_path, overrides))}
+        result = {"ok": True, **work()}
     except StudioError as err:
         result = {"ok": False, "error": error_to_json(err)}
     except MemoryError:
@@ -68,3 +70,9 @@ def main(command: str, config_path: str, overrides: list[str]) -> int:
     sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
     sys.stdout.flush()
     return 0 if result["ok"] else 1
+
+
+def main(command: str, config_path: str, overrides: list[str]) -> int:
+    """`python -m engine check COMMAND CONFIG.yaml`: print one JSON line with the outcome; exit 0 when it passed."""
+    cap_memory()
+    return print_outcome(lambda: run_checks(command, load_config(config_path, overrides)))

@@ -7,7 +7,6 @@ temporary folder, no checkpoint).
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -18,9 +17,9 @@ from typing import Any
 import yaml
 
 from engine.config import RunConfig, config_from_dict, load_config, parse_overrides
-from engine.errors import StudioError, error_to_json
+from engine.errors import StudioError
 from engine.estimate import GIB, estimate_memory, fits
-from engine.preflight import cap_memory
+from engine.preflight import cap_memory, print_outcome
 from engine.train import get_stage_runner
 
 
@@ -135,7 +134,8 @@ def main(config_path: str | None, overrides: list[str], *, probe: bool = False, 
     """Print one JSON line: `{"ok": true, "estimate": {...}, "fits": …, "probe": {...}}` or an error."""
     if not probe:
         cap_memory()  # the estimate reads one small JSON file; a probe measures real training and is not capped
-    try:
+
+    def work() -> dict[str, Any]:
         if config_path == "-":  # the studio passes its config on stdin
             raw = yaml.safe_load(sys.stdin.read()) or {}
             config = config_from_dict({**raw, **parse_overrides(overrides)}, source="stdin")
@@ -147,13 +147,9 @@ def main(config_path: str | None, overrides: list[str], *, probe: bool = False, 
         except ValueError:
             raise StudioError("estimate_unknown_model", model=config.model.model_name_or_path) from None
         available = memory_gb * GIB if memory_gb else None
-        result: dict[str, Any] = {"ok": True, "estimate": estimate.to_json(), "fits": fits(estimate, available)}
+        result: dict[str, Any] = {"estimate": estimate.to_json(), "fits": fits(estimate, available)}
         if probe:
             result["probe"] = probe_training(config, steps)
-    except StudioError as err:
-        result = {"ok": False, "error": error_to_json(err)}
-    except MemoryError:
-        result = {"ok": False, "error": error_to_json(StudioError("check_out_of_memory"))}
-    sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
-    sys.stdout.flush()
-    return 0 if result["ok"] else 1
+        return result
+
+    return print_outcome(work)
