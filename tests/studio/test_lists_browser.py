@@ -33,8 +33,15 @@ def bare_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
 
 
 def dataset_options(page) -> list[str]:
+    """The dataset picker's options; none while the page-load refresh has not filled it yet (callers retry)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     page.locator("#dataset input").first.click()
-    page.get_by_role("option").first.wait_for()
+    try:
+        page.get_by_role("option").first.wait_for(timeout=5_000)
+    except PlaywrightTimeout:
+        page.keyboard.press("Escape")
+        return []
     options = page.get_by_role("option").all_inner_texts()
     page.keyboard.press("Escape")
     return [option.strip() for option in options]
