@@ -32,7 +32,17 @@ def _markup_calls(text: str, block: re.Pattern, parameter: re.Pattern) -> list[d
     return calls or None
 
 
-class Qwen35Format(ToolFormat):
+class MarkupFormat(ToolFormat):
+    """A format whose calls are blocks (`_block`: name, body) holding parameters (`_parameter`: key, value)."""
+
+    _block: re.Pattern[str]
+    _parameter: re.Pattern[str]
+
+    def parse_calls(self, text: str) -> list[dict] | None:
+        return _markup_calls(text, self._block, self._parameter)
+
+
+class Qwen35Format(MarkupFormat):
     """Qwen 3.5 / 3.6 (Qwen3-Coder style): `<tool_call><function=name><parameter=key>value</parameter>...`."""
 
     name = "qwen3_5"
@@ -63,11 +73,8 @@ class Qwen35Format(ToolFormat):
             for c in calls
         )
 
-    def parse_calls(self, text: str) -> list[dict] | None:
-        return _markup_calls(text, self._block, self._parameter)
 
-
-class Glm4MoeFormat(ToolFormat):
+class Glm4MoeFormat(MarkupFormat):
     """GLM-4.5 / 4.6 / 4.7: `<tool_call>name` then `<arg_key>`/`<arg_value>` pairs, closed by `</tool_call>`."""
 
     name = "glm4_moe"
@@ -96,11 +103,8 @@ class Glm4MoeFormat(ToolFormat):
             for c in calls
         )
 
-    def parse_calls(self, text: str) -> list[dict] | None:
-        return _markup_calls(text, self._block, self._parameter)
 
-
-class SeedOssFormat(ToolFormat):
+class SeedOssFormat(MarkupFormat):
     """ByteDance Seed-OSS: `<seed:tool_call><function=name><parameter=key>value</parameter>...`."""
 
     name = "seed_oss"
@@ -126,11 +130,8 @@ class SeedOssFormat(ToolFormat):
             for c in calls
         )
 
-    def parse_calls(self, text: str) -> list[dict] | None:
-        return _markup_calls(text, self._block, self._parameter)
 
-
-class MiniMax2Format(ToolFormat):
+class MiniMax2Format(MarkupFormat):
     """MiniMax-M2: `<minimax:tool_call><invoke name="..."><parameter name="...">value</parameter>...`."""
 
     name = "minimax2"
@@ -156,9 +157,6 @@ class MiniMax2Format(ToolFormat):
             for c in calls
         )
         return f"<minimax:tool_call>\n{invokes}</minimax:tool_call>"
-
-    def parse_calls(self, text: str) -> list[dict] | None:
-        return _markup_calls(text, self._block, self._parameter)
 
 
 class Lfm2Format(ToolFormat):
