@@ -63,6 +63,14 @@ class Template:
     content_apart: bool = False
     # True only for the `tokenizer` pseudo-template, which renders with `tokenizer.apply_chat_template`.
     from_tokenizer: bool = False
+    # The media plugin (`engine.multimodal`) that turns <image>/<video>/<audio> placeholders into the model's own
+    # tokens and the processor's tensors; None for text-only templates.
+    mm_plugin: str | None = None
+
+    @property
+    def modalities(self) -> frozenset[str]:
+        """The media columns this template's models read (`images`, `videos`, `audios`); empty for text."""
+        return PLUGIN_MODALITIES.get(self.mm_plugin or "", frozenset())
 
     def extract_tool_calls(self, text: str) -> list[dict] | None:
         """Parse a generated reply into `[{"name", "arguments"}]`, or None when it is a plain answer."""
@@ -83,12 +91,20 @@ class Template:
 TEMPLATES: dict[str, Template] = {}
 
 
+# What each media plugin reads (torch-free, so validation and the studio can ask before anything loads).
+PLUGIN_MODALITIES: dict[str, frozenset[str]] = {
+    "qwen2_vl": frozenset({"images", "videos"}),
+}
+
+
 def register_template(name: str, **fields: object) -> Template:
     """Add a template to `TEMPLATES`; a second registration under the same name is a programming error."""
     if name in TEMPLATES:
         raise ValueError(f"template {name!r} is already registered")
     fields["stop_words"] = list(fields.get("stop_words", ()))  # type: ignore[call-overload]  # no shared lists
     template = Template(name=name, **fields)  # type: ignore[arg-type]
+    if template.mm_plugin is not None and template.mm_plugin not in PLUGIN_MODALITIES:
+        raise ValueError(f"template {name!r}: unknown media plugin {template.mm_plugin!r}")
     if template.tool_format not in TOOL_FORMATS:
         raise ValueError(f"template {name!r}: unknown tool format {template.tool_format!r}")
     for slot_name in _SLOT_FIELDS:
@@ -115,7 +131,7 @@ MULTIMODAL_TEMPLATES = frozenset({
     "kimi_vl", "lfm2_vl", "llava", "llava_next", "llava_next_llama3", "llava_next_mistral", "llava_next_qwen",
     "llava_next_yi", "llava_next_video", "llava_next_video_mistral", "llava_next_video_yi", "mimo_vl", "minicpm_v",
     "minicpm_v_4_6", "minicpm_o", "mllama", "paligemma", "paligemma_chat", "pixtral", "qwen2_audio", "qwen2_omni",
-    "qwen3_omni", "qwen3_omni_nothink", "qwen2_vl", "qwen3_vl", "qwen3_vl_nothink", "video_llava", "yi_vl",
+    "qwen3_omni", "qwen3_omni_nothink", "qwen3_vl", "qwen3_vl_nothink", "video_llava", "yi_vl",
     "youtu_vl",
 })
 

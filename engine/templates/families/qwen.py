@@ -26,6 +26,14 @@ register_template(
 )
 
 register_template(
+    name="qwen2_vl",
+    description="Qwen2-VL / Qwen2.5-VL: ChatML with images and videos",
+    default_system="You are a helpful assistant.",
+    mm_plugin="qwen2_vl",
+    **_QWEN,
+)
+
+register_template(
     name="qwen3",
     description="Qwen 3 with reasoning (<think> blocks, <tool_call> tools)",
     thought_words=_THINK,
