@@ -8,7 +8,7 @@ import gradio as gr
 
 from studio import demo_mode
 from studio.context import Context
-from studio.i18n import DEFAULT_LANG, browser_language, t
+from studio.i18n import DEFAULT_LANG, PAGE_LANGUAGE_JS, RTL_CSS, available_languages, browser_language, t
 from studio.queue import dispatch
 
 CSS = """
@@ -28,9 +28,7 @@ CSS = """
 :lang(ja) [data-testid="block-info"], :lang(ja) .info-text, :lang(ja) button, :lang(ja) [role="tab"],
 :lang(ja) .label-wrap span, :lang(ja) label span {
   word-break: auto-phrase; overflow-wrap: anywhere; line-break: strict;}
-"""
-
-SET_PAGE_LANGUAGE_JS = "(lang) => { document.documentElement.lang = lang; }"
+""" + RTL_CSS
 
 
 def create_app(lang: str = DEFAULT_LANG) -> Any:
@@ -87,19 +85,17 @@ def wire_language(ctx: Context, demo: Any, saved_lang: Any) -> None:
 
     def initial_language(saved: str | None, request: gr.Request) -> str:
         """The remembered language, else the browser's first supported one, else English."""
-        from studio.i18n import LANGUAGES
-
-        if saved in LANGUAGES:
+        if saved in available_languages():
             return saved
         header = request.headers.get("accept-language") if request is not None else None
         return browser_language(header)
 
     ctx["lang"].change(relabel, ctx["lang"], [*labelled, saved_lang], api_visibility="private")
     demo.load(initial_language, saved_lang, ctx["lang"], api_visibility="private")
-    # The page says which language it is in, so the browser wraps its lines by that language's rules (the CSS
-    # phrase wrapping of Japanese needs it); Gradio itself sets the browser's language there.
-    demo.load(None, ctx["lang"], None, js=SET_PAGE_LANGUAGE_JS, api_visibility="private")
-    ctx["lang"].change(None, ctx["lang"], None, js=SET_PAGE_LANGUAGE_JS, api_visibility="private")
+    # The page says which language it is in and, for Arabic, that it reads right to left (Gradio itself sets the
+    # browser's language there and no direction).
+    demo.load(None, ctx["lang"], None, js=PAGE_LANGUAGE_JS, api_visibility="private")
+    ctx["lang"].change(None, ctx["lang"], None, js=PAGE_LANGUAGE_JS, api_visibility="private")
 
 
 # Widgets a demo visitor must not set: folders (each visitor has one workspace) and hub upload.

@@ -1,10 +1,13 @@
-"""UI languages: locale lookup, the browser's preferred language, and relabelling every registered component."""
+"""UI languages: locale lookup, the browser's preferred language, the page's writing direction, and relabelling
+every registered component."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from engine.errors import format_message, load_locale
+from engine.paths import resource_dir
 
 LANGUAGES: dict[str, str] = {
     "en": "English",
@@ -17,8 +20,21 @@ LANGUAGES: dict[str, str] = {
     "fr": "Français",
     "es": "Español",
     "pt-BR": "Português (Brasil)",
+    "it": "Italiano",
+    "tr": "Türkçe",
+    "vi": "Tiếng Việt",
+    "id": "Bahasa Indonesia",
+    "ar": "العربية",
+    "hi": "हिन्दी",
 }
 DEFAULT_LANG = "en"
+# Languages written right to left: the whole page is mirrored for them (see PAGE_LANGUAGE_JS and RTL_CSS).
+RTL_LANGUAGES = ("ar",)
+# Accept-Language tags that name a language by another code: Traditional Chinese by region or script, and
+# Indonesian by its old ISO code, which some browsers and Java-based systems still send.
+TAG_ALIASES = {"zh-hk": "zh-TW", "zh-mo": "zh-TW", "zh-hant": "zh-TW", "in": "id"}
+# A language whose only offered variant stands for every region of it.
+PREFIX_FALLBACKS = {"zh": "zh", "pt": "pt-BR"}
 
 
 def t(key: str, lang: str = DEFAULT_LANG, **params: Any) -> str:
@@ -31,27 +47,48 @@ def has_key(key: str, lang: str = DEFAULT_LANG) -> bool:
     return key in load_locale(lang)
 
 
+def available_languages() -> dict[str, str]:
+    """The languages whose locale file ships, code → own name: the picker offers only these, so a language can be
+    listed in LANGUAGES before its translation lands (a missing file would show English under its name)."""
+    folder = resource_dir("locales")
+    return {code: name for code, name in LANGUAGES.items() if (folder / f"{code}.yaml").is_file()}
+
+
 def browser_language(accept_language: str | None) -> str:
-    """The first supported language of an Accept-Language header (`zh-TW,zh;q=0.9,en;q=0.8`), else English."""
+    """The first offered language of an Accept-Language header (`zh-TW,zh;q=0.9,en;q=0.8`), else English."""
     if not accept_language:
         return DEFAULT_LANG
-    lower = {code.lower(): code for code in LANGUAGES}
+    lower = {code.lower(): code for code in available_languages()}
     for part in accept_language.split(","):
         tag = part.split(";")[0].strip().lower().replace("_", "-")
-        if not tag:
-            continue
-        if tag in lower:
-            return lower[tag]
-        if tag in ("zh-hk", "zh-mo", "zh-hant"):
-            return "zh-TW"
-        if tag.startswith("zh"):
-            return "zh"
-        if tag.startswith("pt"):
-            return "pt-BR"
         base = tag.split("-")[0]
-        if base in lower:
-            return lower[base]
+        code = lower.get(tag) or TAG_ALIASES.get(tag) or PREFIX_FALLBACKS.get(base) or lower.get(base)
+        if code and code.lower() in lower:
+            return code
     return DEFAULT_LANG
+
+
+# Run in the browser on load and on every language switch: the page says which language it is in (the browser
+# wraps lines by that language's rules; the CSS phrase wrapping of Japanese needs it) and, for Arabic, that it
+# reads right to left, which mirrors Gradio's rows, labels and alignment.
+PAGE_LANGUAGE_JS = f"""(lang) => {{
+  const root = document.documentElement;
+  root.lang = lang;
+  if ({json.dumps(list(RTL_LANGUAGES))}.includes(lang)) root.dir = "rtl"; else root.removeAttribute("dir");
+}}"""
+
+# A right-to-left page keeps left to right what is written that way whatever the language: code and YAML editors,
+# the command and the training log, paths and numbers typed into boxes, charts and tables of numbers. Gradio marks
+# every text box and Markdown block dir="ltr" itself, so sentences are turned back to right to left here, while a
+# box's text takes the direction of its own first letter (a path stays left to right, Arabic reads right to left).
+RTL_CSS = """
+[dir="rtl"] .prose {direction: rtl; text-align: right;}
+[dir="rtl"] textarea, [dir="rtl"] input[type="text"], [dir="rtl"] input:not([type]) {
+  unicode-bidi: plaintext; text-align: start;}
+[dir="rtl"] .cm-editor, [dir="rtl"] pre, [dir="rtl"] code, [dir="rtl"] #log textarea, [dir="rtl"] #command textarea,
+[dir="rtl"] input[type="number"], [dir="rtl"] input[type="range"], [dir="rtl"] svg, [dir="rtl"] .vega-embed {
+  direction: ltr; text-align: left; unicode-bidi: isolate;}
+"""
 
 
 def choice_pairs(key: str, values: list[Any], lang: str) -> list[tuple[str, Any]]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from starlette.middleware import Middleware
 
-from studio.i18n import LANGUAGES
+from studio.i18n import available_languages
 from studio.login import ClientAddress, make_auth
 
 # Gradio's cache clean-up: every 10 minutes, delete uploads and served files older than an hour (and all of them
@@ -63,7 +63,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--auth", help="user:password")
     parser.add_argument("--auth-file", help="a file of user:password lines")
     parser.add_argument("--root-path", default=os.environ.get("GRADIO_ROOT_PATH") or None)
-    parser.add_argument("--lang", choices=list(LANGUAGES), default=None,
+    parser.add_argument("--lang", choices=list(available_languages()), default=None,
                         help="first language (default: the browser's, else English)")
     parser.add_argument("--demo", action="store_true",
                         help="public demo mode: a private workspace per visitor and limits (STUDIO_DEMO_* variables); "

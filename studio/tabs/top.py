@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from studio.context import Context
-from studio.i18n import LANGUAGES, t
+from studio.i18n import available_languages, t
 
 HUBS = ["huggingface", "modelscope"]
 BOOSTERS = ["auto", "sdpa", "flashattn2", "unsloth", "liger_kernel"]
@@ -26,7 +26,7 @@ def build(ctx: Context) -> None:
     models = demo_models() or [*list_models(), CUSTOM]
     first = models[0]
     with gr.Row():
-        ctx.add("lang", gr.Dropdown(choices=[(name, code) for code, name in LANGUAGES.items()], value=lang,
+        ctx.add("lang", gr.Dropdown(choices=[(name, code) for code, name in available_languages().items()], value=lang,
                                     label=t("top.lang.label", lang), elem_id="lang", interactive=True, scale=1),
                 key="top.lang")
         ctx.add("model_name", gr.Dropdown(choices=model_choices(models, lang), value=first, elem_id="model_name",
