@@ -22,6 +22,7 @@ from engine.errors import DataError, RowsError
 MAX_REPORTED_ROWS = 5
 PROMPT_ROLES = ("user", "observation")
 RESPONSE_ROLES = ("assistant", "function")
+MEDIA_KINDS = ("images", "videos", "audios")  # the media fields of an example, named after their columns
 _MISSING = object()
 # Column names people commonly use for a field, to suggest a `columns` mapping that fits the file.
 _SYNONYMS = {
@@ -304,9 +305,7 @@ def _example(attr: DatasetAttr, row: dict, messages: list, system: str | None, c
         "chosen": chosen,
         "rejected": rejected,
         "kto_tag": _kto_tag(row, attr),
-        "images": _media(row, attr, "images"),
-        "videos": _media(row, attr, "videos"),
-        "audios": _media(row, attr, "audios"),
+        **{kind: _media(row, attr, kind) for kind in MEDIA_KINDS},
     }
 
 

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from engine.config.model import ModelArguments
-from engine.data.converter import convert_rows, fill_placeholders
+from engine.data.converter import MEDIA_KINDS, convert_rows, fill_placeholders
 from engine.data.files import read_rows
 from engine.data.registry import DatasetAttr, get_dataset_attrs
 from engine.data.sources import load_cloud_rows, load_hub_rows, load_script_rows
 from engine.errors import DataError
+from engine.paths import resolve_dataset_dir
 
 logger = logging.getLogger(__name__)
 
@@ -35,9 +36,11 @@ def load_examples(
     interleave_probs: list[float] | None = None,
     placeholders: dict[str, str] | None = None,
     hub_tokens: dict[str, str | None] | None = None,
+    media_dir: str | Path | None = None,
 ) -> list[dict]:
     """Canonical examples of one or more registered datasets, sampled and mixed as asked; `hub_tokens` maps a
-    source (`hf_hub`, `ms_hub`, `om_hub`) to the token for its private datasets."""
+    source (`hf_hub`, `ms_hub`, `om_hub`) to the token for its private datasets; relative media paths of local
+    datasets are found in `media_dir` (default: the dataset folder)."""
     if mix_strategy not in MIX_STRATEGIES:
         raise DataError("mix_strategy_unknown", value=mix_strategy, allowed=", ".join(MIX_STRATEGIES))
     if max_samples is not None and (
@@ -49,6 +52,8 @@ def load_examples(
     for attr in attrs:
         rows = load_rows(attr, dataset_dir, (hub_tokens or {}).get(attr.load_from))
         examples = convert_rows(attr, rows, require_response=require_response)
+        if attr.load_from in ("file", "script"):
+            resolve_media(examples, media_folder(dataset_dir, media_dir))
         # LLaMA-Factory's order: an entry's num_samples first, then the run's max_samples of what that gave.
         if attr.num_samples is not None:
             examples = _sample(examples, attr.num_samples, seed)
@@ -76,6 +81,26 @@ def load_rows(attr: DatasetAttr, dataset_dir: str | Path | None = None, token: s
     if attr.load_from == "cloud_file":
         return load_cloud_rows(attr)
     return load_hub_rows(attr, token)
+
+
+def media_folder(dataset_dir: str | Path | None, media_dir: str | Path | None) -> Path:
+    """Where relative media paths are looked up: `media_dir` when set, else the dataset folder."""
+    return Path(media_dir).absolute() if media_dir else resolve_dataset_dir(dataset_dir).absolute()
+
+
+def resolve_media(examples: list[dict], folder: Path) -> None:
+    """Make each media path that names a file in `folder` absolute, in place (LLaMA-Factory's rule: a path found
+    there wins; anything else, URLs included, stays as written, and `check_media` names what is missing)."""
+    for example in examples:
+        for kind in MEDIA_KINDS:
+            items = example.get(kind)
+            if items:
+                example[kind] = [str(folder / item) if _is_relative_file(folder, item) else item for item in items]
+
+
+def _is_relative_file(folder: Path, item: str) -> bool:
+    """Whether `item` is a path (not a URL) that names a file inside `folder`."""
+    return "://" not in item and not item.startswith("data:") and (folder / item).is_file()
 
 
 def hub_tokens(model_args: ModelArguments) -> dict[str, str | None]:

@@ -30,7 +30,7 @@ def load_split_examples(config: RunConfig, *, require_response: bool) -> tuple[l
     common = {"require_response": require_response, "max_samples": data.max_samples, "seed": seed,
               "mix_strategy": data.mix_strategy, "interleave_probs": probs,
               "placeholders": {"name": data.identity_name, "author": data.identity_author},
-              "hub_tokens": hub_tokens(config.model)}
+              "hub_tokens": hub_tokens(config.model), "media_dir": data.media_dir}
     train = load_examples(data.dataset, data.dataset_dir, **common) if data.dataset else []
     if data.eval_dataset:
         return train, load_examples(data.eval_dataset, data.dataset_dir, **common)
@@ -118,16 +118,20 @@ def check_local_data(config: RunConfig) -> int | None:
     when a training dataset is not a local file: those (hubs, script_url, cloud files) are left to the training
     process, since reading them here would download them into the caller; what can be checked without a download
     (the package a hub needs, a loading script) is checked. A run with tokenized_path and no dataset uses the
-    rows saved there: their count, from its meta.json.
+    rows saved there: their count, from its meta.json. Media files are opened and matched to their placeholders
+    and to what the run's template reads (`check_media`).
     """
     from engine.data import get_dataset_attrs, load_examples, split_examples
     from engine.data.cache import saved_train_rows
+    from engine.data.loader import media_folder
+    from engine.data.media import check_media
     from engine.data.sources import check_source
 
     data = config.data
     if data.tokenized_path and not data.dataset:
         return saved_train_rows(Path(data.tokenized_path), overwrite=data.overwrite_cache)
     require_response = config.finetuning.stage != "pt"
+    template, modalities = _template_modalities(config)
     rows: int | None = 0
     for names in (data.dataset, data.eval_dataset):
         if not names:
@@ -142,7 +146,9 @@ def check_local_data(config: RunConfig) -> int | None:
         if not local:
             continue
         examples = load_examples(local, data.dataset_dir, require_response=require_response,
-                                 max_samples=data.max_samples, seed=config.training.seed)
+                                 max_samples=data.max_samples, seed=config.training.seed, media_dir=data.media_dir)
+        check_media(examples, modalities=modalities, where=media_folder(data.dataset_dir, data.media_dir),
+                    template=template)
         if names != data.dataset:
             continue
         if data.val_size and not data.eval_dataset:
@@ -151,3 +157,18 @@ def check_local_data(config: RunConfig) -> int | None:
         if rows is not None:
             rows = len(examples)
     return rows
+
+
+def _template_modalities(config: RunConfig) -> tuple[str | None, frozenset[str] | None]:
+    """The run's template name and the media it reads; None when no template is set or it does not resolve
+    (validation reports a bad name; media files and counts are still checked)."""
+    from engine.errors import StudioError
+    from engine.templates import get_template
+
+    name = config.model.template
+    if not name:
+        return None, None
+    try:
+        return name, get_template(name).modalities
+    except StudioError:
+        return name, None
