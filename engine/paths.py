@@ -54,6 +54,11 @@ def demo_model_dir() -> Path:
     return saves_dir() / "models" / "demo"
 
 
+def vision_demo_dir() -> Path:
+    """Where `model_name_or_path: demo-vision` is built."""
+    return saves_dir() / "models" / "demo-vision"
+
+
 def tokenized_cache_dir() -> Path:
     """Where tokenized datasets are cached (env STUDIO_TOKENIZED_CACHE, default: saves/.cache/tokenized)."""
     override = os.environ.get("STUDIO_TOKENIZED_CACHE")

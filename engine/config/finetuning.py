@@ -22,6 +22,11 @@ class FinetuningArguments:
                                           min=-128, max=128)
     freeze_trainable_modules: str = option("all", "Freeze: comma-separated module names to train in those layers.")
     freeze_extra_modules: str | None = option(None, "Freeze: other modules to train as well (e.g. embed_tokens).")
+    freeze_vision_tower: bool = option(True, "Images/video: keep the vision encoder's weights fixed.")
+    freeze_multi_modal_projector: bool = option(True, "Images/video/audio: keep the projector that maps media "
+                                                "features into the language model fixed.")
+    freeze_language_model: bool = option(False, "Images/video/audio: keep the language model fixed (train only "
+                                         "the media side).")
     lora_rank: int = option(8, "LoRA rank: size of the low-rank update.", min=1, max=1024)
     lora_alpha: int | None = option(None, "LoRA scale numerator (default: twice the rank).", min=1, max=2048)
     lora_dropout: float = option(0.0, "Dropout on the LoRA input.", min=0.0, max=1.0, step=0.01)

@@ -125,6 +125,18 @@ class StopMatcher:
         return piece
 
 
+Media = Mapping[str, Sequence[Any]]
+
+
+class MediaPrompt(list):
+    """Prompt ids (a list, so every length and slice works as before) that also carry the processor's tensors of
+    the request's images, video or audio (`inputs`), for the backend to feed with the ids."""
+
+    def __init__(self, ids: list[int], inputs: dict[str, Any]) -> None:
+        super().__init__(ids)
+        self.inputs = inputs
+
+
 class ChatBackend(ABC):
     """A loaded model that answers conversations; subclasses implement `_complete` and `_stream`.
 
@@ -138,27 +150,37 @@ class ChatBackend(ABC):
     model_id: str = "model"
     context_length: int | None = None
     enable_thinking: bool | None = None  # reasoning templates: the default when a request does not say
+    plugin: Any = None  # the media plugin (engine.multimodal) when the model reads images, video or audio
+
+    @property
+    def modalities(self) -> frozenset[str]:
+        """The media this model reads (`images`, `videos`, `audios`); empty for a text model."""
+        return frozenset(self.plugin.kinds) if self.plugin is not None else frozenset()
 
     # ------------------------------------------------------------ public
 
     def generate(self, messages: Sequence[Mapping[str, Any]], system: str | None = None,
-                 tools: Any = None, *, enable_thinking: bool | None = None, **sampling: Any) -> Completion:
-        """One reply to the conversation; `sampling` overrides the config's settings (temperature, stop, seed, …)."""
-        return self.generate_choices(messages, system, tools, enable_thinking=enable_thinking,
+                 tools: Any = None, *, enable_thinking: bool | None = None, media: Media | None = None,
+                 **sampling: Any) -> Completion:
+        """One reply to the conversation; `sampling` overrides the config's settings (temperature, stop, seed, …).
+
+        `media` (`{"images": [...], "videos": [...], "audios": [...]}`: paths, URLs, bytes or PIL images) fills the
+        `<image>`/`<video>`/`<audio>` placeholders of the messages, in order."""
+        return self.generate_choices(messages, system, tools, enable_thinking=enable_thinking, media=media,
                                      **{**sampling, "n": 1})[0]
 
     def generate_choices(self, messages: Sequence[Mapping[str, Any]], system: str | None = None,
-                         tools: Any = None, *, enable_thinking: bool | None = None,
+                         tools: Any = None, *, enable_thinking: bool | None = None, media: Media | None = None,
                          **sampling: Any) -> list[Completion]:
         """`n` replies (sampling setting `n`, default 1) to the same conversation."""
-        prompt_ids, settings = self.prepare(messages, system, tools, enable_thinking, sampling)
+        prompt_ids, settings = self.prepare(messages, system, tools, enable_thinking, sampling, media)
         return self._complete(prompt_ids, settings)
 
     def stream(self, messages: Sequence[Mapping[str, Any]], system: str | None = None,
-               tools: Any = None, *, enable_thinking: bool | None = None,
+               tools: Any = None, *, enable_thinking: bool | None = None, media: Media | None = None,
                **sampling: Any) -> Iterator[str | Completion]:
         """Text deltas of one reply as they are generated, then one `Completion` (full text, usage, finish)."""
-        prompt_ids, settings = self.prepare(messages, system, tools, enable_thinking, {**sampling, "n": 1})
+        prompt_ids, settings = self.prepare(messages, system, tools, enable_thinking, {**sampling, "n": 1}, media)
         return self._stream(prompt_ids, settings)
 
     def extract_tool_calls(self, text: str) -> list[dict] | None:
@@ -171,13 +193,20 @@ class ChatBackend(ABC):
     # ------------------------------------------------------------ shared steps
 
     def prepare(self, messages: Sequence[Mapping[str, Any]], system: str | None, tools: Any,
-                enable_thinking: bool | None, sampling: dict[str, Any]) -> tuple[list[int], Sampling]:
-        """The prompt ids and the sampling settings of one request, with the reply fitted into the context."""
+                enable_thinking: bool | None, sampling: dict[str, Any],
+                media: Media | None = None) -> tuple[list[int], Sampling]:
+        """The prompt ids and the sampling settings of one request, with the reply fitted into the context; with
+        media, the ids are a `MediaPrompt` that also carries the processor's tensors."""
         from engine.templates import render_prompt_ids
 
         settings = self.defaults.updated(**sampling)
         thinking = self.enable_thinking if enable_thinking is None else enable_thinking
+        inputs = None
+        if media and any(media.values()):
+            messages, inputs = self._media_messages(messages, media)
         prompt_ids = render_prompt_ids(self.template, self.tokenizer, messages, system, tools, thinking)
+        if inputs is not None:
+            prompt_ids = MediaPrompt(prompt_ids, inputs)
         limit = self.context_length
         if limit is not None:
             if len(prompt_ids) >= limit:
@@ -186,6 +215,27 @@ class ChatBackend(ABC):
             if settings.max_new_tokens > room:
                 settings = replace(settings, max_new_tokens=room)
         return prompt_ids, settings
+
+    def _media_messages(self, messages: Sequence[Mapping[str, Any]],
+                        media: Media) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """The messages with each media placeholder expanded into the model's tokens, and the media tensors."""
+        from engine.data.media import PLACEHOLDERS
+
+        given = {kind: list(items) for kind, items in media.items() if items}
+        if not self.modalities:
+            raise InferenceError("model_text_only", model=self.model_id, kinds=", ".join(sorted(given)))
+        unread = sorted(set(given) - self.modalities)
+        if unread:
+            raise InferenceError("model_media_kind", model=self.model_id, kinds=", ".join(unread),
+                                 reads=", ".join(sorted(self.modalities)))
+        for kind, items in given.items():
+            found = sum(str(m.get("content") or "").count(PLACEHOLDERS[kind]) for m in messages)
+            if found != len(items):
+                raise InferenceError("media_placeholder_count", kind=kind, placeholder=PLACEHOLDERS[kind],
+                                     placeholders=found, items=len(items))
+        loaded = self.plugin.load(given)
+        expanded = self.plugin.expand([dict(m) for m in messages], self.plugin.token_counts(loaded), PLACEHOLDERS)
+        return expanded, self.plugin.features([loaded])
 
     def stop_token_ids(self) -> list[int]:
         """Token ids that end a reply: the tokenizer's eos and the template's stop words."""

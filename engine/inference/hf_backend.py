@@ -62,8 +62,9 @@ def _criteria_classes() -> tuple[type, type]:
 class HFBackend(ChatBackend):
     """A transformers model with its tokenizer and template, loaded by `engine.model.load_model`."""
 
-    def __init__(self, model: Any, tokenizer: Any, template: Any, defaults: Sampling, model_id: str) -> None:
-        self.model, self.tokenizer, self.template = model, tokenizer, template
+    def __init__(self, model: Any, tokenizer: Any, template: Any, defaults: Sampling, model_id: str,
+                 plugin: Any = None) -> None:
+        self.model, self.tokenizer, self.template, self.plugin = model, tokenizer, template, plugin
         self.defaults, self.model_id = defaults, model_id
         config = getattr(model, "config", None)
         self.context_length = getattr(config, "max_position_embeddings", None)
@@ -79,11 +80,13 @@ class HFBackend(ChatBackend):
         """Tokenizer → template → model (base + adapters, quantized when `quantization_bit` is set)."""
         from engine.model.chat_template import load_template
         from engine.model.loader import load_model, load_tokenizer, resolve_model_folder
+        from engine.multimodal.plugins import get_plugin
 
         tokenizer = load_tokenizer(config.model)
         template = load_template(config.model.template, resolve_model_folder(config.model), tokenizer, config.data.tool_format)
         model = load_model(tokenizer, config.model, config.finetuning, is_trainable=False)
-        return cls(model, tokenizer, template, Sampling.from_config(config.generation), model_id)
+        plugin = get_plugin(template, tokenizer, config.model)
+        return cls(model, tokenizer, template, Sampling.from_config(config.generation), model_id, plugin)
 
     def close(self) -> None:
         """Drop the model and return GPU memory."""
@@ -130,6 +133,12 @@ class HFBackend(ChatBackend):
             "generation_config": GenerationConfig(**options),
             "stopping_criteria": StoppingCriteriaList(criteria),
         }
+        media_inputs = getattr(prompt_ids, "inputs", None)
+        if media_inputs:
+            dtype = next(self.model.parameters()).dtype
+            for key, value in media_inputs.items():
+                kwargs[key] = value.to(device, dtype=dtype) if value.is_floating_point() else value.to(device)
+            kwargs["mm_token_type_ids"] = self.plugin.token_type_ids(input_ids)
         return kwargs, stop_strings
 
     def _seed(self, sampling: Sampling) -> None:

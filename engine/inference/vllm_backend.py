@@ -118,6 +118,10 @@ class VLLMBackend(ChatBackend):
             self.loop.call_soon_threadsafe(shutdown)
         self.loop.call_soon_threadsafe(self.loop.stop)
 
+    def _media_messages(self, messages: Any, media: Any) -> Any:
+        """Media through vLLM is not wired yet (its prompt updates were not verified on a GPU): say so."""
+        raise InferenceError("vllm_media", kinds=", ".join(sorted(k for k, v in media.items() if v)))
+
     # ------------------------------------------------------------ generation
 
     def _params(self, sampling: Sampling) -> Any:

@@ -59,4 +59,9 @@ def setup_finetuning(model: Any, model_args: ModelArguments, finetuning_args: Fi
     check_method_options(model_args, finetuning_args, is_trainable)
     if is_trainable and not method.quantized_base and is_quantized(model):  # e.g. saved GPTQ weights
         _refuse_quantized(name)
-    return method_module(name).setup(model, model_args, finetuning_args, is_trainable)
+    model = method_module(name).setup(model, model_args, finetuning_args, is_trainable)
+    if is_trainable:
+        from engine.multimodal.parts import freeze_parts
+
+        freeze_parts(model, finetuning_args)  # a media model's frozen encoder / projector / language model
+    return model

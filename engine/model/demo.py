@@ -41,11 +41,13 @@ __all__ = [
     "SPECIAL_TOKENS",
     "ADDED_TOKENS",
     "CHAT_TEMPLATE",
+    "build_atomically",
     "build_demo_model",
     "demo_fingerprint",
     "is_complete_build",
     "main",
     "resolve_model_path",
+    "train_tokenizer",
 ]
 
 DEMO_MODEL_NAME = "demo"
@@ -226,13 +228,13 @@ def _read_build_info(folder: Path) -> dict[str, Any] | None:
     return info if isinstance(info, dict) else None
 
 
-def is_complete_build(folder: str | Path, fingerprint: str | None = None) -> bool:
-    """Whether `folder` holds a finished demo build (with this fingerprint, when one is given)."""
+def is_complete_build(folder: str | Path, fingerprint: str | None = None, *, builder: str = _BUILDER) -> bool:
+    """Whether `folder` holds a finished build by `builder` (with this fingerprint, when one is given)."""
     folder = Path(folder)
     if not all((folder / name).is_file() for name in _REQUIRED_FILES):
         return False
     info = _read_build_info(folder)
-    if info is None or info.get("builder") != _BUILDER:
+    if info is None or info.get("builder") != builder:
         return False
     return fingerprint is None or info.get("fingerprint") == fingerprint
 
@@ -240,8 +242,8 @@ def is_complete_build(folder: str | Path, fingerprint: str | None = None) -> boo
 # ---------------------------------------------------------------- build
 
 
-def _train_tokenizer(texts: list[str], vocab_size: int):
-    """A byte-level BPE `tokenizers.Tokenizer`: special tokens at ids 0-2, added tokens at 3-6."""
+def train_tokenizer(texts: list[str], vocab_size: int, special_tokens: tuple[str, ...] = SPECIAL_TOKENS):
+    """A byte-level BPE `tokenizers.Tokenizer`: the special tokens first (ids 0…), then the added tokens."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
     tokenizer = Tokenizer(models.BPE())
@@ -252,7 +254,7 @@ def _train_tokenizer(texts: list[str], vocab_size: int):
         vocab_size=vocab_size,
         min_frequency=2,
         show_progress=False,
-        special_tokens=[*SPECIAL_TOKENS, *ADDED_TOKENS],
+        special_tokens=[*special_tokens, *ADDED_TOKENS],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
     tokenizer.train_from_iterator(texts, trainer=trainer, length=len(texts))
@@ -264,7 +266,7 @@ def _train_tokenizer(texts: list[str], vocab_size: int):
             token["special"] = False
     tokenizer = Tokenizer.from_str(json.dumps(spec, ensure_ascii=False))
 
-    for i, token in enumerate((*SPECIAL_TOKENS, *ADDED_TOKENS)):
+    for i, token in enumerate((*special_tokens, *ADDED_TOKENS)):
         assert tokenizer.token_to_id(token) == i, (token, tokenizer.token_to_id(token))
     return tokenizer
 
@@ -274,7 +276,7 @@ def _build_into(folder: Path, params: dict[str, int], texts: list[str], info: di
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, TokenizersBackend
 
-    raw = _train_tokenizer(texts, params["vocab_size"])
+    raw = train_tokenizer(texts, params["vocab_size"])
     eos_id = raw.token_to_id(EOS_TOKEN)
     im_end_id = raw.token_to_id(IM_END)
 
@@ -344,7 +346,7 @@ def _write_json(path: Path, obj: Any) -> None:
         f.write("\n")
 
 
-def _check_replaceable(out: Path) -> None:
+def _check_replaceable(out: Path, builder: str = _BUILDER) -> None:
     """Refuse to replace a folder that is not an (old or partial) demo build: it may hold the user's files."""
     if not out.exists() and not out.is_symlink():
         return
@@ -353,7 +355,7 @@ def _check_replaceable(out: Path) -> None:
     if not any(out.iterdir()):
         return
     info = _read_build_info(out)
-    if info is None or info.get("builder") != _BUILDER:
+    if info is None or info.get("builder") != builder:
         raise ModelError("demo_dir_not_ours", path=str(out))
 
 
@@ -363,6 +365,35 @@ def _library_versions() -> dict[str, str]:
     import transformers
 
     return {"torch": torch.__version__, "transformers": transformers.__version__, "tokenizers": tokenizers.__version__}
+
+
+def build_atomically(out: Path, info: dict[str, Any], build_into: Any, *, force: bool = False) -> None:
+    """Build into a temporary sibling of `out` with `build_into(folder, info)` and rename it into place, under a
+    file lock; `info` (with `builder` and `fingerprint`) becomes build_info.json, which marks the build complete.
+    An identical finished build is kept (unless `force`); a folder some other builder made is never replaced."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(out.parent / f"{out.name}.lock"):
+        # Another process may have finished the same build while we waited for the lock.
+        if not force and is_complete_build(out, info["fingerprint"], builder=info["builder"]):
+            return
+        _check_replaceable(out, info["builder"])
+        # Only the lock holder builds, so any leftover temporary folder is from a killed build.
+        for stale in out.parent.glob(f".{out.name}.building-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
+        try:
+            build_into(tmp, {**info, "versions": _library_versions()})
+            os.chmod(tmp, 0o755)  # mkdtemp makes it 0700
+            if out.exists() or out.is_symlink():
+                old = out.parent / f".{out.name}.building-old-{uuid.uuid4().hex[:8]}"
+                os.rename(out, old)
+                os.rename(tmp, out)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.rename(tmp, out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
 
 
 def build_demo_model(
@@ -396,47 +427,28 @@ def build_demo_model(
     if not force and is_complete_build(out, fingerprint):
         return out
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with file_lock(out.parent / f"{out.name}.lock"):
-        # Another process may have finished the same build while we waited for the lock.
-        if not force and is_complete_build(out, fingerprint):
-            return out
-        _check_replaceable(out)
-        # Only the lock holder builds, so any leftover temporary folder is from a killed build.
-        for stale in out.parent.glob(f".{out.name}.building-*"):
-            shutil.rmtree(stale, ignore_errors=True)
-
-        texts = _corpus(files, data_path)
-        info = {
-            "builder": _BUILDER,
-            "build_version": BUILD_VERSION,
-            "fingerprint": fingerprint,
-            "params": params,
-            "data_files": data_hashes,
-            "template": DEMO_TEMPLATE,
-            "versions": _library_versions(),
-        }
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
-        try:
-            _build_into(tmp, params, texts, info)
-            os.chmod(tmp, 0o755)  # mkdtemp makes it 0700
-            if out.exists() or out.is_symlink():
-                old = out.parent / f".{out.name}.building-old-{uuid.uuid4().hex[:8]}"
-                os.rename(out, old)
-                os.rename(tmp, out)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.rename(tmp, out)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+    texts = _corpus(files, data_path)
+    info = {
+        "builder": _BUILDER,
+        "build_version": BUILD_VERSION,
+        "fingerprint": fingerprint,
+        "params": params,
+        "data_files": data_hashes,
+        "template": DEMO_TEMPLATE,
+    }
+    build_atomically(out, info, lambda tmp, info: _build_into(tmp, params, texts, info), force=force)
     return out
 
 
 def resolve_model_path(name_or_path: str) -> str:
-    """The built demo folder for the reserved name `demo` (building it when needed), else the input unchanged."""
+    """The built demo folder for the reserved names `demo` and `demo-vision` (building it when needed), else the
+    input unchanged."""
     if name_or_path == DEMO_MODEL_NAME:
         return str(build_demo_model())
+    if name_or_path == "demo-vision":
+        from engine.multimodal.demo_vision import build_vision_demo
+
+        return str(build_vision_demo())
     return name_or_path
 
 

@@ -199,11 +199,16 @@ def infer_model_dtype(model_args: ModelArguments, finetuning_args: FinetuningArg
 # ---------------------------------------------------------------- model
 
 
-def _model_class(finetuning_args: FinetuningArguments) -> Any:
-    """A reward model scores a sequence (one value); every other stage trains a causal LM."""
+def _model_class(finetuning_args: FinetuningArguments, config: Any) -> Any:
+    """A reward model scores a sequence (one value); a media model loads with its encoders; every other stage
+    trains a causal LM."""
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
-    return AutoModelForSequenceClassification if finetuning_args.stage == "rm" else AutoModelForCausalLM
+    from engine.multimodal.parts import is_media_config, media_model_class
+
+    if finetuning_args.stage == "rm":
+        return AutoModelForSequenceClassification
+    return media_model_class(config) if is_media_config(config) else AutoModelForCausalLM
 
 
 def _load_weights(path: str, config: Any, model_args: ModelArguments, finetuning_args: FinetuningArguments,
@@ -211,7 +216,7 @@ def _load_weights(path: str, config: Any, model_args: ModelArguments, finetuning
     """The transformers model: from the weights, or randomly initialised with `train_from_scratch`."""
     from engine.model.quantization import build_quantization_config, quantization_device_map
 
-    model_class = _model_class(finetuning_args)
+    model_class = _model_class(finetuning_args, config)
     kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": model_args.trust_remote_code}
     if attn is not None:
         kwargs["attn_implementation"] = attn

@@ -15,6 +15,7 @@ from engine.model.boosters import unsloth_peft_model
 from engine.model.methods.peft_adapters import modules_to_save, setup_adapter, task_type
 from engine.model.methods.weights import embedding_module_names, linear_targets
 from engine.model.quantization import is_quantized
+from engine.multimodal.parts import frozen_paths
 
 
 def check(model_args: ModelArguments, finetuning_args: FinetuningArguments, is_trainable: bool) -> None:
@@ -38,7 +39,8 @@ def lora_kwargs(model: Any, model_args: ModelArguments, finetuning_args: Finetun
         "lora_alpha": ft.lora_alpha or 2 * ft.lora_rank,
         "lora_dropout": ft.lora_dropout,
         "target_modules": linear_targets(model, ft.lora_target, "lora_target_not_found",
-                                         ft.freeze_trainable_layers if ft.use_llama_pro else None),
+                                         ft.freeze_trainable_layers if ft.use_llama_pro else None,
+                                         frozen=frozen_paths(model, ft)),
         "modules_to_save": to_save or None,
         "use_rslora": ft.use_rslora,
         "use_dora": ft.use_dora,

@@ -14,6 +14,7 @@ from engine.config.model import ModelArguments
 from engine.errors import ModelError, Setting
 from engine.model.methods.peft_adapters import modules_to_save, setup_adapter, task_type
 from engine.model.methods.weights import embedding_module_names, linear_targets
+from engine.multimodal.parts import frozen_paths
 
 
 def check(model_args: ModelArguments, finetuning_args: FinetuningArguments, is_trainable: bool) -> None:
@@ -38,7 +39,8 @@ def oft_kwargs(model: Any, model_args: ModelArguments, finetuning_args: Finetuni
         "oft_block_size": ft.oft_block_size,
         "module_dropout": ft.module_dropout,
         "target_modules": linear_targets(model, ft.oft_target, "oft_target_not_found",
-                                         ft.freeze_trainable_layers if ft.use_llama_pro else None),
+                                         ft.freeze_trainable_layers if ft.use_llama_pro else None,
+                                         frozen=frozen_paths(model, ft)),
         "modules_to_save": to_save or None,
     }
 

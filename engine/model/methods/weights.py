@@ -98,13 +98,24 @@ def find_linear_modules(model: Any) -> dict[str, list[str]]:
     return found
 
 
-def linear_targets(model: Any, target: str, error_key: str, llama_pro: int | None = None) -> list[str]:
+def linear_targets(model: Any, target: str, error_key: str, llama_pro: int | None = None,
+                   frozen: tuple[str, ...] = ()) -> list[str]:
     """The `target_modules` for PEFT: every linear layer for `all`, else the checked comma-separated names.
 
     With `llama_pro` (the number of blocks `expand-model` added), only the layers inside those blocks, by full name.
+    A media model's targets are full names (its encoder's short names, e.g. `0`, would also match whole blocks),
+    only those outside the `frozen` parts.
     """
+    from engine.multimodal.parts import is_frozen, is_media_config
+
     linear = find_linear_modules(model)
     names = split_names(target)
+    if is_media_config(getattr(model, "config", None)):
+        chosen = set(names) if names and names != ["all"] else None
+        if chosen is not None:
+            linear_targets(model, target, error_key)  # the same check of each name
+        return sorted(full for short, fulls in linear.items() for full in fulls
+                      if (chosen is None or short in chosen or full in chosen) and not is_frozen(full, frozen))
     if not names or names == ["all"]:
         names = sorted(linear)
     else:

@@ -1,0 +1,188 @@
+"""Media plugins: how one model family reads images and video.
+
+A conversation carries LLaMA-Factory's placeholders (`<image>`, `<video>`, `<audio>`) where each media item goes.
+A plugin (chosen by the template's `mm_plugin`) replaces each placeholder with the model's own tokens, as many as
+the model will fill with that item's features, and turns the media of a batch into the tensors the model's forward
+takes. The number of tokens depends only on an image's size after scaling, so tokenizing never runs the vision
+preprocessing; the collator does, batch by batch.
+
+Qwen2-VL (also Qwen2.5-VL): an image becomes `<|vision_start|>` + one `<|image_pad|>` per 2x2 block of 14-px
+patches + `<|vision_end|>`; a video the same with `<|video_pad|>`, two frames per temporal patch. Its image
+processor handles images; video frames go through the same processor and are paired into temporal patches here
+(transformers' own video processor needs torchvision, which the CPU install does not have).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from engine.errors import DataError
+
+KINDS = ("images", "videos", "audios")
+TOKEN_TYPES = {"images": 1, "videos": 2, "audios": 3}  # transformers' mm_token_type_ids values
+
+
+@dataclass(frozen=True)
+class MediaSettings:
+    """The run's media limits (LLaMA-Factory's processor keys)."""
+
+    image_max_pixels: int = 768 * 768
+    image_min_pixels: int = 32 * 32
+    video_max_pixels: int = 256 * 256
+    video_min_pixels: int = 16 * 16
+    video_fps: float = 2.0
+    video_maxlen: int = 128
+    audio_sampling_rate: int = 16000
+
+    @classmethod
+    def from_model_args(cls, model_args: Any) -> MediaSettings:
+        return cls(**{name: getattr(model_args, name) for name in cls.__dataclass_fields__})
+
+
+def fit_pixels(image: Any, max_pixels: int, min_pixels: int) -> Any:
+    """`image` scaled (keeping its shape) so its area lies within [min_pixels, max_pixels]."""
+    width, height = image.size
+    area = width * height
+    if area > max_pixels:
+        factor = math.sqrt(max_pixels / area)
+    elif area < min_pixels:
+        factor = math.sqrt(min_pixels / area)
+    else:
+        return image
+    size = (max(1, int(width * factor)), max(1, int(height * factor)))
+    return image.resize(size)
+
+
+class Qwen2VLPlugin:
+    """Qwen2-VL and Qwen2.5-VL: images and videos (see the module docstring)."""
+
+    name = "qwen2_vl"
+    kinds = ("images", "videos")
+
+    def __init__(self, image_processor: Any, tokenizer: Any, settings: MediaSettings) -> None:
+        self.processor = image_processor
+        self.settings = settings
+        self.merge = int(getattr(image_processor, "merge_size", 2))
+        self.patch = int(getattr(image_processor, "patch_size", 14))
+        self.temporal = int(getattr(image_processor, "temporal_patch_size", 2))
+        self.tokens = {"images": "<|image_pad|>", "videos": "<|video_pad|>"}
+        self.start, self.end = "<|vision_start|>", "<|vision_end|>"
+        vocab = tokenizer.get_vocab()
+        missing = [t for t in (*self.tokens.values(), self.start, self.end) if t not in vocab]
+        if missing:
+            raise DataError("media_tokens_missing", template=self.name, tokens=", ".join(missing))
+        self.token_ids = {kind: vocab[token] for kind, token in self.tokens.items()}
+
+    # ------------------------------------------------------------ loading
+
+    def load(self, media: dict[str, list]) -> dict[str, list]:
+        """Images (PIL, scaled to the pixel limits) and videos (lists of frames) of one example or request."""
+        from engine.data.media import load_image, load_video
+
+        s = self.settings
+        images = [fit_pixels(load_image(ref), s.image_max_pixels, s.image_min_pixels) for ref in media.get("images") or []]
+        videos = []
+        for ref in media.get("videos") or []:
+            frames = load_video(ref, fps=s.video_fps, maxlen=s.video_maxlen)
+            frames = [fit_pixels(frame, s.video_max_pixels, s.video_min_pixels) for frame in frames]
+            if len(frames) % self.temporal:  # whole temporal patches: repeat the last frame
+                frames += [frames[-1]] * (self.temporal - len(frames) % self.temporal)
+            videos.append(frames)
+        return {"images": images, "videos": videos}
+
+    # ------------------------------------------------------------ tokens
+
+    def _grid(self, width: int, height: int) -> int:
+        """Patches per frame after the processor's own resizing (rounded to whole merged blocks)."""
+        return int(self.processor.get_number_of_image_patches(height, width, {}))
+
+    def token_counts(self, loaded: dict[str, list]) -> dict[str, list[int]]:
+        """How many model tokens each image and each video fills."""
+        per_block = self.merge ** 2
+        images = [self._grid(*image.size) // per_block for image in loaded["images"]]
+        videos = [self._grid(*frames[0].size) * (len(frames) // self.temporal) // per_block
+                  for frames in loaded["videos"]]
+        return {"images": images, "videos": videos}
+
+    def expand(self, messages: list[dict], counts: dict[str, list[int]], placeholders: dict[str, str]) -> list[dict]:
+        """The messages with each placeholder replaced by the model's tokens for that item, in order."""
+        queues = {kind: list(counts.get(kind) or []) for kind in self.kinds}
+        out = []
+        for message in messages:
+            text = message.get("content") or ""
+            for kind in self.kinds:
+                placeholder = placeholders[kind]
+                while placeholder in text and queues[kind]:
+                    tokens = self.start + self.tokens[kind] * queues[kind].pop(0) + self.end
+                    text = text.replace(placeholder, tokens, 1)
+            out.append({**message, "content": text})
+        return out
+
+    def expected_tokens(self, counts: dict[str, list[int]]) -> dict[int, int]:
+        """Token id → how many of it a fully kept example holds."""
+        return {self.token_ids[kind]: sum(counts.get(kind) or []) for kind in self.kinds}
+
+    # ------------------------------------------------------------ tensors
+
+    def features(self, batch: list[dict[str, list]]) -> dict[str, Any]:
+        """The processor tensors of a batch of loaded media (each entry one example's `load` result)."""
+        import numpy as np
+        import torch
+
+        out: dict[str, Any] = {}
+        images = [image for loaded in batch for image in loaded["images"]]
+        if images:
+            result = self.processor(images=images, return_tensors="np")
+            out["pixel_values"] = torch.from_numpy(np.asarray(result["pixel_values"], dtype=np.float32))
+            out["image_grid_thw"] = torch.from_numpy(np.asarray(result["image_grid_thw"], dtype=np.int64))
+        videos = [frames for loaded in batch for frames in loaded["videos"]]
+        if videos:
+            pieces = [self._video_patches(frames) for frames in videos]
+            out["pixel_values_videos"] = torch.from_numpy(np.concatenate([p for p, _ in pieces]).astype(np.float32))
+            out["video_grid_thw"] = torch.tensor([grid for _, grid in pieces], dtype=torch.long)
+        return out
+
+    def _video_patches(self, frames: list) -> tuple[Any, list[int]]:
+        """Qwen2-VL's video patches: each frame through the image processor (which repeats it over the temporal
+        axis), then consecutive frames paired on that axis. Rows: (grid_t, merged-block order), each row laid out
+        (channel, time, patch_h, patch_w), as transformers' video processor lays them out."""
+        import numpy as np
+
+        result = self.processor(images=frames, return_tensors="np")
+        values = np.asarray(result["pixel_values"])
+        _, grid_h, grid_w = (int(v) for v in result["image_grid_thw"][0])
+        rows, t, p = grid_h * grid_w, self.temporal, self.patch
+        channels = values.shape[-1] // (t * p * p)
+        one = values.reshape(len(frames), rows, channels, t, p, p)[:, :, :, 0]  # (frames, rows, C, p, p)
+        paired = one.reshape(len(frames) // t, t, rows, channels, p, p).transpose(0, 2, 3, 1, 4, 5)
+        return paired.reshape(-1, channels * t * p * p), [len(frames) // t, grid_h, grid_w]
+
+    def token_type_ids(self, input_ids: Any) -> Any:
+        """transformers' `mm_token_type_ids`: 1 on image tokens, 2 on video tokens, 0 elsewhere."""
+        types = (input_ids == self.token_ids["images"]).long() * TOKEN_TYPES["images"]
+        return types + (input_ids == self.token_ids["videos"]).long() * TOKEN_TYPES["videos"]
+
+
+PLUGINS = {"qwen2_vl": Qwen2VLPlugin}
+
+
+def load_media_processor(model_args: Any) -> Any:
+    """The model's image processor (transformers' Auto class; the PIL backend when torchvision is missing)."""
+    from transformers import AutoImageProcessor
+
+    from engine.model.load_errors import translated_errors
+    from engine.model.loader import _hub_kwargs, resolve_model_folder
+
+    path = resolve_model_folder(model_args)
+    with translated_errors(model_args.model_name_or_path, model_args, path):
+        return AutoImageProcessor.from_pretrained(path, **_hub_kwargs(model_args))
+
+
+def get_plugin(template: Any, tokenizer: Any, model_args: Any) -> Qwen2VLPlugin | None:
+    """The media plugin of `template` for this model, or None for a text-only template."""
+    if not template.mm_plugin:
+        return None
+    return PLUGINS[template.mm_plugin](load_media_processor(model_args), tokenizer,
+                                       MediaSettings.from_model_args(model_args))
