@@ -26,6 +26,8 @@ commands:
   eval CONFIG.yaml [key=value ...] [--predict]
                                       score a benchmark (task: mmlu_test, studio_bench_test, ...), or with
                                       --predict generate for the eval rows and score BLEU/ROUGE
+  judge CONFIG.yaml [key=value ...]   score predictions with a judge model at an OpenAI-compatible endpoint
+                                      (judge_predictions, judge_base_url, judge_model, judge_rubric, ...)
   demo-model [DIR] [--force]          build the offline demo model and print its folder
   expand-model --model_name_or_path M --output_dir D --num_expand N
                                       add N identity blocks to a model for LLaMA Pro (use_llama_pro) training
@@ -132,6 +134,14 @@ def command_eval(args: argparse.Namespace) -> int:
     return run_eval(check_eval_config(load_config(args.config, args.overrides), predict), predict)
 
 
+def command_judge(args: argparse.Namespace) -> int:
+    """Check the judge config, then score the predictions at the judge endpoint into the job's run folder."""
+    from engine.config import load_config
+    from engine.eval.judge import run_judge
+
+    return run_judge(load_config(args.config, args.overrides))
+
+
 def command_api(args: argparse.Namespace) -> int:
     """Serve the model over the OpenAI-compatible API until interrupted."""
     from engine.inference.commands import run_api
@@ -188,6 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = config_command(sub, "eval", "benchmark or predict",
                               "Score a multiple-choice benchmark, or predict with --predict.")
     evaluate.add_argument("--predict", action="store_true", help="generate for the eval rows (do_predict)")
+    config_command(sub, "judge", "score predictions with a judge model",
+                   "Score generated_predictions.jsonl with a judge model behind an OpenAI-compatible endpoint.")
     demo = sub.add_parser("demo-model", help="build the offline demo model")
     demo.add_argument("dir", nargs="?", help="target folder (default: saves/models/demo)")
     demo.add_argument("--force", action="store_true", help="rebuild even when an identical build exists")
@@ -247,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     args, unknown = parser.parse_known_args(argv)
     debug = getattr(args, "debug", False) or "--debug" in argv
     if unknown:
-        if args.command in ("train", "api", "chat", "eval"):
+        if args.command in ("train", "api", "chat", "eval", "judge"):
             args.overrides += [u for u in unknown if u != "--debug"]
         else:
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")
@@ -255,7 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     handlers: dict[str, Any] = {"train": command_train, "demo-model": command_demo_model,
                                 "expand-model": command_expand_model, "api": command_api,
                                 "chat": command_chat, "eval": command_eval, "export": command_export,
-                                "check": command_check, "estimate": command_estimate}
+                                "check": command_check, "estimate": command_estimate,
+                                "judge": command_judge}
     try:
         if args.command == "version":
             from engine import __version__
@@ -266,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"`studio {args.command}` ({COMMANDS_LATER[args.command]}) is not available in this version yet.",
                   file=sys.stderr)
             return 2
-        if args.command in ("train", "api", "chat", "eval"):
+        if args.command in ("train", "api", "chat", "eval", "judge"):
             _split_config_arg(args)
         return handlers[args.command](args)
     except StudioError as err:

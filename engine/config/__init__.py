@@ -7,6 +7,7 @@ from engine.config.fields import field_hints, option
 from engine.config.finetuning import FinetuningArguments
 from engine.config.generation import GeneratingArguments
 from engine.config.inference import InferenceArguments
+from engine.config.judge import JudgeArguments
 from engine.config.loader import (
     GROUPS,
     RunConfig,
@@ -28,6 +29,7 @@ __all__ = [
     "FinetuningArguments",
     "GeneratingArguments",
     "InferenceArguments",
+    "JudgeArguments",
     "ModelArguments",
     "RunConfig",
     "TrainingArguments",

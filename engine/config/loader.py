@@ -20,6 +20,7 @@ from engine.config.fields import coerce_value
 from engine.config.finetuning import FinetuningArguments
 from engine.config.generation import GeneratingArguments
 from engine.config.inference import InferenceArguments
+from engine.config.judge import JudgeArguments
 from engine.config.model import ModelArguments
 from engine.config.trainer_fields import SEQ2SEQ_ONLY, TRAINER_FIELDS
 from engine.config.training import TrainingArguments
@@ -34,6 +35,7 @@ GROUPS: dict[str, type] = {
     "evaluation": EvaluationArguments,
     "inference": InferenceArguments,
     "export": ExportArguments,
+    "judge": JudgeArguments,
 }
 
 # Names older transformers / LLaMA-Factory configs still carry, mapped to today's key.
@@ -58,6 +60,7 @@ class RunConfig:
     evaluation: EvaluationArguments
     inference: InferenceArguments
     export: ExportArguments
+    judge: JudgeArguments
     # transformers training arguments we have no field for, passed to the Trainer unchanged (see trainer_fields).
     passthrough: dict[str, Any] = dataclasses.field(default_factory=dict)
 
