@@ -78,16 +78,16 @@ PAGE_LANGUAGE_JS = f"""(lang) => {{
 }}"""
 
 # A right-to-left page keeps left to right what is written that way whatever the language: code and YAML editors,
-# the command and the training log, paths and numbers typed into boxes, charts and tables of numbers. Gradio marks
-# every text box and Markdown block dir="ltr" itself, so sentences are turned back to right to left here, while a
-# box's text takes the direction of its own first letter (a path stays left to right, Arabic reads right to left).
+# the training log, numbers typed into boxes, sliders (minimum on the left) and charts. Gradio marks every block,
+# text box and Markdown dir="ltr" itself, so those are turned back to right to left here, and a box's text takes the
+# direction of its own first letter (a path stays left to right, Arabic reads right to left).
 RTL_CSS = """
-[dir="rtl"] .prose {direction: rtl; text-align: right;}
-[dir="rtl"] textarea, [dir="rtl"] input[type="text"], [dir="rtl"] input:not([type]) {
+html[dir="rtl"] :where([dir="ltr"], .prose) {direction: rtl;}
+html[dir="rtl"] textarea, html[dir="rtl"] input[type="text"], html[dir="rtl"] input:not([type]) {
   unicode-bidi: plaintext; text-align: start;}
-[dir="rtl"] .cm-editor, [dir="rtl"] pre, [dir="rtl"] code, [dir="rtl"] #log textarea, [dir="rtl"] #command textarea,
-[dir="rtl"] input[type="number"], [dir="rtl"] input[type="range"], [dir="rtl"] svg, [dir="rtl"] .vega-embed {
-  direction: ltr; text-align: left; unicode-bidi: isolate;}
+html[dir="rtl"] .cm-editor, html[dir="rtl"] pre, html[dir="rtl"] code, html[dir="rtl"] #log textarea,
+html[dir="rtl"] input[type="number"], html[dir="rtl"] .slider_input_container, html[dir="rtl"] svg,
+html[dir="rtl"] .vega-embed {direction: ltr; text-align: left; unicode-bidi: isolate;}
 """
 
 
