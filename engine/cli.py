@@ -35,7 +35,8 @@ commands:
   api CONFIG.yaml [key=value ...]     serve the model over an OpenAI-compatible API (api_host, api_port, api_key)
   chat CONFIG.yaml [key=value ...]    chat with the model in the terminal (`clear` resets, `exit` quits)
   export CONFIG.yaml [key=value ...]  merge adapters and export (export_dir; GPTQ, GGUF + Ollama, hub upload)
-  check train|eval|export CONFIG.yaml  run a job's pre-launch checks (data read, rows counted); prints JSON
+  check train|eval|export|judge CONFIG.yaml
+                                      run a job's pre-launch checks (data read, rows counted); prints JSON
   estimate CONFIG.yaml [--probe]       memory per device of a training config; --probe measures a few steps
   version                              print the version
 
@@ -217,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("version", help="print the version")
     check = sub.add_parser("check", help="a job's pre-launch checks, as JSON",
                            description="Check a train, eval or export config and its data; print one JSON line.")
-    check.add_argument("job", choices=["train", "eval", "export"])
+    check.add_argument("job", choices=["train", "eval", "export", "judge"])
     check.add_argument("config", help="YAML config file")
     check.add_argument("overrides", nargs="*", help="key=value settings that override the file")
     check.add_argument("--debug", action="store_true", help="show tracebacks")

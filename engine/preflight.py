@@ -2,7 +2,7 @@
 
 The studio never reads a user's dataset in its own process (a small compressed file can expand to gigabytes, and
 one visitor's slow read must not hold up another's Start). It writes the job's config, runs
-`python -m engine check <train|eval|export> <config.yaml>` with a memory cap and a timeout, and reads one JSON
+`python -m engine check <train|eval|export|judge> <config.yaml>` with a memory cap and a timeout, and reads one JSON
 object from the last line of its output: `{"ok": true, "rows": N}` (training rows the job will use, null when a
 dataset comes from a hub) or `{"ok": false, "error": {"key": …, "params": {…}}}`, a StudioError it can show in
 the page's language. Torch-free, like everything the checks need.
@@ -20,7 +20,7 @@ from engine.config import RunConfig, load_config
 from engine.errors import StudioError, error_to_json
 from engine.validation import validate_config
 
-CHECKED_COMMANDS = ("train", "eval", "export")
+CHECKED_COMMANDS = ("train", "eval", "export", "judge")
 MEMORY_ENV = "STUDIO_CHECK_MEMORY_MB"  # address-space cap for the check process (the studio sets it)
 
 
@@ -41,6 +41,16 @@ def run_checks(command: str, config: RunConfig) -> dict[str, Any]:
 
         check_export(config)
         return {"rows": None}
+    if command == "judge":  # the predictions are read and the endpoint is asked once (a dead one is named now)
+        from engine.eval.judge import JudgeClient, check_judge_config
+
+        rows = check_judge_config(config)
+        client = JudgeClient(config)
+        try:
+            client.probe()
+        finally:
+            client.close()
+        return {"rows": len(rows)}
     raise ValueError(f"no checks for {command!r}; known: {', '.join(CHECKED_COMMANDS)}")
 
 

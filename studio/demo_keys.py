@@ -60,6 +60,10 @@ VALUE_KEYS = frozenset({
     # evaluation and export
     "task", "n_shot", "lang", "batch_size", "export_size", "export_device", "export_legacy_format", "export_gguf",
     "export_parity", "export_ollama", "export_quantization_bit",
+    # the judge of predictions: its endpoint must also be on the demo's own list (`demo_mode`); its key stays the
+    # host's (judge_api_key_env and judge_api_key keep their defaults)
+    "judge_base_url", "judge_model", "judge_rubric", "judge_scale_min", "judge_scale_max", "judge_max_samples",
+    "judge_concurrency", "judge_temperature", "judge_max_tokens", "judge_timeout", "judge_retries",
 })
 
 # Allowed keys whose values the demo narrows further than the engine does. Other trackers would log a visitor's
@@ -79,6 +83,7 @@ PATH_ROLES: dict[str, str] = {
     "output_dir": "write", "export_dir": "write", "save_dir": "write", "tokenized_path": "write",
     "logging_dir": "write", "offload_folder": "write", "cache_dir": "write",
     "dataset_dir": "workspace", "media_dir": "read", "task_dir": "read", "export_quantization_dataset": "read",
+    "judge_predictions": "workspace",
     "new_special_tokens_config": "read",
     "deepspeed": "shipped", "fsdp_config": "shipped",
     "model_name_or_path": "model", "ref_model": "model", "reward_model": "model",

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import StudioError
+from engine.eval.judge import endpoint_of
 from studio.demo_budgets import check_budgets, check_capacity, check_chat_tokens, estimate_steps, limit_config
 from studio.demo_keys import canonical_keys, check_allowed, typed_value
 from studio.demo_paths import SHIPPED, confine_config, confine_path, model_allowed
@@ -85,6 +86,8 @@ def apply_limits(config: dict[str, Any], command: str, workspace: Path, settings
     config = limit_config(config, command, settings)
     if command == "eval" and config.get("task"):
         _check_local_task(str(config["task"]), config.get("task_dir"))
+    if command == "judge" or typed_value(config, "judge_base_url"):
+        _check_judge_endpoint(config, settings)
     return config
 
 
@@ -106,6 +109,19 @@ def _check_local_task(task: str, task_dir: str | None) -> None:
     if not task_folder(task_dir, name).is_dir():
         local = [t for t in list_tasks(task_dir) if task_folder(task_dir, parse_task(t)[0]).is_dir()]
         raise StudioError("demo_eval_task", task=task, tasks=", ".join(local) or "-")
+
+
+def _check_judge_endpoint(config: dict[str, Any], settings: DemoSettings) -> None:
+    """The demo sends a visitor's predictions only to a judge endpoint its host listed (none unless listed), and
+    judges at most max_samples rows of them."""
+    url = str(typed_value(config, "judge_base_url") or "").strip()
+    allowed = {endpoint_of(u) for u in settings.judge_endpoints}
+    if not url or endpoint_of(url) not in allowed:
+        raise StudioError("demo_judge_endpoint", url=url or "-", allowed=", ".join(sorted(allowed)) or "-")
+    rows = typed_value(config, "judge_max_samples")
+    if rows and rows > settings.max_samples:
+        raise StudioError("demo_samples_limit", value=rows, limit=settings.max_samples)
+    config["judge_max_samples"] = rows or settings.max_samples
 
 
 def limits_text(settings: DemoSettings, lang: str) -> str:

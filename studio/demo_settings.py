@@ -34,10 +34,12 @@ class DemoSettings:
     idle_minutes: float = 120.0  # a workspace unused this long is deleted (runs, uploads, chat server)
     chat_idle_minutes: float = 30.0  # a chat model unused this long is unloaded
     models: tuple[str, ...] = DEFAULT_MODELS
+    judge_endpoints: tuple[str, ...] = ()  # judge base URLs visitors may send predictions to (none by default)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> DemoSettings:
-        """Defaults, overridden by STUDIO_DEMO_MAX_STEPS, …, STUDIO_DEMO_MODELS (comma-separated)."""
+        """Defaults, overridden by STUDIO_DEMO_MAX_STEPS, …, STUDIO_DEMO_MODELS and STUDIO_DEMO_JUDGE_ENDPOINTS
+        (comma-separated)."""
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for field in fields(cls):
@@ -47,6 +49,9 @@ class DemoSettings:
             if field.name == "models":
                 models = tuple(m.strip() for m in raw.split(",") if m.strip())
                 values["models"] = models if "demo" in models else ("demo", *models)
+                continue
+            if field.name == "judge_endpoints":
+                values["judge_endpoints"] = tuple(u.strip() for u in raw.split(",") if u.strip())
                 continue
             kind = float if isinstance(field.default, float) else int
             try:

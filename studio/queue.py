@@ -53,7 +53,7 @@ from studio.workspace import home, require_visitor, same_client_workspaces, save
 QUEUE = Path(".studio") / "queue"  # under STUDIO_HOME's saves folder: one queue for every visitor and studio
 CHECKS = Path(".studio") / "checks"  # configs under check, inside the saves folder they belong to
 # Each engine command the studio runs as a job: the config key naming its folder.
-JOBS: dict[str, str] = {"train": "output_dir", "eval": "output_dir", "export": "export_dir"}
+JOBS: dict[str, str] = {"train": "output_dir", "eval": "output_dir", "export": "export_dir", "judge": "output_dir"}
 WATCH_S = 0.1  # how often the launching studio looks whether a job it started has ended
 ENDED_KEEP_S = 24 * 3600.0  # cancelled and refused entries are shown (and kept) this long
 Devices = list[int] | int | None

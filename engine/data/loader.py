@@ -100,7 +100,12 @@ def resolve_media(examples: list[dict], folder: Path) -> None:
 
 def _is_relative_file(folder: Path, item: str) -> bool:
     """Whether `item` is a path (not a URL) that names a file inside `folder`."""
-    return "://" not in item and not item.startswith("data:") and (folder / item).is_file()
+    if "://" in item or item.startswith("data:"):
+        return False
+    try:
+        return (folder / item).is_file()
+    except OSError:  # a name the OS refuses (too long, say) is no file; check_media says so with the row
+        return False
 
 
 def hub_tokens(model_args: ModelArguments) -> dict[str, str | None]:

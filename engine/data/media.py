@@ -50,7 +50,7 @@ EXTENSIONS = {
 URL_TIMEOUT_S = 30
 MAX_URL_BYTES = 256 * 2**20
 _DECODE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
-_MIME_EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp", "image/gif": ".gif",
+_MIME_EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/jpg": ".jpg", "image/webp": ".webp", "image/gif": ".gif",
                     "image/bmp": ".bmp", "image/tiff": ".tiff", "video/mp4": ".mp4", "video/webm": ".webm",
                     "video/quicktime": ".mov", "audio/wav": ".wav", "audio/x-wav": ".wav", "audio/wave": ".wav",
                     "audio/mpeg": ".mp3", "audio/flac": ".flac", "audio/ogg": ".ogg", "audio/mp4": ".m4a"}
@@ -110,13 +110,22 @@ def _resolve(ref: Any, kind: str, row: str | None, folder: str | Path | None = N
         source.data = _fetch(source)
         return source
     path = Path(text).expanduser()
-    source = _Source(kind, text, _row(row), ext=path.suffix.lower(), path=path)
-    if not path.is_file():
+    shown = text if len(text) <= 200 else text[:200] + "…"  # a stray base64 blob must not flood the message
+    source = _Source(kind, shown, _row(row), ext=path.suffix.lower(), path=path)
+    if not _is_file(path):
         looked = Path(folder or Path.cwd()).absolute()
         raise source.error("media_missing", folder=str(looked))
     if source.ext not in EXTENSIONS[kind]:
         raise source.error("media_bad_extension", ext=source.ext or "(none)", allowed=", ".join(EXTENSIONS[kind]))
     return source
+
+
+def _is_file(path: Path) -> bool:
+    """Whether `path` is a file; a name the OS refuses (too long, say) is no file rather than an exception."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 def _data_url(text: str, kind: str, row: str | None) -> _Source:

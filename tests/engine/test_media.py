@@ -22,6 +22,7 @@ from PIL import Image
 from engine.config import load_config
 from engine.data import load_examples, load_registry
 from engine.data import media as media_module
+from engine.data.loader import resolve_media
 from engine.data.media import (
     PLACEHOLDERS,
     check_media,
@@ -138,6 +139,11 @@ def test_image_errors_name_the_file_the_row_and_the_fix(tmp_path: Path) -> None:
     err = raises("media_unreadable", load_image, "data:image/png;base64,@@@not base64@@@", row="pets:7")
     assert "data:image/png" in str(err) and "pets:7" in str(err)
     assert "row -)" in str(raises("media_missing", load_image, "gone.png"))  # media not from a dataset row
+    blob = "iVBORw0KGgo" * 1000 + ".png"  # base64 pasted without its data: prefix: too long to be a file name
+    assert len(str(raises("media_missing", load_image, blob, row="pets:8"))) < 1000
+    examples = [{"images": [blob, "https://example.com/a.png"], "source": "pets:8"}]
+    resolve_media(examples, tmp_path)
+    assert examples[0]["images"] == [blob, "https://example.com/a.png"]
 
 
 def test_images_from_http_urls_with_timeout_and_size_cap(http_folder, monkeypatch: pytest.MonkeyPatch) -> None:
