@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Create .venv and install the studio into it. torch 2.13.0 goes in first so that nothing that depends on it
 # pulls a different build (a CPU-only machine gets the CPU wheel it has; a GPU workstation gets PyPI's CUDA build).
-# Extra groups: EXTRAS="dev,trackers" bash scripts/setup.sh
+# Extra groups: EXTRAS="dev,trackers" bash scripts/setup.sh (`dev` is what the tests need, PyAV of the `multimodal`
+# extra included, so mp4 and mp3 media are tested too).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"

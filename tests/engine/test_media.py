@@ -34,7 +34,7 @@ from engine.data.media import (
 )
 from engine.data.pipeline import check_local_data
 from engine.data.synthetic import COLORS, color_squares
-from engine.errors import DataError
+from engine.errors import DataError, error_from_json, error_to_json
 from engine.templates import get_template
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -273,6 +273,8 @@ def test_check_media_counts_files_and_template(tmp_path: Path) -> None:
                  modalities=VISION, where=tmp_path)
     for fragment in ("d:3", "1 <image>", "2 file", "a.png", "'images'"):
         assert fragment in str(err)
+    rebuilt = error_from_json(json.loads(json.dumps(error_to_json(err))))  # as the launch check hands it over
+    assert rebuilt.message("zh") == err.message("zh") and "图片" in rebuilt.message("zh")
     # A template that reads images wants a file for every placeholder, even with none given.
     err = raises("media_count_mismatch", check_media, [row("d:4", "<image>Where is it?")], modalities=VISION,
                  where=tmp_path)
