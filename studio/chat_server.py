@@ -1,9 +1,16 @@
 """The Chat tab's model server: `python -m engine api` as a subprocess on a free loopback port, found again from a
-small state file after a page refresh or a studio restart, and talked to over HTTP with streaming."""
+small state file after a page refresh or a studio restart, and talked to over HTTP with streaming.
+
+Files attached in the chat travel as OpenAI content parts holding data URLs: the server never reads a path the
+page names, and the page reads nothing but what Gradio stored from an upload (`check_attachments`).
+"""
 
 from __future__ import annotations
 
+import base64
 import json
+import mimetypes
+import os
 import secrets
 import time
 from collections.abc import Iterator
@@ -13,7 +20,9 @@ from typing import Any
 import yaml
 
 from engine.config import config_from_dict
+from engine.data.media import EXTENSIONS
 from engine.errors import StudioError
+from engine.inference.protocol import MAX_MEDIA_MB
 from engine.paths import studio_home
 from engine.runfolder import tail_text, write_json_atomic
 from engine.validation import validate_config
@@ -22,6 +31,9 @@ from studio.workspace import CHAT_STATE, home, require_visitor, saves_dir, works
 
 READY_PREFIX = "API server ready on "  # the line `studio api` prints once it accepts connections
 STOP_GRACE = 10.0  # seconds a server gets to shut down before it is killed
+CHAT_FILE_TYPES = tuple(dict.fromkeys(suffix for suffixes in EXTENSIONS.values() for suffix in suffixes))
+MAX_CHAT_FILES = 4  # attached to one message
+MAX_CHAT_FILE_MB = min(20, MAX_MEDIA_MB)  # one attached file (the API server refuses more than MAX_MEDIA_MB)
 
 
 def chat_dir() -> Path:
@@ -148,14 +160,92 @@ def stop_server(state_path: Path | None = None) -> bool:
     return stopped
 
 
+def media_kind(path: str | Path) -> str | None:
+    """"images", "videos" or "audios" by the file's extension; None for any other file."""
+    suffix = Path(path).suffix.lower()
+    return next((kind for kind, suffixes in EXTENSIONS.items() if suffix in suffixes), None)
+
+
+def attachment_limit_mb() -> float:
+    """The largest file the chat sends: MAX_CHAT_FILE_MB, or the demo's upload limit when that is smaller."""
+    settings = demo_mode.active()
+    return MAX_CHAT_FILE_MB if settings is None else min(MAX_CHAT_FILE_MB, settings.max_upload_mb)
+
+
+def check_attachments(paths: list[str], upload_folder: str | Path) -> list[str]:
+    """The attached files, each checked: stored by Gradio from an upload, a media type, within the size limit.
+
+    A path from anywhere else is refused (a crafted request could name any file the studio can read).
+    """
+    if len(paths) > MAX_CHAT_FILES:
+        raise StudioError("chat_too_many_files", count=len(paths), limit=MAX_CHAT_FILES)
+    folder = Path(os.path.realpath(upload_folder))
+    limit = attachment_limit_mb()
+    checked = []
+    for path in paths:
+        real = Path(os.path.realpath(path))
+        name = Path(path).name
+        if folder not in real.parents:
+            raise StudioError("chat_file_outside", name=name)
+        if media_kind(real) is None:
+            raise StudioError("chat_file_type", name=name, types=" ".join(CHAT_FILE_TYPES))
+        size = real.stat().st_size if real.is_file() else 0
+        if size > limit * 1024 * 1024:
+            raise StudioError("chat_file_too_big", name=name, size=f"{size / 2**20:.1f}", limit=f"{limit:g}")
+        checked.append(str(real))
+    return checked
+
+
+def content_parts(text: str, files: list[str]) -> list[dict[str, Any]]:
+    """A user message's OpenAI content parts: each file (in attachment order) as a data URL, then the text."""
+    parts: list[dict[str, Any]] = []
+    for path in files:
+        try:
+            data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+        except OSError:  # Gradio cleans its upload folder: a file of an old turn may be gone
+            raise StudioError("chat_file_missing", name=Path(path).name) from None
+        kind = media_kind(path)
+        if kind == "audios":
+            audio_format = Path(path).suffix[1:].lower()
+            parts.append({"type": "input_audio", "input_audio": {"data": data, "format": audio_format}})
+            continue
+        mime = mimetypes.guess_type(path)[0] or ("image/png" if kind == "images" else "video/mp4")
+        part = "image_url" if kind == "images" else "video_url"
+        parts.append({"type": part, part: {"url": f"data:{mime};base64,{data}"}})
+    if text:
+        parts.append({"type": "text", "text": text})
+    return parts
+
+
+def _openai_message(message: dict[str, Any]) -> dict[str, Any]:
+    """A chat history entry as OpenAI expects it (attached files become content parts)."""
+    if not message.get("files"):
+        return {"role": message["role"], "content": message["content"]}
+    return {"role": message["role"], "content": content_parts(message["content"], message["files"])}
+
+
+def _request_error(response: Any) -> StudioError:
+    """The API server's refusal as a StudioError; a model that reads text only gets the Chat tab's own advice."""
+    try:
+        error = response.json()["error"]
+        detail, code = error["message"], error.get("code")
+    except (ValueError, KeyError, TypeError):
+        detail, code = response.text[:300], None
+    if code == "api_content_unsupported":
+        return StudioError("chat_model_text_only")
+    return StudioError("chat_request_failed", detail=detail)
+
+
 def stream_reply(state: dict[str, Any], messages: list[dict[str, Any]], *, tools: list | None = None,
                  **sampling: Any) -> Iterator[str]:
-    """POST the conversation (OpenAI format) with stream=True and yield the reply as it grows."""
+    """POST the conversation (OpenAI format; entries may carry `files`) with stream=True and yield the reply as
+    it grows."""
     import httpx
 
     settings = demo_mode.active()
     if settings is not None:  # the model server answers whatever it is asked: the demo's cap is applied here
         demo_mode.check_chat_tokens(sampling.get("max_tokens"), settings)
+    messages = [_openai_message(message) for message in messages]
     body: dict[str, Any] = {"model": "studio", "messages": messages, "stream": True,
                             **{k: v for k, v in sampling.items() if v is not None}}
     if tools:
@@ -166,11 +256,7 @@ def stream_reply(state: dict[str, Any], messages: list[dict[str, Any]], *, tools
                       timeout=httpx.Timeout(600.0, connect=10.0)) as response:
         if response.status_code != 200:
             response.read()
-            try:
-                detail = response.json()["error"]["message"]
-            except (ValueError, KeyError, TypeError):
-                detail = response.text[:300]
-            raise StudioError("chat_request_failed", detail=detail)
+            raise _request_error(response)
         for line in response.iter_lines():
             if not line.startswith("data: ") or line == "data: [DONE]":
                 continue

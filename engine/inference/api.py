@@ -29,6 +29,7 @@ from engine.inference import READY_PREFIX
 from engine.inference.backend import ChatBackend, Completion, InferenceError
 from engine.inference.protocol import (
     ChatCompletionRequest,
+    request_media,
     request_sampling,
     request_thinking,
     request_tools,
@@ -285,17 +286,20 @@ def create_app(backend: ChatBackend, api_key: str | None = None) -> Any:
         if request.model != backend.model_id:
             return unknown_model(request.model)
         messages, system = to_conversation(request.messages)
+        media = request_media(request.messages, backend.modalities)
         tools = request_tools(request)
         sampling = request_sampling(request)
         thinking = request_thinking(request)
+        extra = {"media": media} if media else {}  # a text request reaches the backend exactly as before
         if request.stream:
             streams = []
             for index in range(request.n):  # choices are streamed one after the other
                 seed = None if sampling["seed"] is None else sampling["seed"] + index
-                streams.append(backend.stream(messages, system, tools, enable_thinking=thinking,
+                streams.append(backend.stream(messages, system, tools, enable_thinking=thinking, **extra,
                                               **{**sampling, "n": 1, "seed": seed}))
             return _streaming_response(_stream_events(backend, request, streams, tools))
-        completions = backend.generate_choices(messages, system, tools, enable_thinking=thinking, **sampling)
+        completions = backend.generate_choices(messages, system, tools, enable_thinking=thinking, **extra,
+                                               **sampling)
         choices = []
         for index, completion in enumerate(completions):
             message, finish = _message(backend, completion.text, tools, completion.finish_reason)

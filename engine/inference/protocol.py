@@ -3,21 +3,33 @@
 OpenAI roles map onto the template renderer's: `system`/`developer` → the system prompt, `user` → user,
 `assistant` → assistant (or `function` when it carries `tool_calls`), `tool`/`function` → observation.
 Consecutive messages of one role are joined, as several tool results answering one call are.
+
+Media parts (`image_url`, `video_url` — vLLM's extension — and `input_audio`) become the placeholder of their kind
+(`<image>`, `<video>`, `<audio>`) at their place in the text, and `request_media` collects what they hold, in the
+same order: data URLs and base64 audio decoded to bytes (size-capped), http(s) URLs kept for the backend's loader.
+A text-only request is read exactly as before.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import uuid
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from engine.data.media import EXTENSIONS, KINDS, PLACEHOLDERS
 from engine.inference.backend import InferenceError
 
 MAX_CHOICES = 16
 MAX_STOP_STRINGS = 16
 PROMPT_SIDE = ("user", "observation")
+MEDIA_PARTS = {"image_url": "images", "video_url": "videos", "input_audio": "audios"}  # part type -> media kind
+AUDIO_FORMATS = tuple(suffix[1:] for suffix in EXTENSIONS["audios"])  # `input_audio.format`: what the loader reads
+MAX_MEDIA_ITEMS = 16  # per request: each one is decoded and held in memory until the reply is done
+MAX_MEDIA_MB = 32  # per item, decoded
 
 
 class FunctionCall(BaseModel):
@@ -36,7 +48,8 @@ class ToolCall(BaseModel):
 
 
 class ContentPart(BaseModel):
-    """A part of a message's content; only `text` parts can be read by a text model."""
+    """A part of a message's content: `text`, or a media part whose payload sits under its type's name
+    (`image_url: {"url"}`, `video_url: {"url"}`, `input_audio: {"data", "format"}`), checked when it is read."""
 
     model_config = ConfigDict(extra="allow")
     type: str
@@ -102,6 +115,19 @@ class ChatCompletionRequest(BaseModel):
     chat_template_kwargs: dict[str, Any] | None = None
 
 
+def _part_kind(part: ContentPart, number: int) -> str | None:
+    """The media kind a part carries (None for text); an unknown or empty part is refused."""
+    if part.type == "text":
+        if part.text is None:
+            raise InferenceError("api_part_missing", number=number, kind="text", field="text")
+        return None
+    kind = MEDIA_PARTS.get(part.type)
+    if kind is None:
+        known = ", ".join(["text", *MEDIA_PARTS])
+        raise InferenceError("api_part_unknown", number=number, kind=part.type, known=known)
+    return kind
+
+
 def _text(message: ChatMessage, number: int) -> str:
     content = message.content
     if content is None:
@@ -110,9 +136,10 @@ def _text(message: ChatMessage, number: int) -> str:
         return content
     texts = []
     for part in content:
-        if part.type != "text" or part.text is None:
-            raise InferenceError("api_content_unsupported", number=number, kind=part.type)
-        texts.append(part.text)
+        kind = _part_kind(part, number)
+        if kind is not None and message.role != "user":  # as in OpenAI's API: media come from the user only
+            raise InferenceError("api_media_role", number=number, role=message.role, kind=part.type)
+        texts.append(part.text if kind is None else PLACEHOLDERS[kind])
     return "".join(texts)
 
 
@@ -155,6 +182,72 @@ def to_conversation(messages: list[ChatMessage]) -> tuple[list[dict[str, Any]], 
     if not converted or converted[-1]["role"] not in PROMPT_SIDE:
         raise InferenceError("api_reply_not_due")
     return converted, "\n\n".join(system_parts) if system_parts else None
+
+
+def request_media(messages: list[ChatMessage], modalities: frozenset[str]) -> dict[str, list[bytes | str]] | None:
+    """The media of the conversation by kind, in placeholder order (None when there are none).
+
+    `modalities` are the kinds the model reads: anything else is refused here, naming the message, before any
+    file is decoded or fetched.
+    """
+    media: dict[str, list[bytes | str]] = {kind: [] for kind in KINDS}
+    count = 0
+    for number, message in enumerate(messages, start=1):
+        for part in message.content if isinstance(message.content, list) else ():
+            kind = _part_kind(part, number)
+            if kind is None:
+                continue
+            if kind not in modalities:
+                if not modalities:
+                    raise InferenceError("api_content_unsupported", number=number, kind=part.type)
+                reads = ", ".join(t for t, k in MEDIA_PARTS.items() if k in modalities)
+                raise InferenceError("api_media_unsupported", number=number, kind=part.type, reads=reads)
+            count += 1
+            if count > MAX_MEDIA_ITEMS:
+                raise InferenceError("api_media_too_many", limit=MAX_MEDIA_ITEMS)
+            media[kind].append(_media_ref(part, number))
+    return media if count else None
+
+
+def _media_ref(part: ContentPart, number: int) -> bytes | str:
+    """What a media part holds: decoded bytes (data URL, base64 audio) or an http(s) URL."""
+    payload = (part.model_extra or {}).get(part.type)
+    if part.type == "input_audio":
+        data = payload.get("data") if isinstance(payload, dict) else None
+        if not isinstance(data, str) or not data:
+            raise InferenceError("api_part_missing", number=number, kind=part.type, field="input_audio.data")
+        audio_format = str(payload.get("format") or "").lower()
+        if audio_format not in AUDIO_FORMATS:
+            raise InferenceError("api_audio_format", number=number, format=audio_format or "-",
+                                 formats=", ".join(AUDIO_FORMATS))
+        return _decode(data, part.type, number)
+    url = payload.get("url") if isinstance(payload, dict) else payload  # some clients send the URL alone
+    if not isinstance(url, str) or not url:
+        raise InferenceError("api_part_missing", number=number, kind=part.type, field=f"{part.type}.url")
+    if url.startswith("data:"):
+        head, comma, data = url.partition(",")
+        if comma and head.endswith(";base64"):
+            return _decode(data, part.type, number)
+    elif url.startswith(("http://", "https://")):
+        return url
+    # Local paths are refused: whoever can reach the server must not read the server's files through it.
+    raise InferenceError("api_media_bad_url", number=number, kind=part.type, url=url[:60])
+
+
+def _decode(data: str, kind: str, number: int) -> bytes:
+    """Base64 text to bytes, refused when it is not base64 or would decode to more than MAX_MEDIA_MB."""
+    data = "".join(data.split())  # line breaks every 76 characters are common (MIME-style)
+    size = len(data) * 3 // 4  # the decoded size, give or take the padding: checked before decoding
+    if size > MAX_MEDIA_MB * 1024 * 1024:
+        raise InferenceError("api_media_too_large", number=number, kind=kind, size=f"{size / 2**20:.1f}",
+                             limit=MAX_MEDIA_MB)
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise InferenceError("api_media_bad_base64", number=number, kind=kind) from None
+    if not raw:
+        raise InferenceError("api_media_bad_base64", number=number, kind=kind)
+    return raw
 
 
 def request_tools(request: ChatCompletionRequest) -> list[dict[str, Any]] | None:

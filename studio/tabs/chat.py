@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 from engine.errors import StudioError
+from studio.chat_server import CHAT_FILE_TYPES, MAX_CHAT_FILES, attachment_limit_mb
 from studio.context import Context
 from studio.i18n import t
 from studio.markup import escape_markdown, md, md_error
@@ -35,10 +36,14 @@ def build(ctx: Context) -> None:
             ctx.add("chatbot", gr.Chatbot(label=t("chat.chatbot.label", lang), elem_id="chatbot", height=420),
                     key="chat.chatbot", kind="plot")
             # One line that grows: Gradio sends a one-line box on Enter and adds a line on Shift+Enter (a box of
-            # two or more lines does the opposite, which surprises everyone used to chat apps).
-            ctx.add("chat_input", gr.Textbox(label=t("chat.chat_input.label", lang), elem_id="chat_input",
-                                             placeholder=t("chat.chat_input.placeholder", lang),
-                                             interactive=True, lines=1, max_lines=8), key="chat.chat_input")
+            # two or more lines does the opposite, which surprises everyone used to chat apps). Long pasted text
+            # stays text (Gradio would turn it into an attached .txt file past max_plain_text_length).
+            ctx.add("chat_input", gr.MultimodalTextbox(
+                label=t("chat.chat_input.label", lang), elem_id="chat_input", info=attach_info(lang),
+                placeholder=t("chat.chat_input.placeholder", lang), interactive=True, lines=1, max_lines=8,
+                sources=["upload"], file_count="multiple", submit_btn=False, max_plain_text_length=1_000_000,
+                file_types=list(CHAT_FILE_TYPES)),
+                key="chat.chat_input", extra=lambda lang: {"info": attach_info(lang)})
             with gr.Row():
                 for name, variant in (("chat_send_button", "primary"), ("chat_clear_button", "secondary")):
                     ctx.add(name, gr.Button(t(f"chat.{name}.label", lang), elem_id=name, variant=variant),
@@ -60,6 +65,11 @@ def build(ctx: Context) -> None:
             ctx.add("show_thinking", gr.Checkbox(value=True, label=t("chat.show_thinking.label", lang),
                                                  elem_id="show_thinking", interactive=True), key="chat.show_thinking")
     ctx.add("chat_history", gr.State([]))
+
+
+def attach_info(lang: str) -> str:
+    """The hint under the message box: which files can be attached, how many and how large."""
+    return t("chat.msg.attach_info", lang, count=MAX_CHAT_FILES, size=f"{attachment_limit_mb():g}")
 
 
 def render_reply(text: str, escape: bool, show_thinking: bool, lang: str) -> str:
@@ -123,14 +133,18 @@ def unload_chat_model(lang: str) -> str:
     return t("chat.msg.unloaded" if stop_server() else "chat.msg.not_loaded", lang)
 
 
-def send(message: str, history: list[dict], display: list[dict], system: str, tools_text: str, max_new_tokens: float,
-         top_p: float, temperature: float, skip_special: bool, escape: bool, show_thinking: bool, lang: str):  # noqa: ANN201
-    """Send the user's message and stream the reply; yields (input box, raw history, display history, status)."""
+def send(message: dict | None, history: list[dict], display: list[dict], system: str, tools_text: str,
+         max_new_tokens: float, top_p: float, temperature: float, skip_special: bool, escape: bool,
+         show_thinking: bool, lang: str):  # noqa: ANN201 - generator
+    """Send the message box's text and files and stream the reply; yields (message box, raw history, display
+    history, status). On an error the box keeps what was typed and attached, so nothing is lost."""
     import gradio as gr
+    from gradio.utils import get_upload_folder
 
-    from studio.chat_server import find_server, stream_reply
+    from studio.chat_server import check_attachments, find_server, stream_reply
 
-    if not (message or "").strip():
+    text, files = (message or {}).get("text") or "", (message or {}).get("files") or []
+    if not text.strip() and not files:
         yield gr.update(), history, display, gr.update()
         return
     state = find_server()
@@ -139,24 +153,29 @@ def send(message: str, history: list[dict], display: list[dict], system: str, to
         return
     try:
         tools = parse_tools(tools_text)
+        files = check_attachments(files, get_upload_folder())
     except StudioError as err:
         yield gr.update(), history, display, f"❌ {md_error(err, lang)}"
         return
-    history = [*history, {"role": "user", "content": message}]
-    shown_user = html.escape(message) if escape else message
-    display = [*display, {"role": "user", "content": shown_user}, {"role": "assistant", "content": ""}]
+    turn = {"role": "user", "content": text, **({"files": files} if files else {})}
+    history = [*history, turn]
+    shown_user = html.escape(text) if escape else text
+    shown = [*({"path": path} for path in files), *([shown_user] if text else [])]
+    display = [*display, {"role": "user", "content": shown if files else shown_user},
+               {"role": "assistant", "content": ""}]
     messages = ([{"role": "system", "content": system}] if (system or "").strip() else []) + history
+    empty = {"text": "", "files": []}
     reply = ""
     try:
         for reply in stream_reply(state, messages, tools=tools, max_tokens=int(max_new_tokens or 256),
                                   top_p=top_p, temperature=temperature):
             display[-1] = {"role": "assistant", "content": render_reply(reply, escape, show_thinking, lang)}
-            yield "", history, display, gr.update()
+            yield empty, history, display, gr.update()
     except StudioError as err:
         yield gr.update(), history[:-1], display[:-2], f"❌ {md_error(err, lang)}"
         return
     history = [*history, {"role": "assistant", "content": reply}]
-    yield "", history, display, gr.update()
+    yield empty, history, display, gr.update()
 
 
 def wire(ctx: Context, demo: Any) -> None:
