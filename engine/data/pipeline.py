@@ -160,12 +160,14 @@ def check_local_data(config: RunConfig) -> int | None:
 
 
 def _template_modalities(config: RunConfig) -> tuple[str | None, frozenset[str] | None]:
-    """The run's template name and the media it reads; None when no template is set or it does not resolve
-    (validation reports a bad name; media files and counts are still checked)."""
+    """The run's template name (`template`, else the model registry's for the model) and the media it reads; None
+    when neither names one or it does not resolve (validation reports a bad name; media files and counts are still
+    checked, but what the model reads is not known before its folder is read)."""
     from engine.errors import StudioError
+    from engine.model.families import template_for
     from engine.templates import get_template
 
-    name = config.model.template
+    name = config.model.template or template_for(config.model.model_name_or_path)
     if not name:
         return None, None
     try:

@@ -35,6 +35,7 @@ from engine.data.media import (
 from engine.data.pipeline import check_local_data
 from engine.data.synthetic import COLORS, color_squares
 from engine.errors import DataError, error_from_json, error_to_json
+from engine.model import families
 from engine.templates import get_template
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -332,8 +333,8 @@ def media_registry(folder: Path, media_dir: Path) -> Path:
 
 
 def config(folder: Path, *overrides: str):
-    return load_config(None, ["model_name_or_path=unused", f"dataset_dir={folder}", "output_dir=unused",
-                              *overrides])
+    model = [] if any(o.startswith("model_name_or_path=") for o in overrides) else ["model_name_or_path=unused"]
+    return load_config(None, [*model, f"dataset_dir={folder}", "output_dir=unused", *overrides])
 
 
 def test_every_formatting_carries_media_resolved_against_the_dataset_folder(tmp_path: Path) -> None:
@@ -345,7 +346,7 @@ def test_every_formatting_carries_media_resolved_against_the_dataset_folder(tmp_
     assert check_local_data(config(folder, "dataset=alp,sg,oa", "template=qwen2_vl")) == 3
 
 
-def test_media_dir_wins_and_unfound_paths_stay_as_written(tmp_path: Path) -> None:
+def test_media_dir_wins_and_unfound_paths_stay_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     folder = media_registry(tmp_path / "d", tmp_path / "media")
     (example,) = load_examples("sg", folder, media_dir=tmp_path / "media")
     assert example["images"] == [str(tmp_path / "media" / "pics" / "red.png")]
@@ -358,8 +359,12 @@ def test_media_dir_wins_and_unfound_paths_stay_as_written(tmp_path: Path) -> Non
     err = raises("media_template_text_only", check_local_data,
                  config(folder, "dataset=sg", f"media_dir={tmp_path / 'media'}", "template=qwen3"))
     assert "'qwen3'" in str(err) and "sg:0" in str(err)
-    # No template set: files and counts are still checked.
+    # No template set: the model registry's for the model, else files and counts only.
     assert check_local_data(config(folder, "dataset=sg", f"media_dir={tmp_path / 'media'}")) == 1
+    monkeypatch.setattr(families, "template_for", lambda name: "qwen3" if name == "some/text-model" else None)
+    err = raises("media_template_text_only", check_local_data, config(
+        folder, "dataset=sg", f"media_dir={tmp_path / 'media'}", "model_name_or_path=some/text-model"))
+    assert "'qwen3'" in str(err)
 
 
 # --- the shipped demo datasets and their generator
