@@ -160,14 +160,16 @@ def check_local_data(config: RunConfig) -> int | None:
 
 
 def _template_modalities(config: RunConfig) -> tuple[str | None, frozenset[str] | None]:
-    """The run's template name (`template`, else the model registry's for the model) and the media it reads; None
-    when neither names one or it does not resolve (validation reports a bad name; media files and counts are still
-    checked, but what the model reads is not known before its folder is read)."""
+    """The run's template name (`template`, else the model registry's for the model, else the one a local model
+    folder recommends) and the media it reads; None when none is named or it does not resolve (validation reports
+    a bad name; media files and counts are still checked)."""
     from engine.errors import StudioError
+    from engine.model.chat_template import recommended_template
     from engine.model.families import template_for
     from engine.templates import get_template
 
-    name = config.model.template or template_for(config.model.model_name_or_path)
+    model = config.model.model_name_or_path
+    name = config.model.template or template_for(model) or (recommended_template(model) if model else None)
     if not name:
         return None, None
     try:

@@ -365,6 +365,14 @@ def test_media_dir_wins_and_unfound_paths_stay_as_written(tmp_path: Path, monkey
     err = raises("media_template_text_only", check_local_data, config(
         folder, "dataset=sg", f"media_dir={tmp_path / 'media'}", "model_name_or_path=some/text-model"))
     assert "'qwen3'" in str(err)
+    model = tmp_path / "my-model"  # a local folder that names its template (built demo models write this file)
+    model.mkdir()
+    (model / "studio_model.json").write_text(json.dumps({"template": "qwen2_vl"}), encoding="utf-8")
+    assert check_local_data(config(folder, "dataset=sg", f"media_dir={tmp_path / 'media'}",
+                                   f"model_name_or_path={model}")) == 1
+    (model / "studio_model.json").write_text(json.dumps({"template": "qwen3"}), encoding="utf-8")
+    raises("media_template_text_only", check_local_data, config(
+        folder, "dataset=sg", f"media_dir={tmp_path / 'media'}", f"model_name_or_path={model}"))
 
 
 # --- the shipped demo datasets and their generator
