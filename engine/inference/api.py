@@ -286,7 +286,8 @@ def create_app(backend: ChatBackend, api_key: str | None = None) -> Any:
         if request.model != backend.model_id:
             return unknown_model(request.model)
         messages, system = to_conversation(request.messages)
-        media = request_media(request.messages, backend.modalities)
+        # What the template reads when the backend itself reads nothing (vLLM for now): it says why, not "text only".
+        media = request_media(request.messages, backend.modalities or backend.template.modalities)
         tools = request_tools(request)
         sampling = request_sampling(request)
         thinking = request_thinking(request)

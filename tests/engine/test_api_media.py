@@ -229,6 +229,26 @@ def test_a_text_model_answers_text_and_refuses_an_image_with_a_400(tiny_model_di
         backend.close()
 
 
+@pytest.mark.slow
+def test_a_vision_template_on_vllm_says_vllm_takes_no_media_yet(tiny_model_dir: Path):
+    """Its backend reads nothing yet, but the model would: the refusal is vLLM's own, not "text only"."""
+    from fastapi.testclient import TestClient
+    from transformers import AutoTokenizer
+
+    from engine.inference import Sampling
+    from engine.inference.api import create_app
+    from engine.inference.vllm_backend import VLLMBackend
+    from engine.templates.template import get_template
+
+    # Never started: the request is refused while its prompt is prepared, before the engine would be asked.
+    backend = VLLMBackend(None, None, AutoTokenizer.from_pretrained(tiny_model_dir), get_template("qwen2_vl"),
+                          Sampling(), "vl", None, 4096)
+    with TestClient(create_app(backend)) as http:
+        answer = http.post("/v1/chat/completions", json={"model": "vl", "messages": question(
+            image_part(data_url(png_bytes())))})
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == "vllm_media"
+
+
 @pytest.fixture(scope="module")
 def vision_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[openai.OpenAI]:
     """`python -m engine api` serving the vision demo model (built on first use) on a free port, with a key."""
@@ -271,6 +291,18 @@ def test_the_vision_model_reads_an_image_sent_as_a_data_url(vision_client: opena
     streamed = "".join(chunk.choices[0].delta.content or "" for chunk in ask_vision(
         vision_client, question(image_part(data_url(png_bytes("red", (56, 56))))), stream=True) if chunk.choices)
     assert streamed == small.choices[0].message.content  # greedy: the same reply streamed or not
+
+
+@pytest.mark.slow
+def test_the_vision_model_reads_a_video_sent_as_a_data_url(vision_client: openai.OpenAI):
+    frames = [Image.new("RGB", (56, 56), color) for color in ("red", "green", "blue", "white")]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=250, loop=0)
+    video = {"type": "video_url", "video_url": {"url": data_url(buffer.getvalue(), "image/gif")}}
+    plain = ask_vision(vision_client, question())
+    seen = ask_vision(vision_client, question(video))
+    assert seen.usage.prompt_tokens > plain.usage.prompt_tokens + 2  # frames became visual tokens
+    assert seen.choices[0].finish_reason in ("stop", "length")
 
 
 @pytest.mark.slow
