@@ -134,7 +134,7 @@ def clean_status(raw: dict[str, Any]) -> dict[str, Any]:
 
 _OOM_KILLER = re.compile(r"out of memory: kill|oom-kill|oom_reaper|invoked oom-killer", re.IGNORECASE)
 _KILLED = re.compile(r"^\s*killed\s*$|\bsignal 9\b|\bSIGKILL\b|exitcode\s*:\s*-9\b", re.IGNORECASE | re.MULTILINE)
-_JOB_NAMES = {"train": "training", "eval": "evaluation", "export": "export"}
+_JOB_NAMES = {"train": "training", "eval": "evaluation", "export": "export", "judge": "judge"}
 
 
 def ended_without_status(status: dict[str, Any], run_dir: Path) -> str:

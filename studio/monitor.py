@@ -234,13 +234,13 @@ def _read_results(run_dir: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-JOB_KINDS = ("train", "eval", "export")
+JOB_KINDS = ("train", "eval", "export", "judge")
 # Folders written before status.json named their job kind are known by their results.
 _KIND_FILES = (("export", (EXPORT_RESULTS_FILE, "parity.json")), ("eval", EVAL_RESULT_FILES))
 
 
 def job_kind(run_dir: Path, status: dict[str, Any] | None = None) -> str:
-    """Which job wrote a folder: `train`, `eval` or `export` (status.json's `task`, else its result files; a
+    """Which job wrote a folder: `train`, `eval`, `export` or `judge` (status.json's `task`, else its result files; a
     folder that says nothing is a training run)."""
     status = read_status(run_dir, reconcile=False) if status is None else status
     task = status.get("task")

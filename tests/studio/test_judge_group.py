@@ -14,8 +14,9 @@ from engine.runfolder import wait_for_state
 from studio import demo_mode
 from studio.demo_settings import DemoSettings
 from studio.runner import start_run
+from studio.runs import list_runs
 from studio.tabs.evaluate import build_judge_config, judge_runs, latest_judgment, poll_judge
-from tests.engine.test_judge import KEY, SCORES, FixedJudge, fixed_judge  # noqa: F401 - the fixture is used
+from tests.engine.test_judge import KEY, SCORES, fixed_judge  # noqa: F401 - the fixed-score endpoint fixture
 
 FORM = {"key_env": "JUDGE_API_KEY", "scale_min": 1, "scale_max": 10, "max_samples": 0, "concurrency": 2,
         "rubric": DEFAULT_RUBRIC}
@@ -44,8 +45,8 @@ def test_the_form_needs_predictions_and_keeps_the_default_rubric_out_of_the_conf
 
 
 @pytest.mark.slow
-def test_a_judge_job_started_from_the_tab_runs_and_its_poll_shows_the_numbers(studio_home: Path, fixed_judge: str,
-                                                                              monkeypatch: pytest.MonkeyPatch):
+def test_a_judge_job_started_from_the_tab_runs_and_its_poll_shows_the_numbers(
+        studio_home: Path, fixed_judge: str, monkeypatch: pytest.MonkeyPatch):  # noqa: F811
     monkeypatch.setenv("JUDGE_API_KEY", KEY)
     run = predictions_run(studio_home / "saves" / "demo" / "lora" / "eval_one")
     assert judge_runs("en")["choices"] == [("demo/lora/eval_one", str(run))]
@@ -54,6 +55,8 @@ def test_a_judge_job_started_from_the_tab_runs_and_its_poll_shows_the_numbers(st
     status = wait_for_state(run_dir, timeout=120)
     assert status["state"] == "finished", (run_dir / "running_log.txt").read_text()
     assert latest_judgment(str(run)) == str(run_dir)
+    kinds = {run["name"]: run["kind"] for run in list_runs()}  # not a training run the Train tab would follow
+    assert kinds[run_dir.name] == "judge"
     text, _, summary, table, *_ = poll_judge(str(run_dir), "en", None)
     assert "finished" in text
     assert summary.startswith("**Mean 5**") and "8 rows scored, 1 without a readable score" in summary
