@@ -8,6 +8,7 @@ Torch-free: rows are read and converted by `engine.data`, rendered by `engine.te
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import math
 from pathlib import Path
@@ -25,6 +26,7 @@ from engine.data import (
     read_rows,
 )
 from engine.data.files import describe_row
+from engine.data.media import KINDS
 from engine.errors import ConfigError, DataError, format_message
 from engine.model.chat_template import load_template
 from engine.templates import IGNORE_INDEX, render_conversation
@@ -32,8 +34,8 @@ from studio.capabilities import dataset_downloaded
 from studio.light_tokenizer import LightTokenizer, load_light_tokenizer
 from studio.uploads import detect_columns, register_upload, suggest_mapping
 
-__all__ = ["STAGE_KINDS", "detect_columns", "format_length_stats", "length_stats", "list_datasets", "preview_rows",
-           "register_upload", "render_preview", "suggest_mapping"]
+__all__ = ["STAGE_KINDS", "detect_columns", "format_length_stats", "length_stats", "list_datasets", "local_attr",
+           "one_row_attr", "preview_rows", "register_upload", "render_preview", "suggest_mapping"]
 
 STAGE_KINDS = {"pt": {"sft", "ranking", "kto"}, "sft": {"sft"}, "rm": {"ranking"}, "dpo": {"ranking"},
                "kto": {"kto"}, "ppo": {"sft"}, "grpo": {"sft"}}
@@ -85,7 +87,7 @@ def needs_download(attr: DatasetAttr, dataset_dir: str | Path | None) -> bool:
     return attr.load_from != "file"
 
 
-def _local_attr(dataset_dir: str | Path | None, name: str) -> DatasetAttr:
+def local_attr(dataset_dir: str | Path | None, name: str) -> DatasetAttr:
     """The registry entry of `name`, refusing hub datasets (the studio only reads files on this computer)."""
     (attr,) = get_dataset_attrs([name], dataset_dir)
     if attr.load_from != "file":
@@ -97,7 +99,7 @@ def preview_rows(dataset_dir: str | Path | None, name: str, page: int = 0, page_
     """The raw rows of page `page` (from 0; past the end: none) of a local dataset, and its total row count."""
     if page_size < 1:
         raise ValueError(f"page_size must be at least 1, got {page_size}")
-    rows = read_rows(_local_attr(dataset_dir, name), dataset_dir)
+    rows = read_rows(local_attr(dataset_dir, name), dataset_dir)
     start = max(page, 0) * page_size
     return list(rows[start:start + page_size]), len(rows)
 
@@ -121,10 +123,17 @@ def _check_cutoff(cutoff_len: int) -> None:
         raise ConfigError("invalid_cutoff_len", value=cutoff_len)
 
 
+def one_row_attr(attr: DatasetAttr, row: dict) -> DatasetAttr:
+    """`attr` for converting `row` alone: a media column the row lacks means no media of that kind there (the
+    whole file's check refuses only a mapping that no row satisfies)."""
+    return dataclasses.replace(attr, columns={key: column for key, column in attr.columns.items()
+                                              if key not in KINDS or column in row})
+
+
 def _convert_one(attr: DatasetAttr, rows: list[dict], index: int, plain: bool) -> dict:
     """The canonical example of one row; a bad row's message gives its index in the whole file."""
     try:
-        (example,) = convert_rows(attr, [rows[index]], require_response=not plain)
+        (example,) = convert_rows(one_row_attr(attr, rows[index]), [rows[index]], require_response=not plain)
     except RowsError as err:
         problems = [(key, {**params, "row": describe_row(rows, index)}) for key, params in err.problems]
         raise RowsError(err.key, problems, err.more, **err.params) from None
@@ -171,7 +180,7 @@ def render_preview(dataset_dir: str | Path | None, name: str, model_path: str, t
     Texts are in `lang`.
     """
     _check_cutoff(cutoff_len)
-    attr = _local_attr(dataset_dir, name)
+    attr = local_attr(dataset_dir, name)
     rows = read_rows(attr, dataset_dir)
     if not 0 <= index < len(rows):
         raise DataError("preview_row_out_of_range", name=name, index=index, total=len(rows), last=len(rows) - 1)
@@ -254,7 +263,7 @@ def length_stats(dataset_dir: str | Path | None, name: str, model_path: str, tem
     import pandas as pd
 
     _check_cutoff(cutoff_len)
-    attr = _local_attr(dataset_dir, name)
+    attr = local_attr(dataset_dir, name)
     rows = read_rows(attr, dataset_dir)
     plain = stage == "pt"
     examples = convert_rows(attr, rows, require_response=not plain)

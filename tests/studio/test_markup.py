@@ -66,7 +66,7 @@ def test_upload_handlers_escape_file_column_and_dataset_names(tmp_path: Path, st
     upload = tmp_path / "cols.jsonl"
     upload.write_text(json.dumps({XSS: "hi", "output": SCRIPT}) + "\n", encoding="utf-8")
     assert_inert(train_data.on_file(str(upload), "alpaca", "en")[-1])
-    message = train_data.register(str(upload), XSS, "alpaca", False, str(data), "en", *[""] * 10)
+    message, _ = train_data.register(str(upload), XSS, "alpaca", False, str(data), "en", *[""] * len(train_data.MAPPABLE))
     assert "❌" in message
     assert_inert(message)
 

@@ -134,19 +134,20 @@ def test_downloads_keep_no_zip_older_than_a_few_minutes(tmp_path: Path, studio_h
 
 def test_a_registered_upload_is_deleted_from_gradios_upload_folder(tmp_path: Path, studio_home: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    from studio.tabs.train_data import register
+    from studio.tabs.train_data import MAPPABLE, register
 
     cache = tmp_path / "gradio"
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(cache))
     upload = cache / "0123abcd" / "mine.jsonl"
     upload.parent.mkdir(parents=True)
     upload.write_text('{"instruction": "q", "output": "a"}\n', encoding="utf-8")
-    message = register(str(upload), "mine", "alpaca", False, str(tmp_path / "data"), "en", *[""] * 10)
+    message, _ = register(str(upload), "mine", "alpaca", False, str(tmp_path / "data"), "en", *[""] * len(MAPPABLE))
     assert "❌" not in message
     assert (tmp_path / "data" / "uploads" / "mine.jsonl").is_file()
     assert not upload.exists() and not upload.parent.exists() and cache.is_dir()
     # A file given by path (not uploaded through the browser) is the user's own: kept.
     own = tmp_path / "own.jsonl"
     own.write_text('{"instruction": "q", "output": "a"}\n', encoding="utf-8")
-    assert "❌" not in register(str(own), "own", "alpaca", False, str(tmp_path / "data"), "en", *[""] * 10)
+    message, _ = register(str(own), "own", "alpaca", False, str(tmp_path / "data"), "en", *[""] * len(MAPPABLE))
+    assert "❌" not in message
     assert own.is_file()
