@@ -300,10 +300,11 @@ def test_check_media_counts_files_and_template(tmp_path: Path) -> None:
 
 
 def test_placeholders_follow_the_environment() -> None:
-    code = "from engine.data.media import PLACEHOLDERS; import sys; print(PLACEHOLDERS['images'], 'av' in sys.modules)"
+    code = ("from engine.data.media import PLACEHOLDERS; import sys; "
+            "print(PLACEHOLDERS['images'], 'av' in sys.modules, 'torch' in sys.modules)")
     env = {"IMAGE_PLACEHOLDER": "<img>", "PATH": "/usr/bin:/bin"}
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["<img>", "False"]  # PyAV is imported only when a file needs it
+    assert out.stdout.split() == ["<img>", "False", "False"]  # torch-free; PyAV only when a file needs it
     assert PLACEHOLDERS == {"images": "<image>", "videos": "<video>", "audios": "<audio>"}
 
 
