@@ -11,7 +11,9 @@ examples end with the response unless `require_response=False` allowed it to be 
 
 from __future__ import annotations
 
+import base64
 import json
+import mimetypes
 import re
 from typing import Any
 
@@ -349,18 +351,38 @@ def _kto_tag(row: dict, attr: DatasetAttr) -> bool | None:
 
 
 def _media(row: dict, attr: DatasetAttr, key: str) -> list:
-    """Image/video/audio paths or URLs as a list (a single string becomes a one-item list)."""
+    """Image/video/audio references as a list of strings (a single one becomes a one-item list).
+
+    Hugging Face `datasets` Image/Audio/Video cells (and parquet files written from them) hold `{"bytes", "path"}`
+    objects, which LLaMA-Factory accepts too: their bytes become a `data:` URL (else their path), so an example stays
+    plain JSON for the cache and the worker processes.
+    """
     column = attr.columns.get(key)
     value = row.get(column) if column else None
     if value is None or value == "":
         return []
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return list(value)
-    raise _Problem(
-        "row_wrong_type", field=key, column=column, expected="string or array of strings", got=json_type(value)
-    )
+    refs = []
+    for item in value if isinstance(value, list) else [value]:
+        ref = _media_ref(item)
+        if ref is None:
+            raise _Problem("row_wrong_type", field=key, column=column,
+                           expected="string, array of strings or {bytes, path} object", got=json_type(item))
+        refs.append(ref)
+    return refs
+
+
+def _media_ref(item: Any) -> str | None:
+    """One media reference as a string: a path or URL as written, or a `{"bytes", "path"}` cell; None if neither."""
+    if isinstance(item, str):
+        return item
+    if isinstance(item, dict):
+        data, path = item.get("bytes"), item.get("path")
+        if isinstance(data, (bytes, bytearray)) and data:
+            mime = mimetypes.guess_type(path)[0] if isinstance(path, str) else None
+            return f"data:{mime or 'application/octet-stream'};base64,{base64.b64encode(data).decode()}"
+        if isinstance(path, str) and path:
+            return path
+    return None
 
 
 def fill_placeholders(examples: list[dict], values: dict[str, str]) -> list[dict]:

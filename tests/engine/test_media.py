@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from engine.config import load_config
-from engine.data import load_examples, load_registry
+from engine.data import DatasetAttr, convert_rows, load_examples, load_registry
 from engine.data import media as media_module
 from engine.data.loader import resolve_media
 from engine.data.media import (
@@ -430,3 +430,21 @@ def test_color_squares_answers_come_only_from_the_pixels(tmp_path: Path) -> None
         [(tmp_path / r["images"][0]).read_bytes() for r in rows]
     absolute = color_squares(tmp_path / "abs", 1, seed=0)
     assert Path(absolute[0]["images"][0]).is_absolute()
+
+
+def test_datasets_image_cells_become_data_urls_or_paths(tmp_path: Path) -> None:
+    folder = media_registry(tmp_path / "d", tmp_path / "d")
+    png = (folder / "pics" / "red.png").read_bytes()
+    rows = [{"conversations": [{"from": "human", "value": "<image><image>Same?"}, {"from": "gpt", "value": "yes"}],
+             "images": [{"bytes": png, "path": "red.png"}, {"bytes": None, "path": "pics/red.png"}]}]
+    (example,) = convert_rows(DatasetAttr("cells", "file", "x.parquet", formatting="sharegpt",
+                                          columns={"images": "images"}), rows)
+    assert example["images"][0].startswith("data:image/png;base64,") and example["images"][1] == "pics/red.png"
+    assert load_image(example["images"][0]).getpixel((0, 0)) == RED
+    resolve_media([example], folder)
+    check_media([example], modalities=VISION, where=folder)
+    json.dumps(example)  # still plain JSON
+    rows[0]["images"] = [{"bytes": None, "path": None}]
+    err = raises("dataset_bad_rows", convert_rows, DatasetAttr("cells", "file", "x.parquet", formatting="sharegpt",
+                                                             columns={"images": "images"}), rows)
+    assert err.problems[0][0] == "row_wrong_type"
