@@ -88,6 +88,11 @@ class _Source:
         return DataError(key, kind=Phrase(f"media_{self.kind}"), file=self.name, row=self.row, **params)
 
 
+def _shown(text: str) -> str:
+    """A reference as messages show it: shortened, so a data: URL or a stray base64 blob does not flood them."""
+    return text if len(text) <= 200 else text[:200] + "…"
+
+
 def _row(row: str | None) -> str:
     """The row named in messages ("-" for media given directly, e.g. in a chat)."""
     return row if row is not None else "-"
@@ -110,8 +115,7 @@ def _resolve(ref: Any, kind: str, row: str | None, folder: str | Path | None = N
         source.data = _fetch(source)
         return source
     path = Path(text).expanduser()
-    shown = text if len(text) <= 200 else text[:200] + "…"  # a stray base64 blob must not flood the message
-    source = _Source(kind, shown, _row(row), ext=path.suffix.lower(), path=path)
+    source = _Source(kind, _shown(text), _row(row), ext=path.suffix.lower(), path=path)
     if not _is_file(path):
         looked = Path(folder or Path.cwd()).absolute()
         raise source.error("media_missing", folder=str(looked))
@@ -130,7 +134,7 @@ def _is_file(path: Path) -> bool:
 
 def _data_url(text: str, kind: str, row: str | None) -> _Source:
     """A `data:[mime][;base64],payload` reference, decoded."""
-    source = _Source(kind, text[:40] + ("…" if len(text) > 40 else ""), _row(row))
+    source = _Source(kind, text[:40] + ("…" if len(text) > 40 else ""), _row(row))  # the payload says nothing
     header, comma, payload = text[5:].partition(",")
     if not comma:
         raise source.error("media_unreadable", reason="a data: URL needs a comma before its payload")
@@ -374,7 +378,7 @@ def check_media(examples: list[dict], *, modalities: frozenset[str] | None, wher
         for kind in KINDS:
             items = example.get(kind) or []
             if items and modalities is not None and kind not in modalities:
-                params = {"kind": Phrase(f"media_{kind}"), "file": str(items[0]), "row": row,
+                params = {"kind": Phrase(f"media_{kind}"), "file": _shown(str(items[0])), "row": row,
                           "template": template or "?", "suggest": templates_reading(kind)}
                 if not modalities:
                     raise DataError("media_template_text_only", **params)
@@ -382,7 +386,7 @@ def check_media(examples: list[dict], *, modalities: frozenset[str] | None, wher
             if (items or (modalities and kind in modalities)) and media[kind] != placeholders[kind]:
                 raise DataError("media_count_mismatch", row=row, kind=Phrase(f"media_{kind}"), count=media[kind],
                                 placeholder=PLACEHOLDERS[kind], placeholders=placeholders[kind], column=kind,
-                                files=", ".join(f"'{item}'" for item in items[:3]) or "-")
+                                files=", ".join(f"'{_shown(str(item))}'" for item in items[:3]) or "-")
             for item in items:
                 if (kind, str(item)) in checked or str(item).startswith(("http://", "https://")):
                     continue
