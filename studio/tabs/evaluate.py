@@ -279,7 +279,8 @@ def start_judge(lang: str, *values: Any) -> tuple[Any, ...]:
 
 
 def _shown(value: Any) -> str:
-    return "–" if value is None else f"{value:g}" if isinstance(value, (int, float)) else str(value)
+    """A number as people read it (two decimals at most), "–" for none."""
+    return "–" if value is None else f"{round(value, 2):g}" if isinstance(value, (int, float)) else str(value)
 
 
 def judge_results(run_dir: Path, lang: str, limit: int = 200) -> tuple[str, pd.DataFrame | None]:
