@@ -40,6 +40,7 @@ from studio.supervisor import run_json_child
 PREVIEW_TIMEOUT_S = 120.0
 PAGE_SIZE = 5
 THUMB_PX = 160  # longest side of an image thumbnail
+MIN_THUMB_PX = 64  # smaller images are enlarged to about this
 GIF_FRAMES = 24  # frames kept of an animated GIF / WebP video (two a second)
 EMBED_MB = 2.0  # largest audio or video file copied into the page
 PAGE_EMBED_MB = 8.0  # all the media of one preview together
@@ -223,15 +224,24 @@ def _thumbnail(kind: str, path: Path, row: str) -> tuple[bytes, str]:
     """A small re-encoded copy of an image (JPEG), or of an animated GIF / WebP video's frames (GIF)."""
     out = io.BytesIO()
     if kind == "videos":
-        frames = load_video(path, fps=2.0, maxlen=GIF_FRAMES, row=row)
-        for frame in frames:
-            frame.thumbnail((THUMB_PX, THUMB_PX))
+        frames = [_fit(frame) for frame in load_video(path, fps=2.0, maxlen=GIF_FRAMES, row=row)]
         frames[0].save(out, "GIF", save_all=True, append_images=frames[1:], loop=0, duration=500)
         return out.getvalue(), "image/gif"
-    image = load_image(path, row=row)
-    image.thumbnail((THUMB_PX, THUMB_PX))
-    image.save(out, "JPEG", quality=80)
+    _fit(load_image(path, row=row)).save(out, "JPEG", quality=80)
     return out.getvalue(), "image/jpeg"
+
+
+def _fit(image: Any) -> Any:
+    """`image` at most THUMB_PX on its longest side; a tiny one (an icon, a test square) enlarged by whole pixels
+    to at least MIN_THUMB_PX, so it can be seen."""
+    from PIL import Image
+
+    longest = max(image.size)
+    if longest < MIN_THUMB_PX:
+        scale = -(-MIN_THUMB_PX // longest)
+        return image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
+    image.thumbnail((THUMB_PX, THUMB_PX))
+    return image
 
 
 # --- media, as HTML in the studio
@@ -299,7 +309,7 @@ def _items_html(card: dict, lang: str) -> str:
             uri = escape_html(item["uri"] or "")
             if item["shown"] == "img":
                 body = f'<img src="{uri}" alt="{name}" style="max-width:{THUMB_PX}px;max-height:{THUMB_PX}px;' \
-                       'border-radius:4px;display:block;">'
+                       'border:1px solid #d1d5db;border-radius:4px;display:block;">'
             elif item["shown"] == "video":
                 body = f'<video controls preload="metadata" src="{uri}" style="max-width:240px;display:block;">' \
                        "</video>"

@@ -170,3 +170,18 @@ def test_the_train_tab_preview_shows_the_media_beside_the_text(tmp_path: Path, t
     _, media, _, _, _ = preview(str(resource_dir("data")), ["identity"], str(tiny_model_dir), "chatml", 64, 0,
                                 False, False, "", "", "{}", "en")
     assert media == ""
+
+
+def test_the_demo_reads_media_only_from_its_own_and_the_shipped_folders(studio_home: Path) -> None:
+    from engine.errors import StudioError
+    from studio.demo_settings import DemoSettings
+    from studio.tabs.train_data import _media_request
+
+    demo = DemoSettings()
+    request = _media_request("data", "{}", demo)
+    assert request["link_roots"][0] == str(studio_home) and request["embed_mb"] < _media_request("data", "{}",
+                                                                                                 None)["embed_mb"]
+    assert "link_roots" not in _media_request("data", '{"media_dir": "/etc"}', None)  # a workstation's own choice
+    with pytest.raises(StudioError) as err:
+        _media_request("data", '{"media_dir": "/etc"}', demo)
+    assert err.value.key == "demo_path_outside"

@@ -185,3 +185,12 @@ def test_the_upload_form_takes_a_zip_and_shows_the_media(tmp_path: Path, studio_
     message, _ = train_data.register([str(make_zip(tmp_path / "bad.zip", {"../x.json": b"[]"}))], "bad", "openai",
                                      False, str(data), "en", *[chosen[column] for column in train_data.MAPPABLE])
     assert message.startswith("❌") and "x.json" in message
+
+
+def test_the_public_demo_unpacks_less() -> None:
+    from studio.demo_settings import DemoSettings
+    from studio.uploads import unpack_limits
+
+    demo = unpack_limits(DemoSettings(max_upload_mb=5.0))
+    assert (demo.max_mb, demo.max_files) == (20.0, 200)
+    assert demo.max_mb < UnpackLimits().max_mb and demo.max_files < UnpackLimits().max_files
