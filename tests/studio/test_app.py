@@ -43,7 +43,8 @@ def test_every_visible_component_is_labelled(app):
                                                                              "chat_status", "eval_status",
                                                                              "export_status", "start_message",
                                                                              "eval_message", "export_message",
-                                                                             "model_note"):
+                                                                             "model_note", "judge_message",
+                                                                             "judge_status", "judge_summary"):
             continue  # texts produced by handlers, already localized
         assert name in ctx.labels, f"component {name!r} has no locale key"
 
