@@ -62,7 +62,8 @@ def browser_language(accept_language: str | None) -> str:
     for part in accept_language.split(","):
         tag = part.split(";")[0].strip().lower().replace("_", "-")
         base = tag.split("-")[0]
-        code = lower.get(tag) or TAG_ALIASES.get(tag) or PREFIX_FALLBACKS.get(base) or lower.get(base)
+        code = (lower.get(tag) or TAG_ALIASES.get(tag) or TAG_ALIASES.get(base) or PREFIX_FALLBACKS.get(base)
+                or lower.get(base))
         if code and code.lower() in lower:
             return code
     return DEFAULT_LANG

@@ -20,8 +20,8 @@ def load(lang: str) -> dict[str, str]:
     return yaml.safe_load((LOCALES / f"{lang}.yaml").read_text(encoding="utf-8"))
 
 
-def test_every_file_is_a_language():
-    assert set(LANGS) <= set(LANGUAGES), sorted(set(LANGS) - set(LANGUAGES))
+def test_every_language_has_its_file():
+    assert set(LANGS) == set(LANGUAGES), (sorted(set(LANGUAGES) - set(LANGS)), sorted(set(LANGS) - set(LANGUAGES)))
 
 
 def test_english_has_no_duplicate_keys():
