@@ -16,6 +16,7 @@ import shutil
 import sys
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -243,7 +244,12 @@ def unpack_upload(paths: list[str], into: Path, limits: UnpackLimits, *, table_o
             target.parent.mkdir(parents=True, exist_ok=True)
             if member is not None and path not in archives:
                 archives[path] = zipfile.ZipFile(path)
-            _copy_entry(archives[path].open(member) if member is not None else open(path, "rb"), name, target, size)
+            try:
+                _copy_entry(archives[path].open(member) if member is not None else open(path, "rb"), name, target,
+                            size)
+            except (zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError) as err:
+                # A bad checksum, an encrypted member, a compression method Python lacks (e.g. Deflate64).
+                raise DataError("upload_zip_bad", file=Path(path).name, reason=f"{name}: {err}") from None
     finally:
         for archive in archives.values():
             archive.close()

@@ -151,6 +151,14 @@ def test_what_is_not_a_table_and_media_is_refused_by_name(tmp_path: Path) -> Non
     with pytest.raises(DataError) as err:
         unpack_upload([str(tmp_path / "broken.zip")], tmp_path / "broken", UnpackLimits())
     assert err.value.key == "upload_zip_bad" and "broken.zip" in err.value.message()
+    # A member whose bytes do not match its checksum is refused by name, not with a traceback.
+    corrupt = bytearray(make_zip(tmp_path / "crc.zip", {"train.json": rows("a.png"), "a.png": png()}).read_bytes())
+    offset = corrupt.index(png()[:8])
+    corrupt[offset + 40] ^= 0xFF
+    (tmp_path / "crc.zip").write_bytes(bytes(corrupt))
+    with pytest.raises(DataError) as err:
+        unpack_upload([str(tmp_path / "crc.zip")], tmp_path / "crc", UnpackLimits())
+    assert err.value.key == "upload_zip_bad" and "a.png" in err.value.message()
 
 
 def err_message(tmp_path: Path, files: dict[str, bytes]) -> str:
