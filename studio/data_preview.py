@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.data.loader import media_folder
 from engine.data.media import (
     EXTENSIONS,
     KINDS,
@@ -127,8 +128,8 @@ class MediaPaths:
     """
 
     def __init__(self, dataset_dir: str, media_dir: str | None, link_roots: list[str] | None) -> None:
-        self.base = Path(os.path.abspath(media_dir or dataset_dir))
-        self.roots = [Path(os.path.abspath(folder)) for folder in (dataset_dir, media_dir) if folder]
+        self.base = media_folder(dataset_dir, media_dir)
+        self.roots = [Path(os.path.normpath(media_folder(dataset_dir, folder))) for folder in {None, media_dir}]
         self.link_roots = None if link_roots is None else [Path(root).resolve() for root in link_roots]
 
     def locate(self, ref: str) -> tuple[Path | None, str | None]:
