@@ -42,6 +42,7 @@ _SCORE_IS = re.compile(r"(?i)\b(?:score|rating|grade)\s+(?:is|of)\s*\**\s*(-?\d+
                        r"(?:\s*(?:/|out\s+of)\s*(\d+(?:\.\d+)?))?")
 _BRACKETED = re.compile(r"\[\[\s*(-?\d+(?:\.\d+)?)\s*\]\]")
 _BARE = re.compile(r"^\s*\**\s*(-?\d+(?:\.\d+)?)\s*(?:/\s*(\d+(?:\.\d+)?))?\s*\**\s*\.?\s*$")
+_THINKING = re.compile(r"(?is)<think>.*?(?:</think>|$)")  # a reasoning model's thoughts are not its verdict
 _REASON = re.compile(r"(?is)^[\s*#>_-]*(?:reason|explanation|justification)\s*\**\s*[:=]\s*\**\s*(.*)", re.M)
 
 
@@ -121,7 +122,8 @@ def _reason(reply: str) -> str:
 def parse_verdict(reply: str | None, low: int, high: int) -> Verdict:
     """Read the score and the reason from a judge's reply; a missing or off-scale score is a failure with its
     reason (in English: it goes into judge_results.jsonl, a file, like the judge's own words)."""
-    if reply is None or not reply.strip():
+    reply = _THINKING.sub("", reply or "")
+    if not reply.strip():
         return Verdict(None, "", "the judge's reply was empty")
     found = _find_score(reply)
     reason = _reason(reply)

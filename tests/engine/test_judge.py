@@ -45,6 +45,7 @@ KEY = "sk-judge-secret-123"
     ('{"score": 9, "reason": "exact"}', 9),
     ("5", 5),
     ("7.5\nclose", 7.5),
+    ("<think>A score: 2 seems harsh.</think>\nScore: 6\nReason: mostly right.", 6),
 ])
 def test_scores_are_read_from_the_usual_reply_shapes(reply: str, score: float):
     verdict = parse_verdict(reply, 1, 10)
@@ -58,6 +59,7 @@ def test_scores_are_read_from_the_usual_reply_shapes(reply: str, score: float):
     ("Score: 11\nReason: great", "outside the 1–10 scale"),
     ("Score: 0", "outside the 1–10 scale"),
     ("Score: 4/5", "not on the 1–10 scale"),
+    ("<think>Score: 8 maybe", "empty"),
 ])
 def test_an_unreadable_or_off_scale_reply_is_a_failure_with_its_reason_not_a_zero(reply: str | None, why: str):
     verdict = parse_verdict(reply, 1, 10)
