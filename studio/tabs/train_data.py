@@ -6,6 +6,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from engine.data.media import KINDS
 from engine.errors import StudioError
 from studio.context import Context
 from studio.i18n import t
@@ -155,7 +156,7 @@ def register(paths: list[str] | str | None, name: str, formatting: str, ranking:
     for path in paths:
         discard_upload(path, get_upload_folder())
     shown = ""
-    if any(columns.get(kind) for kind in ("images", "videos", "audios")):
+    if any(columns.get(kind) for kind in KINDS):
         try:
             shown = media_html(preview_data(dataset=name, model_path=None, template=None, cutoff_len=1, index=0,
                                             train_on_prompt=False, mask_history=False, placeholders={},
