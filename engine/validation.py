@@ -37,6 +37,31 @@ def check_template(config: RunConfig) -> None:
                           choices=", ".join(TOOL_FORMATS))
 
 
+def run_modalities(config: RunConfig) -> tuple[str | None, frozenset[str]]:
+    """The run's template name and the media it reads (from `template`, else the model registry's template)."""
+    from engine.model.families import template_for
+    from engine.templates.template import TEMPLATES
+
+    name = config.model.template or template_for(config.model.model_name_or_path)
+    template = TEMPLATES.get(name or "")
+    return name, template.modalities if template is not None else frozenset()
+
+
+def check_media_run(config: RunConfig, command: str) -> None:
+    """What a media model (images, video, audio) cannot do yet: other stages than sft, packing, GGUF and GPTQ."""
+    name, modalities = run_modalities(config)
+    if not modalities:
+        return
+    if command == "train" and config.finetuning.stage != "sft":
+        raise ConfigError("media_stage", stage=config.finetuning.stage, template=name)
+    if command == "train" and config.data.packing:
+        raise ConfigError("media_packing", key=Setting("packing"), template=name)
+    if command == "export" and config.export.export_gguf != "none":
+        raise ConfigError("media_gguf", template=name, key=Setting("export_gguf"))
+    if command == "export" and config.model.export_quantization_bit is not None:
+        raise ConfigError("media_gptq", template=name, key=Setting("export_quantization_bit"))
+
+
 def check_stage(config: RunConfig) -> None:
     """The stage is one this engine can run."""
     if config.finetuning.stage not in STAGES:
@@ -101,6 +126,7 @@ def validate_config(config: RunConfig, command: str = "train") -> RunConfig:
     check_values(config, command)
     check_template(config)
     check_method(config, command)
+    check_media_run(config, command)
     if command == "train":
         check_stage(config)
         check_datasets(config)

@@ -43,6 +43,14 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_demo_model(tmp_path_factory.mktemp("models") / "tiny", **TINY_MODEL)
 
 
+@pytest.fixture(scope="session")
+def vision_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The offline vision demo model (a tiny Qwen2-VL), built once per test session."""
+    from engine.multimodal.demo_vision import build_vision_demo
+
+    return build_vision_demo(tmp_path_factory.mktemp("models") / "demo-vision")
+
+
 @pytest.fixture()
 def studio_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty STUDIO_HOME (with saves/) as the working directory."""

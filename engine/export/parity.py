@@ -56,10 +56,14 @@ def _stop_ids(tokenizer: Any, template: Any) -> list[int]:
 
 
 def load_exported(folder: Path, dtype: Any) -> Any:
-    """The exported model loaded from its folder with transformers, in eval mode."""
-    from transformers import AutoModelForCausalLM
+    """The exported model loaded from its folder with transformers (a media model with its encoder), in eval mode."""
+    from transformers import AutoConfig, AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(folder, dtype=dtype).eval()
+    from engine.multimodal.parts import is_media_config, media_model_class
+
+    config = AutoConfig.from_pretrained(folder)
+    model_class = media_model_class(config) if is_media_config(config) else AutoModelForCausalLM
+    return model_class.from_pretrained(folder, dtype=dtype).eval()
 
 
 def _first_difference(a: list[int], b: list[int]) -> int | None:

@@ -58,6 +58,13 @@ _qwen("QwQ-32B", template="qwen", notes="Reasoning model: writes a long <think> 
 
 for size in ("0.5B", "1.5B", "3B", "7B", "14B", "32B", "72B"):
     _qwen(f"Qwen2.5-{size}-Instruct", template="qwen")
+
+# Qwen2.5-VL and Qwen2-VL read images and video, trained here with their vision side (template qwen2_vl).
+_VISION = "Reads images and video; the vision encoder stays fixed unless freeze_vision_tower is off."
+for size in ("3B", "7B", "32B", "72B"):
+    _qwen(f"Qwen2.5-VL-{size}-Instruct", template="qwen2_vl", params=size, notes=_sized(_VISION, size))
+for size in ("2B", "7B", "72B"):
+    _qwen(f"Qwen2-VL-{size}-Instruct", template="qwen2_vl", params=size, notes=_sized(_VISION, size))
 for size in ("7B", "14B"):
     _qwen(f"Qwen2.5-{size}-Instruct-1M", template="qwen", notes="Reads up to a million tokens of context.")
 for size in ("0.5B", "1.5B", "3B", "7B", "14B", "32B", "72B"):

@@ -110,19 +110,18 @@ def linear_targets(model: Any, target: str, error_key: str, llama_pro: int | Non
 
     linear = find_linear_modules(model)
     names = split_names(target)
-    if is_media_config(getattr(model, "config", None)):
-        chosen = set(names) if names and names != ["all"] else None
-        if chosen is not None:
-            linear_targets(model, target, error_key)  # the same check of each name
-        return sorted(full for short, fulls in linear.items() for full in fulls
-                      if (chosen is None or short in chosen or full in chosen) and not is_frozen(full, frozen))
-    if not names or names == ["all"]:
-        names = sorted(linear)
-    else:
+    everything = not names or names == ["all"]
+    if not everything:
         full_names = [full for fulls in linear.values() for full in fulls]
         for name in names:
             if not any(full == name or full.endswith("." + name) for full in full_names):
                 raise ModelError(error_key, name=name, available=", ".join(sorted(linear)))
+    if is_media_config(getattr(model, "config", None)):
+        return sorted(full for fulls in linear.values() for full in fulls
+                      if (everything or any(full == n or full.endswith("." + n) for n in names))
+                      and not is_frozen(full, frozen))
+    if everything:
+        names = sorted(linear)
     if llama_pro is None:
         return names
     prefix, count = find_decoder_layers(model)
