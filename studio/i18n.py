@@ -79,16 +79,18 @@ PAGE_LANGUAGE_JS = f"""(lang) => {{
 }}"""
 
 # A right-to-left page keeps left to right what is written that way whatever the language: code and YAML editors,
-# the training log, numbers typed into boxes, sliders (minimum on the left) and charts. Gradio marks every block,
-# text box and Markdown dir="ltr" itself, so those are turned back to right to left here, and a box's text takes the
-# direction of its own first letter (a path stays left to right, Arabic reads right to left).
+# numbers typed into boxes, sliders (minimum on the left) and charts. Gradio marks every block, text box and Markdown
+# dir="ltr" itself, so those are turned back to right to left here; a box's text, and each line of the training log,
+# takes the direction of its own first letter (a path or an engine line stays left to right, Arabic reads right to
+# left). The Arabic locale isolates every {placeholder} (U+2068…U+2069), so a path inside a sentence keeps its order.
 RTL_CSS = """
 html[dir="rtl"] :where([dir="ltr"], .prose) {direction: rtl;}
 html[dir="rtl"] textarea, html[dir="rtl"] input[type="text"], html[dir="rtl"] input:not([type]) {
   unicode-bidi: plaintext; text-align: start;}
-html[dir="rtl"] .cm-editor, html[dir="rtl"] pre, html[dir="rtl"] code, html[dir="rtl"] #log textarea,
-html[dir="rtl"] input[type="number"], html[dir="rtl"] .slider_input_container, html[dir="rtl"] svg,
-html[dir="rtl"] .vega-embed {direction: ltr; text-align: left; unicode-bidi: isolate;}
+html[dir="rtl"] .cm-editor, html[dir="rtl"] pre, html[dir="rtl"] code, html[dir="rtl"] input[type="number"],
+html[dir="rtl"] .slider_input_container, html[dir="rtl"] svg, html[dir="rtl"] .vega-embed {
+  direction: ltr; text-align: left; unicode-bidi: isolate;}
+html[dir="rtl"] #log textarea {direction: ltr;}
 """
 
 
