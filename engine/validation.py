@@ -37,6 +37,9 @@ def check_template(config: RunConfig) -> None:
                           choices=", ".join(TOOL_FORMATS))
 
 
+MEDIA_STAGES = ("sft", "dpo")  # the stages that train a media model on its media
+
+
 def run_modalities(config: RunConfig) -> tuple[str | None, frozenset[str]]:
     """The run's template name and the media it reads (from `template`, else the model registry's template)."""
     from engine.model.families import template_for
@@ -48,12 +51,17 @@ def run_modalities(config: RunConfig) -> tuple[str | None, frozenset[str]]:
 
 
 def check_media_run(config: RunConfig, command: str) -> None:
-    """What a media model (images, video, audio) cannot do yet: other stages than sft, packing, GGUF and GPTQ."""
+    """What a media model (images, video, audio) cannot do yet: other stages than sft and dpo, packing, predicting
+    with generation, GGUF and GPTQ."""
     name, modalities = run_modalities(config)
     if not modalities:
         return
-    if command == "train" and config.finetuning.stage != "sft":
+    if command == "train" and config.finetuning.stage not in MEDIA_STAGES:
         raise ConfigError("media_stage", stage=config.finetuning.stage, template=name)
+    if command == "train" and config.finetuning.stage == "dpo" and config.finetuning.pref_loss in ("orpo", "simpo"):
+        raise ConfigError("media_stage", stage=config.finetuning.pref_loss, template=name)
+    if config.training.do_predict:
+        raise ConfigError("media_predict", template=name, key=Setting("do_predict"))
     if command == "train" and config.data.packing:
         raise ConfigError("media_packing", key=Setting("packing"), template=name)
     if command == "export" and config.export.export_gguf != "none":

@@ -118,22 +118,40 @@ class ReplyRenderer:
 
 
 def pair_rows(examples: list[dict], renderer: ReplyRenderer, cutoff_len: int, *, text: bool,
-              strip_prefix: str = "") -> list[dict]:
-    """Ranking examples as {"prompt", "chosen", "rejected"} texts, or {"chosen_ids", "rejected_ids"} when not `text`."""
+              strip_prefix: str = "", media: Any = None) -> list[dict]:
+    """Ranking examples as {"prompt", "chosen", "rejected"} texts, or {"chosen_ids", "rejected_ids"} when not `text`.
+
+    With `media` (a media plugin), each example's placeholders are expanded into the model's tokens first and the
+    text rows carry the example's media (`"media"`); a row whose media tokens the cut went through is dropped."""
     rows, dropped = [], 0
     for example in examples:
+        expected: dict[int, int] = {}
+        if media is not None:
+            example, expected = _expand_media(example, media)
         replies = [{"role": "assistant", "content": example[key]} for key in ("chosen", "rejected")]
         fitted = renderer.fit(example, example["messages"], replies, cutoff_len)
         chosen, rejected = fitted.reply_ids
-        if not chosen or not rejected:
-            dropped += 1  # the prompt alone fills cutoff_len
+        if not chosen or not rejected or any(fitted.prompt_ids.count(t) != n for t, n in expected.items()):
+            dropped += 1  # the prompt alone fills cutoff_len (or the cut went through an image)
         elif text:
-            rows.append({"prompt": _strip(fitted.prompt, strip_prefix), "chosen": fitted.replies[0],
-                         "rejected": fitted.replies[1]})
+            row = {"prompt": _strip(fitted.prompt, strip_prefix), "chosen": fitted.replies[0],
+                   "rejected": fitted.replies[1]}
+            if media is not None:
+                row["media"] = {kind: list(example.get(kind) or []) for kind in media.kinds}
+            rows.append(row)
         else:
             rows.append({"chosen_ids": fitted.prompt_ids + chosen, "rejected_ids": fitted.prompt_ids + rejected})
     _report_dropped(dropped, len(examples), cutoff_len)
     return rows
+
+
+def _expand_media(example: dict, plugin: Any) -> tuple[dict, dict[int, int]]:
+    """The example with its placeholders expanded into the model's media tokens, and token id → count expected."""
+    from engine.data.media import PLACEHOLDERS
+
+    counts = plugin.token_counts(plugin.load({kind: example.get(kind) or [] for kind in plugin.kinds}))
+    return ({**example, "messages": plugin.expand(example["messages"], counts, PLACEHOLDERS)},
+            plugin.expected_tokens(counts))
 
 
 def kto_rows(examples: list[dict], renderer: ReplyRenderer, cutoff_len: int, *,
@@ -163,11 +181,12 @@ def _report_dropped(dropped: int, total: int, cutoff_len: int) -> None:
 
 
 def build_preference_datasets(config: RunConfig, template: Any, tokenizer: Any, kind: str, *,
-                              strip_prefix: str = "") -> tuple[Any, Any]:
+                              strip_prefix: str = "", media: Any = None) -> tuple[Any, Any]:
     """Train and eval (None when there is none) `datasets.Dataset`s for a preference stage.
 
     `kind`: "pairs" (prompt/chosen/rejected texts), "reward" (chosen_ids/rejected_ids) or "kto"
     (prompt/completion/label). `strip_prefix` is removed from the start of prompt texts (see `auto_prefix`).
+    `media` (a media plugin, pairs only) expands the placeholders and keeps each row's media (see `pair_rows`).
     """
     from datasets import Dataset
 
@@ -181,7 +200,8 @@ def build_preference_datasets(config: RunConfig, template: Any, tokenizer: Any, 
     def convert(examples: list[dict]) -> list[dict]:
         if kind == "kto":
             return kto_rows(examples, renderer, data.cutoff_len, strip_prefix=strip_prefix)
-        return pair_rows(examples, renderer, data.cutoff_len, text=kind == "pairs", strip_prefix=strip_prefix)
+        return pair_rows(examples, renderer, data.cutoff_len, text=kind == "pairs", strip_prefix=strip_prefix,
+                         media=media)
 
     train_examples, eval_examples = load_split_examples(config, require_response=True)
     if kind == "kto" and not config.finetuning.disable_shuffling:

@@ -96,3 +96,19 @@ class MediaCollator:
         batch.update(self.plugin.features([self.plugin.load(m) for m in media]))
         batch["mm_token_type_ids"] = self.plugin.token_type_ids(batch["input_ids"])
         return batch
+
+
+@dataclass
+class MediaPreferenceCollator:
+    """TRL's preference collator (chosen rows, then rejected rows) plus the media tensors of each half."""
+
+    base: Any
+    plugin: Any
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+        media = [feature["media"] for feature in features]
+        batch = self.base([{k: v for k, v in feature.items() if k != "media"} for feature in features])
+        loaded = [self.plugin.load(m) for m in media]
+        batch.update(self.plugin.features(loaded + loaded))  # the same media for the chosen and the rejected half
+        batch["mm_token_type_ids"] = self.plugin.token_type_ids(batch["input_ids"])
+        return batch

@@ -212,10 +212,48 @@ def test_what_media_models_cannot_do_yet_is_refused_before_launch(vision_model_d
 
     base = {"model_name_or_path": str(vision_model_dir), "template": "qwen2_vl", "dataset": "mllm_demo",
             "dataset_dir": str(DATA), "output_dir": str(tmp_path / "x")}
-    with pytest.raises(ConfigError, match="sft"):
-        validate_config(config_from_dict({**base, "stage": "dpo", "dataset": "dpo_en_demo"}))
+    with pytest.raises(ConfigError, match="sft or dpo"):
+        validate_config(config_from_dict({**base, "stage": "kto", "dataset": "kto_en_demo"}))
+    with pytest.raises(ConfigError, match="sft or dpo"):
+        validate_config(config_from_dict({**base, "stage": "dpo", "pref_loss": "orpo", "dataset": "dpo_en_demo"}))
+    with pytest.raises(ConfigError, match="do_predict"):
+        validate_config(config_from_dict({**base, "do_predict": True, "eval_dataset": "mllm_demo"}))
     with pytest.raises(ConfigError, match="packing"):
         validate_config(config_from_dict({**base, "packing": True}))
     with pytest.raises(ConfigError, match="GGUF"):
         validate_config(config_from_dict({**base, "export_dir": str(tmp_path / "e"), "export_gguf": "f16"}), "export")
     validate_config(config_from_dict(base))  # sft on images is fine
+
+
+def _colour_pairs(folder: Path) -> Path:
+    """A ranking dataset of colour squares: the right colour chosen, another rejected (paths relative to it)."""
+    from engine.data.synthetic import COLORS, color_squares
+
+    rows = color_squares(folder / "squares", 16, seed=7, relative_to=folder)
+    pairs = []
+    for index, row in enumerate(rows):
+        right = row["messages"][1]["content"]
+        wrong = [c for c in COLORS if c != right][index % (len(COLORS) - 1)]
+        pairs.append({"conversations": [{"from": "human", "value": row["messages"][0]["content"]}],
+                      "chosen": {"from": "gpt", "value": right}, "rejected": {"from": "gpt", "value": wrong},
+                      "images": row["images"]})
+    (folder / "pairs.json").write_text(json.dumps(pairs), encoding="utf-8")
+    info = {"colour_pairs": {"file_name": "pairs.json", "formatting": "sharegpt", "ranking": True,
+                             "columns": {"messages": "conversations", "chosen": "chosen", "rejected": "rejected",
+                                         "images": "images"}}}
+    (folder / "dataset_info.json").write_text(json.dumps(info), encoding="utf-8")
+    return folder
+
+
+@pytest.mark.slow
+def test_dpo_prefers_the_right_colour(vision_model_dir: Path, tmp_path: Path):
+    """DPO on image pairs: the media reach both halves of each batch and the reward margin grows."""
+    data = _colour_pairs(tmp_path / "data")
+    out = _train(vision_model_dir, tmp_path / "dpo", stage="dpo", dataset="colour_pairs", dataset_dir=str(data),
+                 max_steps=12, per_device_train_batch_size=4, learning_rate=5e-3, logging_steps=1,
+                 pref_beta=0.1)
+    log = [json.loads(line) for line in (out / "trainer_log.jsonl").read_text().splitlines()]
+    margins = [entry["rewards/margins"] for entry in log if "rewards/margins" in entry]
+    assert len(margins) >= 10
+    assert sum(margins[-3:]) / 3 > sum(margins[:3]) / 3
+    assert (out / "adapter_model.safetensors").is_file()
