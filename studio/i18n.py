@@ -82,7 +82,9 @@ PAGE_LANGUAGE_JS = f"""(lang) => {{
 # numbers typed into boxes, sliders (minimum on the left) and charts. Gradio marks every block, text box and Markdown
 # dir="ltr" itself, so those are turned back to right to left here; a box's text, and each line of the training log,
 # takes the direction of its own first letter (a path or an engine line stays left to right, Arabic reads right to
-# left). The Arabic locale isolates every {placeholder} (U+2068…U+2069), so a path inside a sentence keeps its order.
+# left). A block's icon buttons move to its left corner, as its label now starts on the right. The Arabic locale
+# isolates every {placeholder} (U+2068…U+2069) and JSON example (U+2066…U+2069), so a path inside a sentence keeps
+# its order.
 RTL_CSS = """
 html[dir="rtl"] :where([dir="ltr"], .prose) {direction: rtl;}
 html[dir="rtl"] textarea, html[dir="rtl"] input[type="text"], html[dir="rtl"] input:not([type]) {
@@ -91,6 +93,7 @@ html[dir="rtl"] .cm-editor, html[dir="rtl"] pre, html[dir="rtl"] code, html[dir=
 html[dir="rtl"] .slider_input_container, html[dir="rtl"] svg, html[dir="rtl"] .vega-embed {
   direction: ltr; text-align: left; unicode-bidi: isolate;}
 html[dir="rtl"] #log textarea {direction: ltr;}
+html[dir="rtl"] .icon-button-wrapper.top-panel {right: auto; left: var(--block-label-margin);}
 """
 
 

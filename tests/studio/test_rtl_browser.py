@@ -36,9 +36,15 @@ def test_arabic_reads_right_to_left_and_code_stays_left_to_right(page, studio_se
     assert page.locator("#log textarea").first.evaluate(DIRECTION_JS) == "ltr"
     assert page.locator("#num_train_epochs input[type=number]").first.evaluate(DIRECTION_JS) == "ltr"
     shot(page, "rtl-train-ar")
+    # A code box's label starts on the right, so its copy and download buttons move to the left corner.
+    page.get_by_role("tab", name="المحادثة").click()
+    label, buttons = page.locator("#tools label").first, page.locator("#tools .top-panel").first
+    buttons.wait_for()
+    assert buttons.bounding_box()["x"] + buttons.bounding_box()["width"] <= label.bounding_box()["x"] + 1
+    assert page.locator("#tools .cm-editor").first.evaluate(DIRECTION_JS) == "ltr"
 
     page.reload()  # the language is remembered, and with it the direction
-    page.get_by_text("معدّل التعلّم").first.wait_for()
+    page.get_by_role("tab", name="التدريب").wait_for()
     expect(page.locator("html")).to_have_attribute("dir", "rtl")
 
     pick_language(page, "English")
