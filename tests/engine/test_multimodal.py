@@ -168,6 +168,13 @@ def test_video_dataset_trains(vision_model_dir: Path, tmp_path: Path):
     assert (out / "adapter_model.safetensors").is_file()
 
 
+def test_qlora_trains_on_images(vision_model_dir: Path, tmp_path: Path):
+    pytest.importorskip("bitsandbytes")
+    out = _train(vision_model_dir, tmp_path / "qlora", dataset="mllm_demo", quantization_bit=4, max_steps=2,
+                 per_device_train_batch_size=2, cutoff_len=512)
+    assert (out / "adapter_model.safetensors").is_file()
+
+
 def test_text_rows_train_on_a_vision_model(vision_model_dir: Path, tmp_path: Path):
     out = _train(vision_model_dir, tmp_path / "text", dataset="identity", max_steps=2)
     assert (out / "adapter_model.safetensors").is_file()
