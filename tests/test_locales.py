@@ -9,11 +9,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from studio.i18n import LANGUAGES, available_languages, browser_language
+from studio.i18n import LANGUAGES, RTL_LANGUAGES, available_languages, browser_language
 
 LOCALES = Path(__file__).resolve().parent.parent / "locales"
 LANGS = sorted(path.stem for path in LOCALES.glob("*.yaml"))
 PLACEHOLDER = re.compile(r"(?<!\{)\{([a-zA-Z_][a-zA-Z0-9_]*)\}(?!\})")
+# In a right-to-left language a value (a path, a model name) is set between U+2068 and U+2069, so that its Latin
+# letters and slashes keep their order inside the sentence.
+NOT_ISOLATED = re.compile(r"(?<![{\u2068])\{[a-zA-Z_][a-zA-Z0-9_]*\}(?![}\u2069])")
 
 
 def load(lang: str) -> dict[str, str]:
@@ -50,3 +53,9 @@ def test_picker_offers_the_languages_with_a_file():
 ])
 def test_browser_language_maps_regional_tags(header: str, lang: str):
     assert browser_language(header) == (lang if lang in LANGS else "en")
+
+
+@pytest.mark.parametrize("lang", [lang for lang in RTL_LANGUAGES if lang in LANGS])
+def test_right_to_left_placeholders_are_isolated(lang: str):
+    bare = {key: NOT_ISOLATED.findall(str(text)) for key, text in load(lang).items() if NOT_ISOLATED.search(str(text))}
+    assert not bare, f"write each placeholder as \\u2068{{name}}\\u2069 in locales/{lang}.yaml: {bare}"
