@@ -440,15 +440,24 @@ def build_demo_model(
     return out
 
 
+# The other reserved names and the builder of each (module:function). They build on this module's helpers, so they
+# are found by name when asked for rather than imported here.
+MEDIA_DEMOS = {
+    "demo-vision": "engine.multimodal.demo_vision:build_vision_demo",
+    "demo-audio": "engine.multimodal.demo_audio:build_audio_demo",
+}
+
+
 def resolve_model_path(name_or_path: str) -> str:
-    """The built demo folder for the reserved names `demo` and `demo-vision` (building it when needed), else the
-    input unchanged."""
+    """The built demo folder for the reserved names `demo`, `demo-vision` and `demo-audio` (building it when
+    needed), else the input unchanged."""
     if name_or_path == DEMO_MODEL_NAME:
         return str(build_demo_model())
-    if name_or_path == "demo-vision":
-        from engine.multimodal.demo_vision import build_vision_demo
+    if name_or_path in MEDIA_DEMOS:
+        import importlib
 
-        return str(build_vision_demo())
+        module, function = MEDIA_DEMOS[name_or_path].split(":")
+        return str(getattr(importlib.import_module(module), function)())
     return name_or_path
 
 
