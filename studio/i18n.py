@@ -80,11 +80,11 @@ PAGE_LANGUAGE_JS = f"""(lang) => {{
 
 # A right-to-left page keeps left to right what is written that way whatever the language: code and YAML editors,
 # numbers typed into boxes, sliders (minimum on the left) and charts. Gradio marks every block, text box and Markdown
-# dir="ltr" itself, so those are turned back to right to left here; a box's text, and each line of the training log,
-# takes the direction of its own first letter (a path or an engine line stays left to right, Arabic reads right to
-# left). A block's icon buttons move to its left corner, as its label now starts on the right. The Arabic locale
-# isolates every {placeholder} (U+2068…U+2069) and JSON example (U+2066…U+2069), so a path inside a sentence keeps
-# its order.
+# dir="ltr" itself, so those are turned back to right to left here; a box's text, each line of the training log and
+# each paragraph of a chat message take the direction of their own first letter (a path or an engine line stays left
+# to right, Arabic reads right to left). A block's icon buttons move to its left corner, as its label now starts on
+# the right. The Arabic locale isolates every {placeholder} (U+2068…U+2069) and JSON example (U+2066…U+2069), so a
+# path inside a sentence keeps its order.
 RTL_CSS = """
 html[dir="rtl"] :where([dir="ltr"], .prose) {direction: rtl;}
 html[dir="rtl"] textarea, html[dir="rtl"] input[type="text"], html[dir="rtl"] input:not([type]) {
@@ -94,6 +94,8 @@ html[dir="rtl"] .slider_input_container, html[dir="rtl"] svg, html[dir="rtl"] .v
   direction: ltr; text-align: left; unicode-bidi: isolate;}
 html[dir="rtl"] #log textarea {direction: ltr;}
 html[dir="rtl"] .icon-button-wrapper.top-panel {right: auto; left: var(--block-label-margin);}
+html[dir="rtl"] :is([data-testid="bot"], [data-testid="user"]) :is(p, li, h1, h2, h3, h4, blockquote) {
+  unicode-bidi: plaintext; text-align: start;}
 """
 
 
