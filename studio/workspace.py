@@ -262,9 +262,10 @@ def ensure_registry(folder: Path, local_only: bool) -> Path:
     """
     registry_path = folder / "dataset_info.json"
     with _registry_lock:
+        shipped_dir = paths.resource_dir("data").resolve()
+        _link_media_folders(folder, shipped_dir)  # also into registries made before the media demos shipped
         if registry_path.is_file():
             return registry_path
-        shipped_dir = paths.resource_dir("data").resolve()
         shipped = json.loads((shipped_dir / "dataset_info.json").read_text(encoding="utf-8"))
         own: dict[str, Any] = {}
         for name, entry in shipped.items():
@@ -283,6 +284,18 @@ def ensure_registry(folder: Path, local_only: bool) -> Path:
         # A unique temporary name: the thread lock does not reach a second studio on the same STUDIO_HOME.
         write_json_atomic(registry_path, own)
     return registry_path
+
+
+def _link_media_folders(folder: Path, shipped_dir: Path) -> None:
+    """Link the shipped folders of media files (`mllm_demo_data/`) into `folder`, so the image, video and audio
+    paths of the shipped media datasets resolve there as they do in the shipped data folder."""
+    if folder.resolve() == shipped_dir:
+        return
+    for target in sorted(shipped_dir.iterdir()):
+        link = folder / target.name
+        if target.is_dir() and not link.is_symlink() and not link.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(target, target_is_directory=True)
 
 
 def check_inside(path: str | Path, request: Any = None) -> Path:

@@ -375,3 +375,18 @@ def test_entries_that_fetch_over_the_network_are_marked(tmp_path: Path, monkeypa
     assert marked == {"file": False, "hf_hub": False, "ms_hub": True, "om_hub": True, "cloud_file": True,
                       "script": False}
     assert datasets.needs_download(DatasetAttr("x", "script", "org/hub_script"), tmp_path)
+
+
+def test_studio_registry_links_the_shipped_media(tmp_path):
+    """A studio's own data folder (and one made before the media demos shipped) finds the demo images."""
+    import json
+
+    from studio.workspace import ensure_registry
+
+    registry = ensure_registry(tmp_path / "data", local_only=True)
+    entry = json.loads(registry.read_text(encoding="utf-8"))["mllm_demo"]
+    rows = json.loads((registry.parent / entry["file_name"]).read_text(encoding="utf-8"))
+    assert (registry.parent / rows[0]["images"][0]).is_file()
+    (registry.parent / "mllm_demo_data").unlink()  # an older folder: its registry exists, its links do not
+    ensure_registry(tmp_path / "data", local_only=True)
+    assert (registry.parent / rows[0]["images"][0]).is_file()
