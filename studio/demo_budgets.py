@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from engine.errors import Setting, StudioError
-from studio.demo_keys import CAPPED, typed_value
+from studio.demo_keys import AT_MOST_DEFAULT, CAPPED, default_of, typed_value
 from studio.demo_settings import DemoSettings
 
 
@@ -37,7 +37,8 @@ def estimate_steps(config: Mapping[str, Any], rows: int) -> int:
 
 
 def _check_caps(config: dict[str, Any], command: str, settings: DemoSettings) -> None:
-    """Rows per dataset, steps, workers, kept checkpoints, chat answer length; fills in the demo's defaults."""
+    """Rows per dataset, steps, workers, kept checkpoints, media sizes, chat answer length; fills in the demo's
+    defaults."""
     samples = typed_value(config, "max_samples")
     if samples and samples > settings.max_samples:
         raise StudioError("demo_samples_limit", value=samples, limit=settings.max_samples)
@@ -47,8 +48,10 @@ def _check_caps(config: dict[str, Any], command: str, settings: DemoSettings) ->
         repeated = next((name for name in names if names.count(name) > 1), None)
         if repeated:  # each listing would bring its own max_samples rows
             raise StudioError("demo_dataset_repeated", name=repeated, setting=Setting(key))
-    for key, field in CAPPED.items():
-        value, limit = typed_value(config, key), getattr(settings, field)
+    limits = {**{key: getattr(settings, field) for key, field in CAPPED.items()},
+              **{key: default_of(key) for key in sorted(AT_MOST_DEFAULT)}}
+    for key, limit in limits.items():
+        value = typed_value(config, key)
         if value is not None and value > limit:
             raise StudioError("demo_value_limit", setting=Setting(key), value=value, limit=limit)
     if command == "train" and typed_value(config, "save_total_limit") is None:

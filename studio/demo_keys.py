@@ -47,6 +47,8 @@ VALUE_KEYS = frozenset({
     "apollo_proj_type", "apollo_scale_type", "apollo_layerwise", "apollo_scale_front", "use_adam_mini", "use_muon",
     "use_dft_loss", "use_asft_loss", "asft_alpha", "use_eaft_loss", "eaft_alpha",
     "early_stopping_steps", "preserve_thinking", "init_special_tokens", "pref_bco_weight", "ld_alpha",
+    # media models: which parts train, how often video frames are taken (how many: AT_MOST_DEFAULT)
+    "freeze_vision_tower", "freeze_multi_modal_projector", "freeze_language_model", "video_fps",
     # SwanLab's names and mode do nothing while use_swanlab stays off (see CHOICES)
     "swanlab_project", "swanlab_workspace", "swanlab_run_name", "swanlab_mode",
     # stages: preference and reinforcement learning
@@ -74,6 +76,13 @@ CHOICES: dict[str, tuple[Any, ...]] = {"report_to": ("none", "tensorboard"), "us
 CAPPED: dict[str, str] = {"dataloader_num_workers": "max_workers", "preprocessing_num_workers": "max_workers",
                           "save_total_limit": "max_checkpoints"}
 
+# Allowed media sizes a visitor may lower but not raise above the engine's defaults (LLaMA-Factory's, ample for the
+# demo's small models): every image and video frame is decoded and scaled to them before its tokens are counted
+# against cutoff_len, so a huge minimum would enlarge each tiny image to that size first (checked in
+# `studio.demo_budgets`).
+AT_MOST_DEFAULT = frozenset({"image_max_pixels", "image_min_pixels", "video_max_pixels", "video_min_pixels",
+                             "video_maxlen", "audio_sampling_rate"})
+
 # Keys naming files, folders or models, and how `studio.demo_paths` confines each: `write` inside the workspace;
 # `read` inside the workspace or the shipped read-only folders; `workspace` inside the workspace only (the shipped
 # dataset registry also lists hub datasets); `shipped` inside the shipped folders only (a DeepSpeed file can name
@@ -94,7 +103,7 @@ PATH_ROLES: dict[str, str] = {
 # visitor; FSDP and adapter folders are not needed for the demo's small models.
 _FIXED_PATHS = frozenset({"offload_folder", "cache_dir", "fsdp_config", "adapter_folder"})
 
-ALLOWED = VALUE_KEYS | CHOICES.keys() | CAPPED.keys() | (PATH_ROLES.keys() - _FIXED_PATHS)
+ALLOWED = VALUE_KEYS | CHOICES.keys() | CAPPED.keys() | AT_MOST_DEFAULT | (PATH_ROLES.keys() - _FIXED_PATHS)
 
 
 def canonical_keys(config: Mapping[str, Any]) -> dict[str, Any]:

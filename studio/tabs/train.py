@@ -9,6 +9,8 @@ from engine.train.method_checks import OPTIMIZER_METHODS
 from studio.capabilities import gpu_label, gpu_list
 from studio.context import Context
 from studio.i18n import choice_pairs, t
+from studio.tabs import train_media
+from studio.tabs.train_media import MEDIA_KEYS, initial_template, media_visibility
 from studio.widgets import STRATEGIES
 
 COMPUTE_TYPES = ["fp32", "bf16", "fp16", "pure_bf16"]
@@ -35,7 +37,8 @@ def group_visibility(method: str, stage: str) -> dict[str, bool]:
 def _group(ctx: Context, name: str, open_: bool = False):  # noqa: ANN202 - a gradio context manager
     import gradio as gr
 
-    visible = group_visibility(ctx.initial.get("finetuning_type", "lora"), ctx.initial.get("stage", "sft"))
+    visible = {**group_visibility(ctx.initial.get("finetuning_type", "lora"), ctx.initial.get("stage", "sft")),
+               **media_visibility(initial_template(ctx))}
     accordion = gr.Accordion(t(f"train.{name}.label", ctx.lang), open=open_, elem_id=f"group_{name}",
                              visible=visible.get(name, True))
     ctx.add(f"group_{name}", accordion, key=f"train.{name}", kind="accordion")
@@ -126,6 +129,8 @@ def build(ctx: Context) -> None:
         config_widget(ctx, "freeze_trainable_modules")
         config_widget(ctx, "freeze_extra_modules")
         config_widget(ctx, "use_llama_pro")
+    with _group(ctx, "media"):
+        train_media.build(ctx)
     with _group(ctx, "rlhf"):
         with gr.Row():
             config_widget(ctx, "pref_beta", widget="number")
@@ -279,6 +284,7 @@ def wire(ctx: Context) -> None:
 
     ctx["strategy"].change(offloads, ctx["strategy"], [ctx["offload_optimizer"], ctx["offload_params"]],
                            api_visibility="private")
+    train_media.wire(ctx)
     _wire_estimate(ctx)
 
 
@@ -343,4 +349,5 @@ FORM_FIELDS = [
     "use_muon", "use_adam_mini", "use_apollo", "apollo_rank", "apollo_update_interval", "apollo_scale",
     "apollo_target", "apollo_proj", "apollo_proj_type", "apollo_scale_type", "apollo_layerwise", "apollo_scale_front",
     "use_swanlab", "swanlab_mode", "swanlab_project", "swanlab_workspace", "swanlab_run_name", "ray_address",
+    *MEDIA_KEYS,
 ]
