@@ -138,7 +138,9 @@ class HFBackend(ChatBackend):
             dtype = next(self.model.parameters()).dtype
             for key, value in media_inputs.items():
                 kwargs[key] = value.to(device, dtype=dtype) if value.is_floating_point() else value.to(device)
-            kwargs["mm_token_type_ids"] = self.plugin.token_type_ids(input_ids)
+            from engine.multimodal.plugins import token_inputs
+
+            kwargs.update(token_inputs(self.plugin, {"input_ids": input_ids}))
         return kwargs, stop_strings
 
     def _seed(self, sampling: Sampling) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from engine.config import RunConfig
 from engine.errors import DataError
+from engine.multimodal.plugins import token_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ class MediaRows(list):
 @dataclass
 class MediaCollator:
     """Pads the token rows (never padding-free: M-RoPE positions are worked out per row from the attention mask)
-    and adds the batch's media tensors and `mm_token_type_ids`."""
+    and adds the batch's media tensors and the inputs worked out from its tokens (`mm_token_type_ids`, ...)."""
 
     plugin: Any
     pad_token_id: int
@@ -94,7 +95,7 @@ class MediaCollator:
         tokens = [{key: value for key, value in feature.items() if key != "media"} for feature in features]
         batch = SequenceCollator(pad_token_id=self.pad_token_id, select_logits=self.select_logits)(tokens)
         batch.update(self.plugin.features([self.plugin.load(m) for m in media]))
-        batch["mm_token_type_ids"] = self.plugin.token_type_ids(batch["input_ids"])
+        batch.update(token_inputs(self.plugin, batch))
         return batch
 
 
@@ -110,5 +111,5 @@ class MediaPreferenceCollator:
         batch = self.base([{k: v for k, v in feature.items() if k != "media"} for feature in features])
         loaded = [self.plugin.load(m) for m in media]
         batch.update(self.plugin.features(loaded + loaded))  # the same media for the chosen and the rejected half
-        batch["mm_token_type_ids"] = self.plugin.token_type_ids(batch["input_ids"])
+        batch.update(token_inputs(self.plugin, batch))
         return batch

@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.errors import DataError
+from engine.multimodal.gemma import Gemma3Plugin
+from engine.multimodal.llava import LlavaNextPlugin, LlavaPlugin
+from engine.multimodal.processor_plugin import ProcessorPlugin
 
 KINDS = ("images", "videos", "audios")
 TOKEN_TYPES = {"images": 1, "videos": 2, "audios": 3}  # transformers' mm_token_type_ids values
@@ -165,7 +168,28 @@ class Qwen2VLPlugin:
         return types + (input_ids == self.token_ids["videos"]).long() * TOKEN_TYPES["videos"]
 
 
+class Qwen3VLPlugin(Qwen2VLPlugin):
+    """Qwen3-VL: images as Qwen2-VL lays them out (its processor brings the 16-px patches). Its videos carry a
+    timestamp before each temporal patch, which is not built: the template reads images only."""
+
+    name = "qwen3_vl"
+    kinds = ("images",)
+
+
 PLUGINS = {"qwen2_vl": Qwen2VLPlugin}
+# The image families read through their full transformers processor (engine.multimodal.processor_plugin).
+PLUGINS.update({"qwen3_vl": Qwen3VLPlugin, "llava": LlavaPlugin, "llava_next": LlavaNextPlugin,
+                "gemma3": Gemma3Plugin})
+
+
+def token_inputs(plugin: Any, batch: dict[str, Any]) -> dict[str, Any]:
+    """The inputs a media model takes that are worked out from the batch's token ids (`input_ids`, and `labels` in
+    training): a family's own (`token_inputs`: Gemma 3's `token_type_ids`), else transformers' `mm_token_type_ids`
+    where the plugin gives them."""
+    if isinstance(plugin, ProcessorPlugin):
+        return plugin.token_inputs(batch)
+    types = plugin.token_type_ids(batch["input_ids"])
+    return {} if types is None else {"mm_token_type_ids": types}
 
 
 def load_media_processor(model_args: Any) -> Any:
@@ -180,9 +204,30 @@ def load_media_processor(model_args: Any) -> Any:
         return AutoImageProcessor.from_pretrained(path, **_hub_kwargs(model_args))
 
 
-def get_plugin(template: Any, tokenizer: Any, model_args: Any) -> Qwen2VLPlugin | None:
+def get_plugin(template: Any, tokenizer: Any,
+               model_args: Any) -> Qwen2VLPlugin | ProcessorPlugin | None:
     """The media plugin of `template` for this model, or None for a text-only template."""
     if not template.mm_plugin:
         return None
-    return PLUGINS[template.mm_plugin](load_media_processor(model_args), tokenizer,
-                                       MediaSettings.from_model_args(model_args))
+    plugin = PLUGINS[template.mm_plugin]
+    settings = MediaSettings.from_model_args(model_args)
+    if issubclass(plugin, ProcessorPlugin):
+        processor = load_full_processor(model_args, tokenizer)
+        return None if processor is None else plugin(processor, tokenizer, settings)
+    return plugin(load_media_processor(model_args), tokenizer, settings)
+
+
+def load_full_processor(model_args: Any, tokenizer: Any) -> Any:
+    """The model's AutoProcessor around the run's tokenizer, or None for a checkpoint that reads text only (a
+    media template also serves its family's text models, e.g. MedGemma's text-only Gemma 3)."""
+    from transformers import AutoConfig, AutoProcessor
+
+    from engine.model.load_errors import translated_errors
+    from engine.model.loader import _hub_kwargs, resolve_model_folder
+    from engine.multimodal.parts import is_media_config
+
+    path = resolve_model_folder(model_args)
+    with translated_errors(model_args.model_name_or_path, model_args, path):
+        if not is_media_config(AutoConfig.from_pretrained(path, **_hub_kwargs(model_args))):
+            return None
+        return AutoProcessor.from_pretrained(path, tokenizer=tokenizer, **_hub_kwargs(model_args))

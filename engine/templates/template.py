@@ -94,6 +94,10 @@ TEMPLATES: dict[str, Template] = {}
 # What each media plugin reads (torch-free, so validation and the studio can ask before anything loads).
 PLUGIN_MODALITIES: dict[str, frozenset[str]] = {
     "qwen2_vl": frozenset({"images", "videos"}),
+    "qwen3_vl": frozenset({"images"}),
+    "llava": frozenset({"images"}),
+    "llava_next": frozenset({"images"}),
+    "gemma3": frozenset({"images"}),
 }
 
 
@@ -119,6 +123,16 @@ def register_template(name: str, **fields: object) -> Template:
     return template
 
 
+def register_media_variant(name: str, base: str, *, mm_plugin: str, description: str, **changes: object) -> Template:
+    """Register `name` as the text layout of the registered template `base` with a media plugin (LLaMA-Factory's
+    llava_next_mistral is mistral's layout reading images, and so on), so the two layouts cannot drift apart."""
+    from dataclasses import fields
+
+    source = TEMPLATES[base]
+    copied = {f.name: getattr(source, f.name) for f in fields(Template) if f.name != "name"}
+    return register_template(name, **{**copied, "mm_plugin": mm_plugin, "description": description, **changes})
+
+
 def list_templates() -> list[str]:
     """All registered template names, sorted (the `tokenizer` pseudo-template included)."""
     return sorted(TEMPLATES)
@@ -128,11 +142,9 @@ def list_templates() -> list[str]:
 # here so that a config using one is told what is missing instead of "Unknown template".
 MULTIMODAL_TEMPLATES = frozenset({
     "dots_ocr", "ernie_vl", "glm4v", "glm4_5v", "glm_ocr", "granite3_vision", "intern_vl", "intern_s1", "keye_vl",
-    "kimi_vl", "lfm2_vl", "llava", "llava_next", "llava_next_llama3", "llava_next_mistral", "llava_next_qwen",
-    "llava_next_yi", "llava_next_video", "llava_next_video_mistral", "llava_next_video_yi", "mimo_vl", "minicpm_v",
-    "minicpm_v_4_6", "minicpm_o", "mllama", "paligemma", "paligemma_chat", "pixtral", "qwen2_audio", "qwen2_omni",
-    "qwen3_omni", "qwen3_omni_nothink", "qwen3_vl", "qwen3_vl_nothink", "video_llava", "yi_vl",
-    "youtu_vl",
+    "kimi_vl", "lfm2_vl", "llava_next_video", "llava_next_video_mistral", "llava_next_video_yi", "mimo_vl",
+    "minicpm_v", "minicpm_v_4_6", "minicpm_o", "mllama", "paligemma", "paligemma_chat", "pixtral", "qwen2_audio",
+    "qwen2_omni", "qwen3_omni", "qwen3_omni_nothink", "video_llava", "yi_vl", "youtu_vl",
 })
 
 

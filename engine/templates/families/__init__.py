@@ -13,6 +13,7 @@ from engine.templates.families import (  # noqa: F401  (imported for their regis
     ibm,
     liquid,
     llama,
+    llava,
     microsoft,
     minimax,
     mistral,

@@ -1,6 +1,7 @@
 """Google Gemma 1/2/3/3n (<start_of_turn> … <end_of_turn>, no system role) and Gemma 4 (<|turn>, reasoning).
 
-Gemma 3, 3n, 4 and 4n read images (and audio) too; only their text conversations are rendered here.
+Gemma 3 reads images here (template gemma3; its text-only checkpoints train as text). Gemma 3n, 4 and 4n read
+images (and audio) too; only their text conversations are rendered here.
 """
 
 from engine.templates.template import register_template
@@ -27,7 +28,8 @@ register_template(
     efficient_eos=True,
 )
 
-register_template(name="gemma3", description="Gemma 3 instruct (as gemma); text only", **_GEMMA)
+register_template(name="gemma3", description="Gemma 3 instruct (as gemma) with images", mm_plugin="gemma3",
+                  **_GEMMA)
 
 register_template(name="gemma3n", description="Gemma 3n instruct (as gemma); text only", **_GEMMA)
 

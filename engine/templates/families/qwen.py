@@ -41,6 +41,21 @@ register_template(
 )
 
 register_template(
+    name="qwen3_vl",
+    description="Qwen3-VL with reasoning (<think> blocks) and images",
+    thought_words=_THINK,
+    mm_plugin="qwen3_vl",
+    **_QWEN,
+)
+
+register_template(
+    name="qwen3_vl_nothink",
+    description="Qwen3-VL instruct without reasoning, with images",
+    mm_plugin="qwen3_vl",
+    **_QWEN,
+)
+
+register_template(
     name="qwen3_nothink",
     description="Qwen 3 instruct without reasoning (e.g. Qwen3-2507 Instruct)",
     **_QWEN,

@@ -1,0 +1,201 @@
+"""The vision-language families beyond Qwen2-VL, each on a tiny random instance of its real transformers architecture
+(built here from the config classes, with the vision demo's tokenizer plus the family's tokens and the family's own
+PIL image processor): the placeholder expansion matches what the model's processor expands, LoRA trains two steps on
+mllm_demo, and the chat backend answers a question about an image."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from engine.config import config_from_dict
+
+DATA = Path(__file__).resolve().parents[2] / "data"
+IMAGE = DATA / "mllm_demo_data" / "2.png"  # 112x80: not square, so tiled families see a real layout
+
+_TEXT = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+         "num_key_value_heads": 2, "max_position_embeddings": 4096}
+_CLIP = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+         "image_size": 28, "patch_size": 14, "projection_dim": 32}
+_MEAN, _STD = [0.48145466, 0.4578275, 0.40821073], [0.26862954, 0.26130258, 0.27577711]
+
+
+def _tokenizer(demo: Path, tokens: list[str], **named: str) -> Any:
+    """The vision demo's tokenizer with the family's media tokens added (`named`: e.g. image_token=…, which the
+    family's processor reads from the tokenizer)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(demo, **({"extra_special_tokens": named} if named else {}))
+    tokenizer.add_tokens(tokens, special_tokens=True)
+    return tokenizer
+
+
+def _llava(demo: Path, out: Path) -> str:
+    from transformers import LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
+    from transformers.models.llava.image_processing_pil_llava import LlavaImageProcessorPil
+
+    tokenizer = _tokenizer(demo, ["<image>"])
+    config = LlavaConfig(vision_config={"model_type": "clip_vision_model", **_CLIP},
+                         text_config={"model_type": "llama", "vocab_size": len(tokenizer), **_TEXT},
+                         image_token_id=tokenizer.convert_tokens_to_ids("<image>"), vision_feature_layer=-1)
+    LlavaForConditionalGeneration(config).save_pretrained(out)
+    images = LlavaImageProcessorPil(size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28},
+                                    image_mean=_MEAN, image_std=_STD)
+    LlavaProcessor(images, tokenizer, patch_size=14, vision_feature_select_strategy="default",
+                   num_additional_image_tokens=1).save_pretrained(out)
+    return "llava"
+
+
+def _llava_next(demo: Path, out: Path) -> str:
+    from transformers import LlavaNextConfig, LlavaNextForConditionalGeneration, LlavaNextProcessor
+    from transformers.models.llava_next.image_processing_pil_llava_next import LlavaNextImageProcessorPil
+
+    tokenizer = _tokenizer(demo, ["<image>"])
+    grid = [[28, 28], [28, 56], [56, 28], [56, 56]]
+    config = LlavaNextConfig(vision_config={"model_type": "clip_vision_model", **_CLIP},
+                             text_config={"model_type": "llama", "vocab_size": len(tokenizer), **_TEXT},
+                             image_token_id=tokenizer.convert_tokens_to_ids("<image>"), vision_feature_layer=-1,
+                             image_grid_pinpoints=grid)
+    LlavaNextForConditionalGeneration(config).save_pretrained(out)
+    images = LlavaNextImageProcessorPil(size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28},
+                                        image_grid_pinpoints=grid, image_mean=_MEAN, image_std=_STD)
+    LlavaNextProcessor(images, tokenizer, patch_size=14, vision_feature_select_strategy="default",
+                       num_additional_image_tokens=1).save_pretrained(out)
+    return "llava_next"
+
+
+def _gemma3(demo: Path, out: Path) -> str:
+    from transformers import Gemma3Config, Gemma3ForConditionalGeneration, Gemma3Processor
+    from transformers.models.gemma3.image_processing_pil_gemma3 import Gemma3ImageProcessorPil
+
+    boi, soft, eoi = "<start_of_image>", "<image_soft_token>", "<end_of_image>"
+    tokenizer = _tokenizer(demo, [], image_token=soft, boi_token=boi, eoi_token=eoi)
+    ids = {token: tokenizer.convert_tokens_to_ids(token) for token in (boi, soft, eoi)}
+    config = Gemma3Config(
+        text_config={"vocab_size": len(tokenizer), **_TEXT, "head_dim": 16, "query_pre_attn_scalar": 16,
+                     "sliding_window": 64, "pad_token_id": tokenizer.pad_token_id, "bos_token_id": None},
+        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+                       "image_size": 28, "patch_size": 7},
+        mm_tokens_per_image=4, boi_token_index=ids[boi], eoi_token_index=ids[eoi], image_token_index=ids[soft])
+    Gemma3ForConditionalGeneration(config).save_pretrained(out)
+    images = Gemma3ImageProcessorPil(size={"height": 28, "width": 28})
+    Gemma3Processor(images, tokenizer, image_seq_length=4).save_pretrained(out)
+    return "gemma3"
+
+
+def _qwen3_vl(demo: Path, out: Path) -> str:
+    from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    tokenizer = _tokenizer(demo, [])  # the demo already has Qwen's vision tokens
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>",
+                                                          "<|vision_end|>")}
+    config = Qwen3VLConfig(
+        text_config={"vocab_size": len(tokenizer), **_TEXT, "head_dim": 16,
+                     "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3],
+                                         "mrope_interleaved": True}},
+        vision_config={"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "patch_size": 16,
+                       "out_hidden_size": 64, "num_position_embeddings": 64, "deepstack_visual_indexes": [1]},
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"])
+    Qwen3VLForConditionalGeneration(config).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    Qwen2VLImageProcessorPil(min_pixels=32 * 32, max_pixels=128 * 128, patch_size=16, merge_size=2,
+                             temporal_patch_size=2, image_mean=[0.5] * 3, image_std=[0.5] * 3).save_pretrained(out)
+    return "qwen3_vl_nothink"
+
+
+BUILDERS = {"llava": _llava, "llava_next": _llava_next, "gemma3": _gemma3, "qwen3_vl": _qwen3_vl}
+# template → (image tokens → the extra inputs worked out from the tokens, as counts of their nonzero entries)
+TOKEN_INPUTS = {
+    "llava": lambda n: {}, "llava_next": lambda n: {},
+    "gemma3": lambda n: {"token_type_ids": n},  # Gemma 3's image tokens attend to each other both ways
+    "qwen3_vl_nothink": lambda n: {"mm_token_type_ids": n},
+}
+
+
+@pytest.fixture(scope="module", params=sorted(BUILDERS))
+def family(request: pytest.FixtureRequest, vision_model_dir: Path,
+           tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """(model folder, template) of one family's tiny random model."""
+    import torch
+
+    out = tmp_path_factory.mktemp("families") / request.param
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        template = BUILDERS[request.param](vision_model_dir, out)
+    return out, template
+
+
+def _plugin(folder: Path, template: str) -> tuple[Any, Any]:
+    from engine.model.loader import load_tokenizer
+    from engine.multimodal.plugins import get_plugin
+    from engine.templates import get_template
+
+    config = config_from_dict({"model_name_or_path": str(folder), "template": template})
+    tokenizer = load_tokenizer(config.model)
+    return get_plugin(get_template(template), tokenizer, config.model), tokenizer
+
+
+def test_expansion_matches_the_models_processor(family: tuple[Path, str]):
+    """What the plugin writes for an image is what transformers' own processor expands `<image>` to."""
+    import numpy as np
+    import torch
+    from transformers import AutoProcessor
+
+    from engine.data.media import PLACEHOLDERS
+    from engine.multimodal.plugins import token_inputs
+
+    folder, template = family
+    plugin, tokenizer = _plugin(folder, template)
+    image = Image.open(IMAGE).convert("RGB")
+    loaded = plugin.load({"images": [image]})
+    counts = plugin.token_counts(loaded)
+    text = plugin.expand([{"role": "user", "content": "<image>What is it?"}], counts, PLACEHOLDERS)[0]["content"]
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    (token_id, expected), = plugin.expected_tokens(counts).items()
+    assert expected > 0 and ids.count(token_id) == expected
+    extra = token_inputs(plugin, {"input_ids": torch.tensor([ids])})
+    assert {key: int(value.bool().sum()) for key, value in extra.items()} == TOKEN_INPUTS[template](expected)
+    if template.startswith("qwen3_vl"):  # Qwen3-VL's processor needs torchvision for video; its image side is Qwen2-VL's
+        return
+    processor = AutoProcessor.from_pretrained(folder)
+    marker = processor.boi_token if template == "gemma3" else processor.image_token  # what its processor expands
+    own = processor(text=[marker + "What is it?"], images=[loaded["images"]], return_tensors="np")
+    assert ids == [i for i in own["input_ids"][0].tolist() if i != tokenizer.bos_token_id]
+    features = plugin.features([loaded])
+    assert np.allclose(features["pixel_values"].numpy(), own["pixel_values"])
+    if "image_sizes" in own:
+        assert features["image_sizes"].tolist() == own["image_sizes"].tolist()
+
+
+def test_lora_trains_and_chats_with_an_image(family: tuple[Path, str], tmp_path: Path):
+    from safetensors import safe_open
+
+    from engine.inference.engine import load_backend
+    from engine.train.run import run_training
+
+    folder, template = family
+    out = tmp_path / "run"
+    config = config_from_dict({
+        "model_name_or_path": str(folder), "template": template, "stage": "sft", "finetuning_type": "lora",
+        "dataset": "mllm_demo", "dataset_dir": str(DATA), "output_dir": str(out), "cutoff_len": 1024,
+        "per_device_train_batch_size": 2, "max_steps": 2, "learning_rate": 1e-3, "logging_steps": 1,
+        "report_to": "none", "save_strategy": "no", "seed": 0,
+    })
+    assert run_training(config) == 0, (out / "running_log.txt").read_text(encoding="utf-8")[-3000:]
+    with safe_open(out / "adapter_model.safetensors", "pt") as adapter:  # the encoder and projector stay fixed
+        names = list(adapter.keys())
+    assert names and all(".language_model." in name for name in names)
+    backend = load_backend(config_from_dict({"model_name_or_path": str(folder), "template": template,
+                                             "adapter_name_or_path": str(out), "finetuning_type": "lora"}))
+    assert backend.modalities == frozenset({"images"})
+    reply = backend.generate([{"role": "user", "content": "<image>What shape is this?"}],
+                             media={"images": [str(IMAGE)]}, max_new_tokens=3, temperature=0)
+    plugin, _ = _plugin(folder, template)
+    image_tokens = sum(plugin.expected_tokens(plugin.token_counts(plugin.load({"images": [str(IMAGE)]}))).values())
+    assert reply.prompt_tokens > image_tokens > 0
+    assert isinstance(reply.text, str)
