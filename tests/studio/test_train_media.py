@@ -89,3 +89,15 @@ def test_a_public_demo_allows_the_media_settings_up_to_the_defaults():
     with pytest.raises(StudioError) as err:  # a size written as text is read as the engine reads it
         limit_config({"image_min_pixels": "100000000"}, "train", settings)
     assert err.value.key == "demo_value_limit"
+
+
+def test_saved_settings_bring_the_media_settings_back(studio_home):
+    """Save settings / Load settings is how the form gets a whole set of values back: the media keys go with it."""
+    from studio.tabs.monitor import load_settings, save_settings
+
+    values = form(freeze_multi_modal_projector=False, image_max_pixels=200704, video_maxlen=16, video_fps=1.0)
+    save_settings("vision", "en", *(values[name] for name in FORM_FIELDS))
+    loaded = dict(zip(FORM_FIELDS, load_settings("vision", "en"), strict=True))
+    assert loaded["freeze_multi_modal_projector"]["value"] is False
+    assert loaded["image_max_pixels"]["value"] == 200704 and loaded["video_maxlen"]["value"] == 16
+    assert loaded["video_fps"]["value"] == 1.0 and loaded["freeze_vision_tower"]["value"] is True
