@@ -48,11 +48,13 @@ OUTPUT = FIXTURES / "lf_reference.json"
 # The demo model's tokenizer at the size the tests' tiny model uses (tests/conftest.py).
 TOKENIZER_VOCAB = 1024
 BOS = "<s>"
-# Multimodal plugins whose templates are plain text templates for text conversations (images come later).
+# Multimodal plugins whose templates render text conversations as text templates do (the text layout is what is
+# compared; the image side is tested against transformers' processors in tests/engine/test_multimodal_families.py).
 TEXT_PLUGINS = {"BasePlugin", "Gemma3Plugin", "Gemma3nPlugin", "Gemma4Plugin", "Llama4Plugin", "PixtralPlugin",
-                "Qwen3VLPlugin"}
-# Multimodal-first templates that share a text plugin but belong to the multimodal issue.
-MULTIMODAL = {"pixtral", "qwen3_vl", "qwen3_vl_nothink", "mllama"}
+                "Qwen3VLPlugin", "Qwen2VLPlugin", "LlavaPlugin", "LlavaNextPlugin"}
+# Multimodal templates of those plugins that are not built yet.
+MULTIMODAL = {"pixtral", "mllama", "glm4v", "glm4_5v", "glm_ocr", "keye_vl", "mimo_vl", "qwen2_omni", "qwen3_omni",
+              "qwen3_omni_nothink", "dots_ocr", "youtu_vl"}
 # Control tokens (<|im_start|>, <｜User｜>, <start_of_turn>, [INST], [|user|], <|turn>, ]~b], ...).
 CONTROL = re.compile(
     r"<\|[^<>|\s]+\|>|<｜[^<>｜]+｜>|<\|[a-z_]+>|<[a-z_]+\|>|\[/?[A-Za-z_]+\]|</?[A-Za-z_:]+>|\[\|[a-z]+\|\]"
@@ -291,12 +293,36 @@ def compact_json(reference: dict[str, Any]) -> str:
     return json.dumps(head, ensure_ascii=False, indent=1)[:-2] + ',\n "templates": {\n' + ",\n".join(templates) + "\n }\n}"
 
 
+def add_templates(modules: tuple[Any, Any], names: list[str]) -> int:
+    """Record `names` into the existing reference, tokenized with the existing tokenizer (which must already hold
+    their control tokens)."""
+    from transformers import AutoTokenizer
+
+    unknown = sorted(set(names) - set(text_templates(modules[0])))
+    if unknown:
+        raise SystemExit(f"not text templates here: {', '.join(unknown)}")
+    vocab = AutoTokenizer.from_pretrained(TOKENIZER_DIR).get_vocab()
+    missing = sorted(set(control_tokens(modules[0], names)) - set(vocab))
+    if missing:
+        raise SystemExit(f"the tokenizer lacks {', '.join(missing)}: regenerate everything (without --only)")
+    reference = json.loads(OUTPUT.read_text(encoding="utf-8"))
+    reference["templates"].update({name: record_template(modules, name) for name in names})
+    OUTPUT.write_text(compact_json(reference) + "\n", encoding="utf-8")
+    print(f"{len(names)} templates added -> {OUTPUT.relative_to(ROOT)} ({len(reference['templates'])} in all)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lf-src", type=Path, required=True, help="LLaMA-Factory 0.9.5's src/ folder")
     parser.add_argument("--extra", type=Path, default=None, help="folder of extra packages (pip install --target)")
+    parser.add_argument("--only", default=None,
+                        help="comma-separated templates to record into the existing reference with the existing "
+                             "tokenizer (whose vocabulary follows data/, so a full run re-tokenizes every template)")
     args = parser.parse_args(argv)
     modules = load_llamafactory(args.lf_src.resolve(), args.extra)
+    if args.only:
+        return add_templates(modules, [name.strip() for name in args.only.split(",") if name.strip()])
     names = text_templates(modules[0])
     build_tokenizer(modules[0], names)
     conversations = {key: {k: v for k, v in spec.items()} for key, spec in CONVERSATIONS.items()}

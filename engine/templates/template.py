@@ -141,10 +141,10 @@ def list_templates() -> list[str]:
 # LLaMA-Factory 0.9.5's templates for image, video and audio models (the multimodal issue will build them): named
 # here so that a config using one is told what is missing instead of "Unknown template".
 MULTIMODAL_TEMPLATES = frozenset({
-    "dots_ocr", "ernie_vl", "glm4v", "glm4_5v", "glm_ocr", "granite3_vision", "intern_vl", "intern_s1", "keye_vl",
-    "kimi_vl", "lfm2_vl", "llava_next_video", "llava_next_video_mistral", "llava_next_video_yi", "mimo_vl",
-    "minicpm_v", "minicpm_v_4_6", "minicpm_o", "mllama", "paligemma", "paligemma_chat", "pixtral", "qwen2_audio",
-    "qwen2_omni", "qwen3_omni", "qwen3_omni_nothink", "video_llava", "yi_vl", "youtu_vl",
+    "dots_ocr", "ernie_vl", "glm4v", "glm4_5v", "glm_ocr", "intern_vl", "intern_s1", "keye_vl", "kimi_vl", "lfm2_vl",
+    "llava_next_video", "llava_next_video_mistral", "llava_next_video_yi", "mimo_vl", "minicpm_v", "minicpm_v_4_6",
+    "minicpm_o", "mllama", "paligemma", "paligemma_chat", "pixtral", "qwen2_audio", "qwen2_omni", "qwen3_omni",
+    "qwen3_omni_nothink", "video_llava", "youtu_vl",
 })
 
 

@@ -1,5 +1,5 @@
-"""Formats of other Chinese labs: 01.AI Yi, Baichuan 2, InternLM 2, TeleChat 2, XuanYuan, Yuan, Index, MiniCPM 4,
-Ant Ling (bailing), Xiaomi MiMo and Moonshot Moonlight."""
+"""Formats of other Chinese labs: 01.AI Yi (and Yi-VL, which reads images), Baichuan 2, InternLM 2, TeleChat 2,
+XuanYuan, Yuan, Index, MiniCPM 4, Ant Ling (bailing), Xiaomi MiMo and Moonshot Moonlight."""
 
 from engine.templates.template import register_template
 
@@ -12,6 +12,24 @@ _CHATML = {
 }
 
 register_template(name="yi", description="Yi / Yi-1.5 chat (ChatML without a default system prompt)", **_CHATML)
+
+register_template(
+    name="yi_vl",
+    description="Yi-VL ('### Human: … ### Assistant:') with images (a LLaVA model)",
+    user="### Human: {content}\n",
+    generation_prompt="### Assistant:",
+    assistant="{content}\n",
+    default_system=(
+        "This is a chat between an inquisitive human and an AI assistant. "
+        "Assume the role of the AI assistant. Read all the images carefully, "
+        "and respond to the human's questions with informative, helpful, detailed and polite answers. "
+        "这是一个好奇的人类和一个人工智能助手之间的对话。假设你扮演这个AI助手的角色。"
+        "仔细阅读所有的图像，并对人类的问题做出信息丰富、有帮助、详细的和礼貌的回答。\n\n"
+    ),
+    stop_words=["###"],
+    efficient_eos=True,
+    mm_plugin="llava",
+)
 
 register_template(
     name="intern2",

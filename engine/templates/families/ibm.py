@@ -1,4 +1,5 @@
-"""IBM Granite 3.x and 4.x instruct (<|start_of_role|> … <|end_of_role|> … <|end_of_text|>)."""
+"""IBM Granite 3.x and 4.x instruct (<|start_of_role|> … <|end_of_role|> … <|end_of_text|>), and Granite Vision 3.x
+(<|user|> / <|assistant|>, a LLaVA-NeXT model that reads images)."""
 
 from engine.templates.template import register_template
 
@@ -19,4 +20,18 @@ register_template(
     default_system="You are Granite, developed by IBM. You are a helpful AI assistant.",
     stop_words=["<|end_of_text|>"],
     **_GRANITE,
+)
+
+register_template(
+    name="granite3_vision",
+    description="IBM Granite Vision 3.x (<|user|> / <|assistant|>) with images",
+    system="<|system|>\n{content}\n",
+    user="<|user|>\n{content}\n",
+    generation_prompt="<|assistant|>\n",
+    assistant="{content}{eos}",
+    default_system=(
+        "A chat between a curious user and an artificial intelligence assistant. "
+        "The assistant gives helpful, detailed, and polite answers to the user's questions."
+    ),
+    mm_plugin="llava_next",
 )

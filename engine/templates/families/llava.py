@@ -2,8 +2,8 @@
 layout of the language model it was built on (Vicuna, Mistral, Llama 3, Yi, Qwen), as LLaMA-Factory pairs them.
 """
 
-from engine.templates.families import generic, llama, mistral, qwen  # noqa: F401  (the layouts reused below)
-from engine.templates.template import register_media_variant, register_template
+from engine.templates.families import chinese, generic, llama, mistral, qwen  # noqa: F401  (layouts reused)
+from engine.templates.template import register_media_variant
 
 register_media_variant("llava", "vicuna", mm_plugin="llava", replace_jinja_template=False,
                        description="LLaVA-1.5 (Vicuna 'USER: … ASSISTANT:') with images")
@@ -16,13 +16,5 @@ register_media_variant("llava_next_llama3", "llama3", mm_plugin="llava_next",
 register_media_variant("llava_next_qwen", "qwen2_vl", mm_plugin="llava_next",
                        description="LLaVA-NeXT on Qwen (ChatML, <tool_call> tools) with images")
 
-register_template(
-    name="llava_next_yi",
-    description="LLaVA-NeXT on Yi (plain ChatML) with images",
-    system="<|im_start|>system\n{content}<|im_end|>\n",
-    user="<|im_start|>user\n{content}<|im_end|>\n",
-    generation_prompt="<|im_start|>assistant\n",
-    assistant="{content}<|im_end|>\n",
-    stop_words=["<|im_end|>"],
-    mm_plugin="llava_next",
-)
+register_media_variant("llava_next_yi", "yi", mm_plugin="llava_next",
+                       description="LLaVA-NeXT on Yi (ChatML) with images")
