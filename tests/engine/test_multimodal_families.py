@@ -160,7 +160,7 @@ def test_expansion_matches_the_models_processor(family: tuple[Path, str]):
     assert expected > 0 and ids.count(token_id) == expected
     extra = token_inputs(plugin, {"input_ids": torch.tensor([ids])})
     assert {key: int(value.bool().sum()) for key, value in extra.items()} == TOKEN_INPUTS[template](expected)
-    if template.startswith("qwen3_vl"):  # Qwen3-VL's processor needs torchvision for video; its image side is Qwen2-VL's
+    if template.startswith("qwen3_vl"):  # its processor needs torchvision (for video); the image side is Qwen2-VL's
         return
     processor = AutoProcessor.from_pretrained(folder)
     marker = processor.boi_token if template == "gemma3" else processor.image_token  # what its processor expands

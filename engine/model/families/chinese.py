@@ -33,6 +33,10 @@ for name, repo, size in (("MiniCPM4.1-8B", "MiniCPM4.1-8B", "8B"), ("MiniCPM4-8B
 for size in ("6B", "9B", "34B"):
     register_model(f"Yi-1.5-{size}-Chat", hf=f"01-ai/Yi-1.5-{size}-Chat", ms=f"01ai/Yi-1.5-{size}-Chat",
                    template="yi", family="yi", params=size)
+_YI_VL = "Reads images (a LLaVA model); the vision encoder stays fixed unless freeze_vision_tower is off."
+for size in ("6B", "34B"):  # converted to transformers' LLaVA classes by a community member
+    register_model(f"Yi-VL-{size}-Chat", hf=f"BUAADreamer/Yi-VL-{size}-hf", template="yi_vl", family="yi",
+                   notes=_YI_VL, params=size)
 
 register_model("InternLM3-8B-Instruct", hf="internlm/internlm3-8b-instruct",
                ms="Shanghai_AI_Laboratory/internlm3-8b-instruct", template="intern2", family="internlm",

@@ -1,5 +1,5 @@
 """Other open model makers: Cohere Command R and Aya (`cohere`), TII Falcon (`falcon`) and Falcon-H1 (`falcon_h1`),
-LG EXAONE (`exaone`) and LMSYS Vicuna (`vicuna`)."""
+LG EXAONE (`exaone`), LMSYS Vicuna (`vicuna`) and LLaVA (`llava`, `llava_next*`: llava-hf's conversions)."""
 
 from engine.model.families.registry import (
     BASE_NOTE,
@@ -13,6 +13,7 @@ register_family("cohere", "Cohere")
 register_family("falcon", "Falcon")
 register_family("exaone", "EXAONE")
 register_family("vicuna", "Vicuna")
+register_family("llava", "LLaVA")
 
 _NON_COMMERCIAL = "Gated, non-commercial licence."
 register_model("Command-R-35B", hf="CohereForAI/c4ai-command-r-v01", ms="AI-ModelScope/c4ai-command-r-v01",
@@ -44,3 +45,24 @@ register_model("Vicuna-7B-v1.5", hf="lmsys/vicuna-7b-v1.5", ms="Xorbits/vicuna-7
                family="vicuna", params="7B")
 register_model("Vicuna-13B-v1.5", hf="lmsys/vicuna-13b-v1.5", ms="Xorbits/vicuna-13b-v1.5", template="vicuna",
                family="vicuna", params="13B")
+
+# LLaVA reads images, trained here with its vision side; LLaVA-NeXT tiles each image at a higher resolution.
+_LLAVA = "Reads images; the vision encoder stays fixed unless freeze_vision_tower is off."
+for size in ("7B", "13B"):
+    register_model(f"LLaVA-1.5-{size}-Chat", hf=f"llava-hf/llava-1.5-{size.lower()}-hf",
+                   ms=f"swift/llava-1.5-{size.lower()}-hf", template="llava", family="llava", notes=_LLAVA,
+                   params=size)
+    register_model(f"LLaVA-NeXT-{size}-Chat", hf=f"llava-hf/llava-v1.6-vicuna-{size.lower()}-hf",
+                   ms=f"swift/llava-v1.6-vicuna-{size.lower()}-hf", template="llava_next", family="llava",
+                   notes=_LLAVA, params=size)
+register_model("LLaVA-NeXT-Mistral-7B-Chat", hf="llava-hf/llava-v1.6-mistral-7b-hf",
+               ms="swift/llava-v1.6-mistral-7b-hf", template="llava_next_mistral", family="llava", notes=_LLAVA,
+               params="7B")
+register_model("LLaVA-NeXT-Llama3-8B-Chat", hf="llava-hf/llama3-llava-next-8b-hf", ms="swift/llama3-llava-next-8b-hf",
+               template="llava_next_llama3", family="llava", notes=_LLAVA, params="8B")
+register_model("LLaVA-NeXT-34B-Chat", hf="llava-hf/llava-v1.6-34b-hf", ms="LLM-Research/llava-v1.6-34b-hf",
+               template="llava_next_yi", family="llava", notes=_LLAVA, params="34B")
+register_model("LLaVA-NeXT-72B-Chat", hf="llava-hf/llava-next-72b-hf", ms="AI-ModelScope/llava-next-72b-hf",
+               template="llava_next_qwen", family="llava", notes=f"{_LLAVA} {MULTI_GPU_NOTE}", params="72B")
+register_model("LLaVA-NeXT-110B-Chat", hf="llava-hf/llava-next-110b-hf", ms="AI-ModelScope/llava-next-110b-hf",
+               template="llava_next_qwen", family="llava", notes=f"{_LLAVA} {MULTI_GPU_NOTE}", params="110B")

@@ -32,17 +32,19 @@ for effective, total in (("E4B", 8), ("E2B", 5)):
     register_model(f"Gemma-3n-{effective}", hf=f"google/gemma-3n-{effective}", ms=f"LLM-Research/gemma-3n-{effective}",
                    template="gemma3n", family="gemma", notes=f"{BASE_NOTE} {about} {_GATED}", params=total)
 
+# Gemma 3 from 4B up reads images, trained here with its vision side (template gemma3).
+_VISION = "Reads images; the vision encoder stays fixed unless freeze_vision_tower is off."
 for size in ("4b", "12b", "27b"):
     register_model(f"Gemma-3-{size.upper()}-Instruct", hf=f"google/gemma-3-{size}-it",
                    ms=f"LLM-Research/gemma-3-{size}-it", template="gemma3", family="gemma",
-                   notes=f"{MULTIMODAL_NOTE} {_GATED}", params=size)
+                   notes=f"{_VISION} {_GATED}", params=size)
 for size in ("270m", "1b"):
     register_model(f"Gemma-3-{size.upper()}-Instruct", hf=f"google/gemma-3-{size}-it",
                    ms=f"LLM-Research/gemma-3-{size}-it", template="gemma2", family="gemma",
                    notes=f"Text only. {_GATED}", params=size)
 for size in ("4b", "12b", "27b"):
     register_model(f"Gemma-3-{size.upper()}", hf=f"google/gemma-3-{size}-pt", ms=f"LLM-Research/gemma-3-{size}-pt",
-                   template="gemma3", family="gemma", notes=f"{BASE_NOTE} {MULTIMODAL_NOTE} {_GATED}", params=size)
+                   template="gemma3", family="gemma", notes=f"{BASE_NOTE} {_VISION} {_GATED}", params=size)
 register_model("Gemma-3-1B", hf="google/gemma-3-1b-pt", ms="LLM-Research/gemma-3-1b-pt", template="gemma2",
                family="gemma", notes=f"{BASE_NOTE} Text only. {_GATED}", params="1B")
 register_model("Gemma-3-270M", hf="google/gemma-3-270m", ms="LLM-Research/gemma-3-270m", template="gemma2",

@@ -1,5 +1,6 @@
 """Alibaba Qwen, newest first: Qwen3.6 (`qwen3_6`), Qwen3.5 (`qwen3_5`), Qwen3 2507 and Next (instruct models
-`qwen3_nothink`, thinking models `qwen3`), Qwen3 hybrid thinking (`qwen3`), QwQ, Qwen2.5 and Qwen2 (`qwen`).
+`qwen3_nothink`, thinking models `qwen3`), Qwen3 hybrid thinking (`qwen3`), QwQ, Qwen2.5 and Qwen2 (`qwen`), and the
+vision models Qwen3-VL (`qwen3_vl`, `qwen3_vl_nothink`), Qwen2.5-VL and Qwen2-VL (`qwen2_vl`).
 
 Qwen publishes under the same `Qwen/` id on Hugging Face and ModelScope.
 """
@@ -58,6 +59,15 @@ _qwen("QwQ-32B", template="qwen", notes="Reasoning model: writes a long <think> 
 
 for size in ("0.5B", "1.5B", "3B", "7B", "14B", "32B", "72B"):
     _qwen(f"Qwen2.5-{size}-Instruct", template="qwen")
+
+# Qwen3-VL reads images here (template qwen3_vl for the thinking models, qwen3_vl_nothink for the instruct ones;
+# its video is not built yet).
+_VISION_IMAGES = "Reads images; the vision encoder stays fixed unless freeze_vision_tower is off."
+for size in ("2B", "4B", "8B", "32B", "30B-A3B", "235B-A22B"):
+    _qwen(f"Qwen3-VL-{size}-Instruct", template="qwen3_vl_nothink", params=size.partition("-A")[0],
+          notes=_sized(_VISION_IMAGES, size))
+    _qwen(f"Qwen3-VL-{size}-Thinking", template="qwen3_vl", params=size.partition("-A")[0],
+          notes=_sized(f"{_VISION_IMAGES} Thinks in <think> blocks before answering.", size))
 
 # Qwen2.5-VL and Qwen2-VL read images and video, trained here with their vision side (template qwen2_vl).
 _VISION = "Reads images and video; the vision encoder stays fixed unless freeze_vision_tower is off."
