@@ -29,12 +29,10 @@ def template_modalities(template: str | None) -> frozenset[str]:
 
 
 def media_visibility(template: str | None) -> dict[str, bool]:
-    """Show the media group only for a template that reads media, and in it the settings of the kinds it reads:
-    group (`media`) or field name → shown."""
+    """Show the media group only for a template that reads media, and in it the row of settings of each kind it
+    reads: `media` (the group) or a kind (`images`, `videos`, `audios`: its row) → shown."""
     reads = template_modalities(template)
-    shown = {"media": bool(reads)}
-    shown.update({name: kind in reads for kind, names in MEDIA_FIELDS.items() for name in names})
-    return shown
+    return {"media": bool(reads), **{kind: kind in reads for kind in MEDIA_FIELDS}}
 
 
 def initial_template(ctx: Context) -> str | None:
@@ -53,23 +51,26 @@ def build(ctx: Context) -> None:
     with gr.Row():
         for name in MEDIA_SWITCHES:
             config_widget(ctx, name)
-    for names in MEDIA_FIELDS.values():
-        with gr.Row():
+    for kind, names in MEDIA_FIELDS.items():
+        # The row itself is hidden (not just its boxes), so a kind the template does not read leaves no gap.
+        with gr.Row(visible=shown[kind], elem_id=f"media_{kind}"):
             for name in names:
-                config_widget(ctx, name, widget="number", visible=shown[name])
+                config_widget(ctx, name, widget="number")
 
 
 def wire(ctx: Context) -> None:
-    """Template changed (by hand, by picking a model, by loading settings) → show the group and the settings of the
-    media kinds the template reads."""
+    """Template changed (by hand, by picking a model, by loading settings) → show the group and the rows of settings
+    of the media kinds the template reads."""
     import gradio as gr
 
     names = list(media_visibility(None))
 
     def toggle(template: str | None) -> list[Any]:
-        """Template name → visibility updates of the media group and its per-kind settings."""
+        """Template name → visibility updates of the media group and its per-kind rows."""
         shown = media_visibility(template)
         return [gr.update(visible=shown[name]) for name in names]
 
-    outputs = [ctx["group_media"] if name == "media" else ctx[name] for name in names]
+    # The rows hold no text of their own, so they are not among the labelled components: found in the group by id.
+    rows = {block.elem_id: block for block in ctx["group_media"].children}
+    outputs = [ctx["group_media"] if name == "media" else rows[f"media_{name}"] for name in names]
     ctx["template"].change(toggle, ctx["template"], outputs, api_visibility="private")

@@ -11,18 +11,15 @@ from engine.model.families import DEMO, DEMO_VISION
 from studio.config_builder import build_train_config
 from studio.tabs import train_media
 from studio.tabs.train import FORM_FIELDS
-from studio.tabs.train_media import MEDIA_FIELDS, MEDIA_KEYS, MEDIA_SWITCHES, media_visibility
+from studio.tabs.train_media import MEDIA_FIELDS, MEDIA_KEYS, media_visibility
 from tests.studio.test_config_builder import form
 
 
 def test_the_group_shows_for_templates_that_read_media_with_the_settings_of_their_kinds():
-    shown = media_visibility("qwen2_vl")  # images and video
-    assert shown["media"] and shown["image_max_pixels"] and shown["video_maxlen"] and shown["video_fps"]
-    assert not shown["audio_sampling_rate"]
+    assert media_visibility("qwen2_vl") == {"media": True, "images": True, "videos": True, "audios": False}
     for text_only in ("chatml", "llama3", "", None, "no_such_template"):
-        shown = media_visibility(text_only)
-        assert not any(shown.values()), text_only
-    assert set(media_visibility(None)) == {"media", *MEDIA_KEYS} - set(MEDIA_SWITCHES)  # the switches follow the group
+        assert not any(media_visibility(text_only).values()), text_only
+    assert set(media_visibility(None)) == {"media", *MEDIA_FIELDS}
 
 
 def test_an_audio_template_shows_the_sampling_rate_and_no_pixel_settings(monkeypatch):
@@ -30,9 +27,8 @@ def test_an_audio_template_shows_the_sampling_rate_and_no_pixel_settings(monkeyp
         modalities = frozenset({"audios"})
 
     monkeypatch.setattr(train_media, "get_template", lambda name: Hears())
-    shown = media_visibility("an_audio_template")
-    assert shown["media"] and shown["audio_sampling_rate"]
-    assert not any(shown[name] for name in (*MEDIA_FIELDS["images"], *MEDIA_FIELDS["videos"]))
+    assert media_visibility("an_audio_template") == {"media": True, "images": False, "videos": False, "audios": True}
+    assert MEDIA_FIELDS["audios"] == ("audio_sampling_rate",)
 
 
 def test_every_media_key_is_a_form_field():

@@ -37,7 +37,8 @@ def test_the_vision_demo_shows_the_media_group_with_its_values(page, studio_serv
     expect(page.locator("#freeze_language_model input")).not_to_be_checked()
     expect(page.locator("#image_max_pixels input").first).to_have_value("589824")
     expect(page.locator("#video_maxlen input").first).to_be_visible()
-    expect(page.locator("#audio_sampling_rate")).to_be_hidden()  # Qwen2-VL hears nothing
+    expect(page.locator("#media_audios")).to_be_hidden()  # Qwen2-VL hears nothing
+    expect(page.locator("#audio_sampling_rate")).to_be_hidden()
     group.scroll_into_view_if_needed()
     shot(page, "train-media-group-en")
     pick_language(page, "简体中文")
