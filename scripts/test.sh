@@ -2,7 +2,7 @@
 # Set up a fresh machine for the tests and run the whole suite (CI calls exactly this).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-EXTRAS="dev,galore,badam,gguf,metrics,ray${EXTRAS:+,$EXTRAS}" bash scripts/setup.sh
+EXTRAS="dev,galore,badam,gguf,metrics,eval,ray${EXTRAS:+,$EXTRAS}" bash scripts/setup.sh
 # Browser tests drive Debian's Chromium (Playwright cannot download browsers here); fonts so CJK and emoji render.
 BROWSER_PACKAGES=(chromium fonts-wqy-zenhei fonts-noto-color-emoji)
 if ! dpkg -s "${BROWSER_PACKAGES[@]}" >/dev/null 2>&1; then

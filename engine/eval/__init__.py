@@ -1,14 +1,15 @@
-"""Evaluate & Predict: multiple-choice benchmarks (MMLU, C-Eval, CMMLU, studio_bench) and generated predictions.
+"""Evaluate & Predict: benchmarks through lm-evaluation-harness (MMLU, C-Eval, CMMLU, our offline studio_bench, any
+lm-eval task or group) and generated predictions.
 
 `python -m engine eval CONFIG.yaml [--predict]` runs `engine.eval.run.run_eval`, which writes into the run folder
 (`output_dir`, else `save_dir`, else `saves/<model>/<method>/eval_<time>`): config.yaml, status.json,
 trainer_log.jsonl (progress, one line per batch), running_log.txt, and
-- a benchmark: results.json (accuracy per subject, per category, overall; per model, and their difference) and
-  results.log (the same as a table);
+- a benchmark: lm_eval_results_<model>.json (lm-eval's results JSON, per model scored), results.json (the score
+  per subject, per category, overall; per model, and their difference) and results.log (the same as a table);
 - a prediction: generated_predictions.jsonl (`prompt`, `predict`, `label` per row) and predict_results.json
   (BLEU-4, ROUGE-1/2/L, samples, runtime).
 
-This package is torch-free to import: `check_eval_config` and `list_tasks` serve the studio before a launch.
+This package is torch-free to import: `check_eval_config` and `list_tasks` serve the pre-launch check.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ from pathlib import Path
 
 from engine.config import RunConfig
 from engine.errors import ConfigError, ModelError
-from engine.eval.tasks import HUB_TASKS, check_task_exists, list_tasks, parse_task
+from engine.eval.tasks import list_tasks, resolve_tasks
 from engine.model.methods import adapter_methods
 from engine.validation import validate_config
 
 EVAL_RESULT_FILES = ("results.json", "results.log", "generated_predictions.jsonl", "predict_results.json")
+# lm-eval's own results, one file per model scored (engine.eval.report.lm_eval_file).
+LM_EVAL_RESULTS_GLOB = "lm_eval_results_*.json"
 
 
 def wants_predict(config: RunConfig, predict: bool | None = None) -> bool:
@@ -72,7 +75,7 @@ def _check_benchmark(config: RunConfig) -> None:
     if not ev.task:
         known = ", ".join(list_tasks(ev.task_dir))
         raise ConfigError("eval_no_task", known=known)
-    check_task_exists(ev.task, ev.task_dir)
+    resolve_tasks(ev.task, ev.task_dir, lang=ev.lang, n_shot=ev.n_shot)
     if ev.compare_with == "base" and not model.adapter_name_or_path:
         raise ConfigError("compare_base_without_adapter")
     if ev.compare_with and ev.compare_with != "base" and not Path(ev.compare_with).expanduser().exists():
@@ -81,4 +84,4 @@ def _check_benchmark(config: RunConfig) -> None:
         raise ConfigError("compare_adapter_needs_lora", method=config.finetuning.finetuning_type)
 
 
-__all__ = ["EVAL_RESULT_FILES", "HUB_TASKS", "check_eval_config", "list_tasks", "parse_task", "wants_predict"]
+__all__ = ["EVAL_RESULT_FILES", "LM_EVAL_RESULTS_GLOB", "check_eval_config", "list_tasks", "wants_predict"]

@@ -13,7 +13,9 @@ class ProgressLog:
     """Appends `{current_steps, total_steps, percentage, elapsed_time, remaining_time, stage}` after each batch.
 
     `current_steps` counts batches done; `stage` is `eval` (benchmark) or `predict`. With `enabled=False` (a
-    prediction after training, whose log holds the training curve) nothing is written.
+    prediction after training, whose log holds the training curve) nothing is written. A benchmark learns its
+    batches as lm-eval asks for them (`grow`), and may need fewer than planned (lm-eval shares a context between
+    the answers to one question), so `settle` closes each part at its planned size.
     """
 
     def __init__(self, run_dir: Path, total: int, *, stage: str, enabled: bool = True) -> None:
@@ -21,9 +23,21 @@ class ProgressLog:
         self.total, self.stage, self.done = max(total, 0), stage, 0
         self.start = time.monotonic()
 
+    def grow(self, batches: int) -> None:
+        """More batches are planned."""
+        self.total += max(batches, 0)
+
     def advance(self) -> None:
         """One more batch done."""
-        self.done += 1
+        self.done = min(self.done + 1, self.total) if self.total else self.done + 1
+        self.write()
+
+    def settle(self) -> None:
+        """Everything planned so far is done (a line at that point, 100% once nothing more is planned)."""
+        self.done = max(self.done, self.total)
+        self.write()
+
+    def write(self) -> None:
         if self.writer is None:
             return
         line = progress_line(self.done, self.total, time.monotonic() - self.start)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from engine.config import RunConfig, save_config
 from engine.errors import ConfigError
-from engine.eval import EVAL_RESULT_FILES, benchmark, check_eval_config, wants_predict
+from engine.eval import EVAL_RESULT_FILES, LM_EVAL_RESULTS_GLOB, benchmark, check_eval_config, wants_predict
 from engine.eval import predict as prediction
 from engine.jobs import Job, StopSignal, default_run_dir, run_job
 from engine.runfolder import CONFIG_FILE, clear_results, has_results
@@ -28,7 +28,8 @@ def eval_output_dir(config: RunConfig) -> str:
 
 
 def _holds_results(run_dir: Path) -> bool:
-    return run_dir.is_dir() and (has_results(run_dir) or any((run_dir / f).exists() for f in EVAL_RESULT_FILES))
+    return run_dir.is_dir() and (has_results(run_dir) or any((run_dir / f).exists() for f in EVAL_RESULT_FILES)
+                                 or any(run_dir.glob(LM_EVAL_RESULTS_GLOB)))
 
 
 def prepare_eval_dir(config: RunConfig) -> Path:

@@ -1,5 +1,6 @@
-"""Evaluate & Predict: score a model on a multiple-choice benchmark, or generate predictions with BLEU/ROUGE, and
-judge a run's predictions with a judge model behind an OpenAI-compatible endpoint (LLM as judge).
+"""Evaluate & Predict: score a model on benchmarks through lm-evaluation-harness (base and tuned side by side, compared
+with earlier runs in a chart), or generate predictions with BLEU/ROUGE, and judge a run's predictions with a judge
+model behind an OpenAI-compatible endpoint (LLM as judge).
 
 Like training, each job runs as `python -m engine eval|judge <run folder>/config.yaml` and the tab reads its folder.
 """
@@ -19,7 +20,7 @@ from engine.eval.predict import PREDICTIONS_FILE
 from studio.context import Context
 from studio.i18n import t
 from studio.markup import md
-from studio.run_texts import results_table
+from studio.tabs.eval_results import benchmark_runs, chart_update, results_frames
 from studio.tabs.file_lists import job_ended
 
 MODES = ["benchmark", "predict"]
@@ -31,6 +32,7 @@ def build(ctx: Context) -> None:
 
     from engine.eval.tasks import list_tasks
     from studio.components import config_widget
+    from studio.i18n import plot_titles
     from studio.tabs.monitor import progress_html
 
     lang = ctx.lang
@@ -42,6 +44,7 @@ def build(ctx: Context) -> None:
         config_widget(ctx, "task", choices=tasks, value=tasks[0] if tasks else None, allow_custom_value=True)
         config_widget(ctx, "n_shot", widget="number")
         config_widget(ctx, "lang", name="eval_lang")
+        config_widget(ctx, "limit", name="eval_limit", widget="number", value=0)
         ctx.add("eval_compare", gr.Checkbox(value=True, label=t("eval.compare.label", lang), elem_id="eval_compare",
                                             interactive=True), key="eval.compare")
     with gr.Row():
@@ -64,6 +67,13 @@ def build(ctx: Context) -> None:
     # Result tables appear once there are results: an empty one would be headed by Gradio's "1 2 3".
     ctx.add("eval_results", gr.Dataframe(interactive=False, elem_id="eval_results", wrap=True, visible=False,
                                          label=t("eval.results.label", lang)), key="eval.results", kind="plot")
+    with gr.Row():
+        ctx.add("eval_chart", gr.BarPlot(x="category", y="score", color="model", elem_id="eval_chart", visible=False,
+                                         height=320, scale=3, label=t("eval.chart.label", lang),
+                                         **plot_titles("eval.chart", lang)), key="eval.chart", kind="plot")
+        ctx.add("eval_compare_runs", gr.Dropdown(choices=[], value=[], multiselect=True, elem_id="eval_compare_runs",
+                                                 interactive=True, label=t("eval.compare_runs.label", lang),
+                                                 info=t("eval.compare_runs.info", lang)), key="eval.compare_runs")
     ctx.add("eval_page", gr.Number(value=1, precision=0, minimum=1, elem_id="eval_page", interactive=True,
                                    label=t("eval.page.label", lang)), key="eval.page")
     ctx.add("eval_predictions", gr.Dataframe(interactive=False, elem_id="eval_predictions", wrap=True, visible=False,
@@ -117,7 +127,7 @@ def build_eval_config(mode: str, model_name: str, model_path: str, method: str, 
                       template: str, quantization_bit: str, task: str, n_shot: float, eval_lang: str,
                       compare: bool, datasets: list[str], dataset_dir: str, cutoff_len: float, max_samples: float,
                       batch_size: float, max_new_tokens: float, top_p: float, temperature: float,
-                      num_beams: float | None = None) -> tuple[dict[str, Any], Path]:
+                      num_beams: float | None = None, limit: float | None = None) -> tuple[dict[str, Any], Path]:
     """The form's values → an eval config and its run folder (saves/<model>/<method>/eval_<time>)."""
     from studio.runs import default_run_name, run_folder, run_model_key
     from studio.widgets import checkpoint_to_config
@@ -143,6 +153,7 @@ def build_eval_config(mode: str, model_name: str, model_path: str, method: str, 
                        "eval_num_beams": int(num_beams) if num_beams else None})  # the box's 0: the default
     else:
         config.update({"task": task, "n_shot": int(n_shot or 0), "lang": eval_lang,
+                       "limit": (int(limit) if float(limit) >= 1 else float(limit)) if limit else None,
                        "compare_with": "base" if compare and config.get("adapter_name_or_path") else None})
     return config, run_folder(model_key, method, default_run_name("eval"))
 
@@ -154,42 +165,10 @@ def start_eval(lang: str, *values: Any) -> tuple[Any, ...]:
     return launch_job("eval", build_eval_config, "eval.msg.starting", lang, values)
 
 
-PAGE_SIZE = 20
-
-
-def results_frames(run_dir: Path, lang: str, page: int = 1) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
-    """(score table, one page of predictions next to their references) read from the job's result files."""
-    scores = predictions = None
-    results = run_dir / "results.json"
-    if results.is_file():
-        data = json.loads(results.read_text(encoding="utf-8"))
-        models = data.get("models", {})
-        rows: dict[str, dict[str, Any]] = {}
-        for label, model in models.items():
-            for subject, entry in model.get("subjects", {}).items():
-                rows.setdefault(entry.get("name", subject), {})[label] = entry.get("accuracy")
-            rows.setdefault(t("eval.average", lang), {})[label] = model.get("average", {}).get("accuracy")
-        if rows:
-            scores = pd.DataFrame([{t("eval.subject", lang): k, **v} for k, v in rows.items()])
-            if len(models) == 2:
-                first, second = list(models)
-                # Accuracies are percentages with two decimals: so is their difference (no float noise).
-                scores[t("eval.difference", lang)] = (scores[second] - scores[first]).round(2)
-    metrics = run_dir / "predict_results.json"
-    if metrics.is_file():
-        data = json.loads(metrics.read_text(encoding="utf-8"))
-        scores = results_table(data, lang)
-    generated = run_dir / "generated_predictions.jsonl"
-    if generated.is_file():
-        start = (max(int(page or 1), 1) - 1) * PAGE_SIZE
-        lines = generated.read_text(encoding="utf-8").splitlines()[start:start + PAGE_SIZE]
-        predictions = pd.DataFrame([json.loads(line) for line in lines if line.strip()])
-    return scores, predictions
-
-
-def poll_eval(run_dir: str, lang: str, page: float, monitor: Any) -> tuple[Any, ...]:
-    """Timer tick, page change or language change: status, progress and, once done, the result tables (with no job
-    yet, the idle texts in `lang`)."""
+def poll_eval(run_dir: str, lang: str, page: float, monitor: Any, compare_runs: list[str] | None = None
+              ) -> tuple[Any, ...]:
+    """Timer tick, page change, picked runs or language change: status, progress and, once done, the result tables
+    and the chart of this run's models beside the picked runs' (with no job yet, the idle texts in `lang`)."""
     import gradio as gr
 
     from studio.monitor import RunMonitor, status_markdown
@@ -197,13 +176,14 @@ def poll_eval(run_dir: str, lang: str, page: float, monitor: Any) -> tuple[Any, 
 
     if not run_dir:
         return (md("eval.msg.idle", lang), progress_html(None, lang), gr.update(), gr.update(),
-                gr.Timer(active=False), monitor, gr.skip())
+                gr.Timer(active=False), monitor, gr.skip(), chart_update(list(compare_runs or []), lang))
     monitor = monitor or RunMonitor()
     view = monitor.poll(Path(run_dir))
     live = view.state in ("running", "new")
     scores, predictions = results_frames(Path(run_dir), lang, int(page or 1))
     return (status_markdown(view, lang), progress_html(view, lang), table_update(scores), table_update(predictions),
-            gr.Timer(active=live), monitor, job_ended(run_dir, view.state))
+            gr.Timer(active=live), monitor, job_ended(run_dir, view.state),
+            chart_update([run_dir, *(compare_runs or [])], lang))
 
 
 
@@ -357,17 +337,21 @@ def wire(ctx: Context) -> None:
     form = [ctx[n] for n in ("eval_mode", "model_name", "model_path", "finetuning_type", "checkpoint", "template",
                              "quantization_bit", "task", "n_shot", "eval_lang", "eval_compare", "eval_dataset",
                              "dataset_dir", "eval_cutoff_len", "eval_max_samples", "per_device_eval_batch_size",
-                             "eval_max_new_tokens", "eval_top_p", "eval_temperature", "eval_num_beams")]
+                             "eval_max_new_tokens", "eval_top_p", "eval_temperature", "eval_num_beams", "eval_limit")]
     monitor = gr.State(None)
     ctx["eval_start_button"].click(start_eval, [lang, *form],
                                    [ctx["eval_message"], ctx["eval_status"], ctx["eval_run_dir"], ctx["eval_timer"]],
                                    **private)
     ctx["eval_abort_button"].click(abort_eval, [ctx["eval_run_dir"], lang], ctx["eval_status"], **private)
     outputs = [ctx["eval_status"], ctx["eval_progress"], ctx["eval_results"], ctx["eval_predictions"],
-               ctx["eval_timer"], monitor, ctx["job_ended"]]
-    ctx["eval_timer"].tick(poll_eval, [ctx["eval_run_dir"], lang, ctx["eval_page"], monitor], outputs, **private)
-    ctx["eval_page"].change(poll_eval, [ctx["eval_run_dir"], lang, ctx["eval_page"], monitor], outputs, **private)
-    lang.change(poll_eval, [ctx["eval_run_dir"], lang, ctx["eval_page"], monitor], outputs, **private)  # texts follow
+               ctx["eval_timer"], monitor, ctx["job_ended"], ctx["eval_chart"]]
+    inputs = [ctx["eval_run_dir"], lang, ctx["eval_page"], monitor, ctx["eval_compare_runs"]]
+    ctx["eval_timer"].tick(poll_eval, inputs, outputs, **private)
+    ctx["eval_page"].change(poll_eval, inputs, outputs, **private)
+    ctx["eval_compare_runs"].input(poll_eval, inputs, outputs, **private)
+    lang.change(poll_eval, inputs, outputs, **private)  # texts follow
+    for event in (ctx["tab_evaluate"].select, ctx["job_ended"].change):
+        event(benchmark_runs, ctx["eval_compare_runs"], ctx["eval_compare_runs"], **private)
     wire_judge(ctx)
     sft = gr.State("sft")
     ctx["dataset_dir"].change(dataset_choices, [ctx["dataset_dir"], sft, lang], ctx["eval_dataset"], **private)

@@ -1,4 +1,5 @@
-"""Evaluate & Predict: metrics on hand-checked text, benchmarks and predictions on the tiny model, eval during training."""
+"""Evaluate & Predict: metrics on hand-checked text, predictions on the tiny model, eval during training (benchmarks:
+test_lm_eval.py)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,8 @@ from pathlib import Path
 import pytest
 
 from engine.config import load_config
-from engine.errors import ConfigError, DataError, StudioError
 from engine.eval import check_eval_config
 from engine.eval.metrics import score_corpus, score_pair, tokenize
-from engine.eval.report import format_table
-from engine.eval.tasks import Question, Subject, Task, list_tasks, load_task, read_questions
 from engine.validation import validate_config
 
 
@@ -65,122 +63,7 @@ def test_chinese_text_is_split_into_words_by_jieba():
     assert score_corpus(["我爱北京", "你好"], ["我爱北京", "再见"])["rouge-1"] == pytest.approx(50.0)
 
 
-# ---------------------------------------------------------------- benchmark data
-
-
-def test_shipped_benchmark_reads_subjects_and_answers():
-    task = load_task("studio_bench_test", n_shot=5)
-    assert [s.key for s in task.subjects] == ["arithmetic", "geography", "science", "language"]
-    assert all(len(s.questions) == 8 and len(s.dev) == 5 for s in task.subjects)
-    assert {s.category for s in task.subjects} == {"STEM", "Social Sciences", "Humanities"}
-    first = task.subjects[0].questions[0]
-    assert (first.question, first.choices[2], first.answer) == ("What is 12 + 19?", "31", "C")
-    assert "studio_bench_test" in list_tasks() and "mmlu_test" in list_tasks()
-
-
-def test_headerless_csv_and_bad_rows(tmp_path: Path):
-    path = tmp_path / "x_test.csv"
-    path.write_text('Which is even?,1,2,3,5,B\n"Id column, then question",a,b,c,d,A\n', encoding="utf-8")
-    assert [q.answer for q in read_questions(path)] == ["B", "A"]
-    path.write_text("question,A,B,C,D,answer\nQ?,1,2,3,4,E\n", encoding="utf-8")
-    with pytest.raises(DataError) as err:
-        read_questions(path)
-    assert err.value.key == "benchmark_file_invalid" and "line 2" in err.value.message()
-
-
-def test_offline_hub_task_names_the_task_and_the_local_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(DataError) as err:
-        load_task("mmlu_test", tmp_path)
-    assert err.value.key == "benchmark_offline"
-    message = err.value.message()
-    assert "mmlu_test" in message and str(tmp_path / "mmlu") in message and "cais/mmlu" in message
-
-
-def test_hub_rows_in_mmlu_and_ceval_layouts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    import datasets
-
-    mmlu = {"dev": [{"question": "1+1?", "choices": ["1", "2", "3", "4"], "answer": 1}],
-            "validation": [{"question": "2+2?", "choices": ["4", "5", "6", "7"], "answer": 0}],
-            "test": [{"question": "3+3?", "choices": ["5", "7", "6", "8"], "answer": 2}] * 3}
-    calls = []
-
-    def fake_load(repo, name, revision=None, download_mode=None):
-        calls.append((repo, name, revision))
-        return mmlu
-
-    monkeypatch.setattr(datasets, "get_dataset_config_names", lambda repo, revision=None: ["all", "algebra"])
-    monkeypatch.setattr(datasets, "load_dataset", fake_load)
-    task = load_task("mmlu_test", tmp_path, n_shot=5)
-    (subject,) = task.subjects
-    assert (subject.key, subject.category, task.source) == ("algebra", "mmlu", "cais/mmlu")
-    assert [q.answer for q in subject.dev] == ["B"] and [q.answer for q in subject.questions] == ["C"] * 3
-    assert calls == [("cais/mmlu", "algebra", None)]
-    ceval = {"dev": [{"id": 0, "question": "Q", "A": "a", "B": "b", "C": "c", "D": "d", "answer": "D",
-                      "explanation": ""}], "val": [{"id": 1, "question": "Q", "A": "a", "B": "b", "C": "c",
-                                                    "D": "d", "answer": "A", "explanation": ""}]}
-    monkeypatch.setattr(datasets, "load_dataset", lambda repo, name, revision=None, download_mode=None: ceval)
-    (tmp_path / "ceval").mkdir()
-    (tmp_path / "ceval" / "mapping.json").write_text('{"law": {"name": "法学", "category": "Humanities"}}')
-    (law,) = load_task("ceval_validation", tmp_path, n_shot=1).subjects
-    assert (law.name, law.category, law.dev[0].answer, law.questions[0].answer) == ("法学", "Humanities", "D", "A")
-
-
-def test_bad_eval_configs_are_refused_before_launch(tiny_model_dir: Path, tmp_path: Path):
-    cases = {"eval_no_task": [], "eval_task_format": ["task=mmlu"], "benchmark_not_found": ["task=nothing_test"],
-             "compare_base_without_adapter": ["task=studio_bench_test", "compare_with=base"],
-             "adapter_not_found": ["task=studio_bench_test", "adapter_name_or_path=./no/such/adapter"],
-             "eval_split_unavailable": ["task=cmmlu_validation"]}
-    for key, overrides in cases.items():
-        with pytest.raises(StudioError) as err:
-            check_eval_config(eval_config(tiny_model_dir, tmp_path / "x", *overrides))
-        assert err.value.key == key
-    with pytest.raises(ConfigError) as err:
-        check_eval_config(eval_config(tiny_model_dir, tmp_path / "x"), predict=True)
-    assert err.value.key == "predict_no_data"
-
-
-def test_comparison_table_has_a_column_per_model_and_the_difference():
-    from engine.eval.report import summarize
-
-    task = Task("t_test", "t", "test", "here", [Subject("alg", "algebra", "STEM", [], [Question("q", list("abcd"),
-                                                                                                  "A")] * 4),
-                                                Subject("his", "history", "Humanities", [], [])])
-    base = summarize(task, {"alg": [1, 4]})
-    tuned = summarize(task, {"alg": [3, 4]})
-    table = format_table(task, {"base": base, "adapter": tuned}, n_shot=0)
-    lines = table.splitlines()
-    assert lines[1].split() == ["Subject", "Category", "base", "adapter", "Δ"]
-    assert lines[3].split() == ["algebra", "STEM", "25.00", "75.00", "+50.00"]
-    assert lines[4].split() == ["history", "Humanities", "-", "-", "-"]
-    assert lines[-1].split() == ["Average", "25.00", "75.00", "+50.00"]
-
-
 # ---------------------------------------------------------------- on the tiny model
-
-
-@pytest.mark.slow
-def test_benchmark_end_to_end(tiny_model_dir: Path, tmp_path: Path):
-    from engine.eval.run import run_eval
-
-    out = tmp_path / "eval"
-    config = eval_config(tiny_model_dir, out, "task=studio_bench_test", "n_shot=2", "batch_size=16")
-    assert run_eval(check_eval_config(config)) == 0
-    assert {"config.yaml", "status.json", "trainer_log.jsonl", "running_log.txt", "results.json",
-            "results.log"} <= {p.name for p in out.iterdir()}
-    assert status(out)["state"] == "finished"
-    results = json.loads((out / "results.json").read_text())
-    (label, scores), = results["models"].items()
-    assert label == tiny_model_dir.name and results["complete"] is True and results["template"] == "chatml"
-    for key, subject in scores["subjects"].items():
-        assert subject["total"] == 8, key
-        assert subject["accuracy"] == pytest.approx(100 * subject["correct"] / 8, abs=0.01)
-    assert scores["categories"]["STEM"]["total"] == 16
-    assert scores["average"]["total"] == 32
-    assert [r["current_steps"] for r in records(out)] == [1, 2]
-    assert records(out)[-1]["percentage"] == 100.0 and records(out)[-1]["stage"] == "eval"
-    assert "Average" in (out / "results.log").read_text()
 
 
 @pytest.mark.slow
@@ -324,24 +207,6 @@ def test_prediction_beam_width_is_eval_num_beams_else_num_beams():
 
 
 @pytest.mark.slow
-def test_compare_base_with_adapter(tiny_model_dir: Path, lora_run: Path, tmp_path: Path):
-    from engine.eval.run import run_eval
-
-    out = tmp_path / "compare"
-    config = eval_config(tiny_model_dir, out, "task=studio_bench_test", "n_shot=0", "batch_size=32",
-                         f"adapter_name_or_path={lora_run}", "compare_with=base")
-    assert run_eval(check_eval_config(config)) == 0
-    results = json.loads((out / "results.json").read_text())
-    assert list(results["models"]) == ["base", "run"]
-    base, tuned = results["models"]["base"], results["models"]["run"]
-    for key, delta in results["difference"]["subjects"].items():
-        assert delta == pytest.approx(tuned["subjects"][key]["accuracy"] - base["subjects"][key]["accuracy"], abs=0.01)
-    header = (out / "results.log").read_text().splitlines()[1].split()
-    assert header == ["Subject", "Category", "base", "run", "Δ"]
-    assert len(records(out)) == 2  # one batch per model
-
-
-@pytest.mark.slow
 def test_early_stopping_ends_a_run_whose_eval_loss_stops_improving(tiny_model_dir: Path, tmp_path: Path):
     # A learning rate of 1e-30 leaves every weight unchanged in float32, so the second evaluation (step 4) is no
     # better than the first: with patience 1 the run stops there, long before max_steps.
@@ -351,21 +216,3 @@ def test_early_stopping_ends_a_run_whose_eval_loss_stops_improving(tiny_model_di
     assert [r["current_steps"] for r in evals] == [2, 4, 4]  # the last one: the final evaluation of the best model
     assert evals[0]["eval_loss"] == evals[1]["eval_loss"]
     assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 4
-
-
-def test_download_mode_reaches_the_hub_benchmark(tmp_path, monkeypatch):
-    import datasets
-
-    from engine.eval.tasks import load_task
-
-    seen = []
-    row = {"question": "1+1?", "choices": ["1", "2", "3", "4"], "answer": 1}
-
-    def load_dataset(repo, key, revision=None, download_mode=None):
-        seen.append(download_mode)
-        return {split: [row] for split in ("test", "validation", "dev")}
-
-    monkeypatch.setattr(datasets, "get_dataset_config_names", lambda repo, revision=None: ["algebra"])
-    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
-    task = load_task("mmlu_test", tmp_path, n_shot=0, download_mode="force_redownload")
-    assert seen == ["force_redownload"] and task.num_questions == 1
