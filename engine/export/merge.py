@@ -143,10 +143,10 @@ def save_merged(source: ExportSource, export_dir: Path, config: RunConfig,
         tokenizer.chat_template = to_jinja(template)
     tokenizer.padding_side = "left"  # what generation wants; training code sets its own side
     tokenizer.save_pretrained(export_dir)
-    if template.modalities:  # the image processor travels with a media model
-        from engine.multimodal.plugins import load_media_processor
+    if template.modalities:  # the media processor travels with a media model
+        from engine.multimodal.plugins import save_media_processor
 
-        load_media_processor(config.model).save_pretrained(export_dir)
+        save_media_processor(template, tokenizer, config.model, export_dir)
     info = {"template": template.name, "eos_token": tokenizer.eos_token, "pad_token": tokenizer.pad_token,
             "stop_tokens": list(dict.fromkeys([*template.stop_words, tokenizer.eos_token])),
             "base_model": config.model.model_name_or_path,

@@ -217,6 +217,22 @@ def get_plugin(template: Any, tokenizer: Any,
     return plugin(load_media_processor(model_args), tokenizer, settings)
 
 
+def save_media_processor(template: Any, tokenizer: Any, model_args: Any, folder: Any) -> None:
+    """Write the model's media processor beside an exported model: the image processor (or feature extractor), and
+    for the families read through their full processor its own settings too (`processor_config.json`: patch size,
+    tokens per image, ...), which the image processor alone does not carry. Nothing for a text-only checkpoint."""
+    from pathlib import Path
+
+    plugin = PLUGINS[template.mm_plugin]
+    if issubclass(plugin, ProcessorPlugin):
+        processor = load_full_processor(model_args, tokenizer)
+        if processor is not None:
+            processor.image_processor.save_pretrained(folder)
+            processor.to_json_file(Path(folder) / "processor_config.json")
+        return
+    load_media_processor(model_args).save_pretrained(folder)
+
+
 def load_full_processor(model_args: Any, tokenizer: Any) -> Any:
     """The model's AutoProcessor around the run's tokenizer, or None for a checkpoint that reads text only (a
     media template also serves its family's text models, e.g. MedGemma's text-only Gemma 3)."""

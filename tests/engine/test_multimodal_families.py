@@ -172,9 +172,15 @@ def test_expansion_matches_the_models_processor(family: tuple[Path, str]):
         assert features["image_sizes"].tolist() == own["image_sizes"].tolist()
 
 
-def test_lora_trains_and_chats_with_an_image(family: tuple[Path, str], tmp_path: Path):
+def _ask(backend: Any) -> Any:
+    return backend.generate([{"role": "user", "content": "<image>What shape is this?"}],
+                            media={"images": [str(IMAGE)]}, max_new_tokens=3, temperature=0)
+
+
+def test_lora_trains_chats_and_exports_with_an_image(family: tuple[Path, str], tmp_path: Path):
     from safetensors import safe_open
 
+    from engine.export.run import run_export
     from engine.inference.engine import load_backend
     from engine.train.run import run_training
 
@@ -190,12 +196,17 @@ def test_lora_trains_and_chats_with_an_image(family: tuple[Path, str], tmp_path:
     with safe_open(out / "adapter_model.safetensors", "pt") as adapter:  # the encoder and projector stay fixed
         names = list(adapter.keys())
     assert names and all(".language_model." in name for name in names)
-    backend = load_backend(config_from_dict({"model_name_or_path": str(folder), "template": template,
-                                             "adapter_name_or_path": str(out), "finetuning_type": "lora"}))
+    tuned = {"model_name_or_path": str(folder), "template": template, "adapter_name_or_path": str(out),
+             "finetuning_type": "lora"}
+    backend = load_backend(config_from_dict(tuned))
     assert backend.modalities == frozenset({"images"})
-    reply = backend.generate([{"role": "user", "content": "<image>What shape is this?"}],
-                             media={"images": [str(IMAGE)]}, max_new_tokens=3, temperature=0)
+    reply = _ask(backend)
     plugin, _ = _plugin(folder, template)
     image_tokens = sum(plugin.expected_tokens(plugin.token_counts(plugin.load({"images": [str(IMAGE)]}))).values())
     assert reply.prompt_tokens > image_tokens > 0
-    assert isinstance(reply.text, str)
+
+    merged = tmp_path / "merged"  # the export carries the processor's settings, so it reads images on its own
+    assert run_export(config_from_dict({**tuned, "export_dir": str(merged)})) == 0
+    again = _ask(load_backend(config_from_dict({"model_name_or_path": str(merged), "template": template,
+                                                "finetuning_type": "full"})))
+    assert again.prompt_tokens == reply.prompt_tokens and again.text == reply.text

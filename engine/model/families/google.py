@@ -50,8 +50,9 @@ register_model("Gemma-3-1B", hf="google/gemma-3-1b-pt", ms="LLM-Research/gemma-3
 register_model("Gemma-3-270M", hf="google/gemma-3-270m", ms="LLM-Research/gemma-3-270m", template="gemma2",
                family="gemma", notes=f"{BASE_NOTE} Text only. {_GATED}", params="270M")
 
+# A text-only Gemma 3: gemma's layout (the same as gemma3's, which is for the models that read images).
 register_model("MedGemma-27B-Text-Instruct", hf="google/medgemma-27b-text-it", ms="google/medgemma-27b-text-it",
-               template="gemma3", family="gemma", params="27B",
+               template="gemma", family="gemma", params="27B",
                notes="Gemma 3 trained further on medical text. Gated: accept the Health AI Developer Foundations "
                      "terms on the Hugging Face page first.")
 
