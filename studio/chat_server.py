@@ -1,5 +1,9 @@
-"""The Chat tab's model server: `python -m engine api` as a subprocess on a free loopback port, found again from a
+"""The Chat tab's model servers: `python -m engine api` as a subprocess on a free loopback port, found again from a
 small state file after a page refresh or a studio restart, and talked to over HTTP with streaming.
+
+Servers live in named slots: `main` for the single chat, `arena_a` and `arena_b` for the arena's two models. A
+machine may not hold three models, so the single chat and the arena never run together: loading one unloads the
+other (`start_servers`).
 
 Files attached in the chat travel as OpenAI content parts holding data URLs: the server never reads a path the
 page names, and the page reads nothing but what Gradio stored from an upload (`check_attachments`).
@@ -11,7 +15,9 @@ import base64
 import json
 import mimetypes
 import os
+import queue
 import secrets
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,15 +40,21 @@ STOP_GRACE = 10.0  # seconds a server gets to shut down before it is killed
 CHAT_FILE_TYPES = tuple(dict.fromkeys(suffix for suffixes in EXTENSIONS.values() for suffix in suffixes))
 MAX_CHAT_FILES = 4  # attached to one message
 MAX_CHAT_FILE_MB = min(20, MAX_MEDIA_MB)  # one attached file (the API server refuses more than MAX_MEDIA_MB)
+MAIN = "main"
+ARENA_SLOTS = ("arena_a", "arena_b")
+SLOTS = (MAIN, *ARENA_SLOTS)
 
 
-def chat_dir() -> Path:
-    """Where the chat server's config, log and state live."""
-    return saves_dir() / ".studio" / "chat"
+def chat_dir(slot: str = MAIN) -> Path:
+    """Where a slot's server config, log and state live (the single chat's where they always were)."""
+    if slot not in SLOTS:
+        raise ValueError(f"unknown chat slot {slot!r}; known: {', '.join(SLOTS)}")
+    folder = saves_dir() / ".studio" / "chat"
+    return folder if slot == MAIN else folder / slot
 
 
-def _state_path() -> Path:
-    return chat_dir() / "server.json"
+def _state_path(slot: str = MAIN) -> Path:
+    return chat_dir(slot) / "server.json"
 
 
 def _read_state(path: Path) -> dict[str, Any] | None:
@@ -57,42 +69,79 @@ def _is_live(state: dict[str, Any] | None) -> bool:
     return state is not None and supervisor.alive(state.get("pid"), state.get("pid_start_time"))
 
 
-def find_server() -> dict[str, Any] | None:
-    """The running chat server's state (url, key, pid, model), or None when there is none (or it is starting)."""
-    state = _read_state(_state_path())
+def find_server(slot: str = MAIN) -> dict[str, Any] | None:
+    """A slot's running server state (url, key, pid, model), or None when there is none (or it is starting)."""
+    state = _read_state(_state_path(slot))
     if not _is_live(state) or not isinstance(state.get("url"), str):
         return None
     return state
 
 
-def start_server(config: dict[str, Any], *, timeout: float = 600.0) -> dict[str, Any]:
-    """Validate `config`, replace any earlier server with a new one and wait until it answers.
+def base_config(model_path: str, method: str, template: str | None, quantization_bit: str | None, backend: str,
+                dtype: str) -> dict[str, Any]:
+    """A server config from the top bar's model, method, template and quantization and the chat's backend and dtype
+    (no trained weights: those come from the chosen runs)."""
+    return {"model_name_or_path": (model_path or "").strip(), "finetuning_type": method,
+            "template": None if template in (None, "", "none") else template,
+            "infer_backend": backend, "infer_dtype": dtype,
+            "quantization_bit": None if quantization_bit in (None, "", "none") else int(quantization_bit)}
 
-    Two Loads at once (two clicks, two tabs, two studios) never leave two servers: the second one with the same
-    settings waits for the first's server, one with other settings replaces it.
+
+def start_server(config: dict[str, Any], *, timeout: float = 600.0) -> dict[str, Any]:
+    """Start the single chat's server on `config` (the arena's models are unloaded); see `start_servers`."""
+    return start_servers({MAIN: config}, timeout=timeout)[MAIN]
+
+
+def start_servers(configs: dict[str, dict[str, Any]], *, timeout: float = 600.0) -> dict[str, dict[str, Any]]:
+    """Validate every slot's config, unload the slots not named, start (or keep) the named ones and wait until all
+    answer; returns each slot's state.
+
+    Two Loads at once (two clicks, two tabs, two studios) never leave two servers in a slot: the second one with the
+    same settings waits for the first's server, one with other settings replaces it. Two slots given the same model
+    are refused (`arena_same_model`): the arena compares two different models. In the demo the whole request needs
+    room within `chats_total`, counted before anything starts.
     """
     settings = demo_mode.active()
-    base = home()
+    base = require_visitor() if settings is not None else home()
+    wanted = {slot: _validated(config, base, settings) for slot, config in configs.items()}
+    first, *others = wanted.values()
+    if others and all(other == first for other in others):
+        raise StudioError("arena_same_model", model=_identity(first))
+    with supervisor.exclusive("chat"):
+        states = {slot: _read_state(_state_path(slot)) for slot in wanted}
+        kept = {slot for slot, state in states.items() if _is_live(state) and state.get("config") == wanted[slot]}
+        for slot in SLOTS:
+            if slot not in kept:
+                stop_server(slot=slot)
+        starting = [slot for slot in wanted if slot not in kept]
+        if settings is not None and starting:
+            if len(live_servers(workspaces_root())) + len(starting) > settings.chats_total:
+                key = "demo_chat_busy" if len(wanted) == 1 else "arena_demo_busy"
+                raise StudioError(key, limit=settings.chats_total, needed=len(starting))
+        for slot in starting:
+            states[slot] = _spawn(wanted[slot], base, settings, slot)
+    return {slot: _wait_ready(state, timeout, slot) for slot, state in states.items()}
+
+
+def _validated(config: dict[str, Any], base: Path, settings: Any) -> dict[str, Any]:
+    """The config a server runs: the demo's limits applied, validated as the `chat` command, secrets left out."""
     if settings is not None:
-        base = require_visitor()
         config = demo_mode.apply_limits(config, "chat", base, settings)
     cfg = config_from_dict({**config, "api_host": "127.0.0.1", "api_port": 0, "api_model_name": "studio"},
                            source="the chat settings")
     validate_config(cfg, "chat")
-    wanted = cfg.to_dict(include_secrets=False)
-    with supervisor.exclusive("chat"):
-        state = _read_state(_state_path())
-        if not (_is_live(state) and state.get("config") == wanted):
-            stop_server()
-            if settings is not None and len(live_servers(workspaces_root())) >= settings.chats_total:
-                raise StudioError("demo_chat_busy", limit=settings.chats_total)
-            state = _spawn(wanted, base, settings)
-    return _wait_ready(state, timeout)
+    return cfg.to_dict(include_secrets=False)
 
 
-def _spawn(wanted: dict[str, Any], base: Path, settings: Any) -> dict[str, Any]:
+def _identity(config: dict[str, Any]) -> str:
+    """The model a server config loads, as people name it: the model, plus the adapter when there is one."""
+    adapter = config.get("adapter_name_or_path")
+    return f"{config.get('model_name_or_path')} + {adapter}" if adapter else str(config.get("model_name_or_path"))
+
+
+def _spawn(wanted: dict[str, Any], base: Path, settings: Any, slot: str) -> dict[str, Any]:
     """Start `python -m engine api` on `wanted` from `base` and record it before anyone else can look."""
-    folder = chat_dir()
+    folder = chat_dir(slot)
     folder.mkdir(parents=True, exist_ok=True)
     key = secrets.token_urlsafe(24)
     config_path = folder / "config.yaml"
@@ -105,14 +154,14 @@ def _spawn(wanted: dict[str, Any], base: Path, settings: Any) -> dict[str, Any]:
     child = supervisor.spawn(supervisor.engine_command("api", str(config_path)), cwd=base, log=out_path, env=env,
                              stderr=log_path)
     state = {**child, "key": key, "url": None, "config": wanted, "model": wanted.get("model_name_or_path"),
-             "adapter": wanted.get("adapter_name_or_path")}
-    write_json_atomic(_state_path(), state)
+             "adapter": wanted.get("adapter_name_or_path"), "identity": _identity(wanted)}
+    write_json_atomic(_state_path(slot), state)
     return state
 
 
-def _wait_ready(state: dict[str, Any], timeout: float) -> dict[str, Any]:
+def _wait_ready(state: dict[str, Any], timeout: float, slot: str = MAIN) -> dict[str, Any]:
     """Wait until the server in `state` prints its ready line; record its address and return the state."""
-    folder = chat_dir()
+    folder = chat_dir(slot)
     out_path, log_path = folder / "ready.txt", folder / "server_log.txt"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -121,16 +170,16 @@ def _wait_ready(state: dict[str, Any], timeout: float) -> dict[str, Any]:
         line = next((ln for ln in _read_text(out_path).splitlines() if ln.startswith(READY_PREFIX)), None)
         if line:
             with supervisor.exclusive("chat"):
-                current = _read_state(_state_path())
+                current = _read_state(_state_path(slot))
                 if current is None or current.get("pid") != state["pid"]:
                     raise StudioError("chat_server_failed", log="(replaced by another Load)")
                 state = {**current, "url": line[len(READY_PREFIX):].strip()}
-                write_json_atomic(_state_path(), state)
+                write_json_atomic(_state_path(slot), state)
             return state
         if not _is_live(state):
             raise StudioError("chat_server_failed", log=tail_text(log_path, max_lines=6) or "(empty)")
         time.sleep(0.2)
-    stop_server()
+    stop_server(slot=slot)
     raise StudioError("chat_server_timeout", seconds=int(timeout))
 
 
@@ -141,23 +190,36 @@ def _read_text(path: Path) -> str:
         return ""
 
 
+def state_files(workspace: Path) -> list[Path]:
+    """Every slot's state file of one workspace (relative to it: `CHAT_STATE` is the single chat's)."""
+    return [Path(workspace) / CHAT_STATE] + [Path(workspace) / CHAT_STATE.parent / slot / CHAT_STATE.name
+                                             for slot in ARENA_SLOTS]
+
+
 def live_servers(root: Path) -> list[Path]:
-    """The state files of chat servers still running anywhere under `root` (every workspace of a demo)."""
-    return [path for path in Path(root).glob(f"*/{CHAT_STATE.as_posix()}") if _is_live(_read_state(path))]
+    """The state files of chat servers (every slot) still running anywhere under `root` (every workspace of a
+    demo)."""
+    return [path for folder in sorted(Path(root).glob("*")) for path in state_files(folder)
+            if _is_live(_read_state(path))]
 
 
-def stop_server(state_path: Path | None = None) -> bool:
-    """Stop the chat server if one runs (SIGTERM, then SIGKILL); True when one was stopped.
+def stop_server(state_path: Path | None = None, slot: str = MAIN) -> bool:
+    """Stop a chat server if one runs (SIGTERM, then SIGKILL); True when one was stopped.
 
-    `state_path` names another workspace's server (the demo's clean-up); by default the current one's.
+    `state_path` names another workspace's server (the demo's clean-up); by default the current one's in `slot`.
     """
-    state_path = state_path or _state_path()
+    state_path = state_path or _state_path(slot)
     state = _read_state(state_path)
     stopped = _is_live(state)
     if stopped:
         supervisor.stop([(state["pid"], state.get("pid_start_time"))], grace=STOP_GRACE)
     state_path.unlink(missing_ok=True)
     return stopped
+
+
+def stop_servers() -> int:
+    """Stop every slot's server of the current workspace (the single chat's and the arena's); how many ran."""
+    return sum(stop_server(slot=slot) for slot in SLOTS)
 
 
 def media_kind(path: str | Path) -> str | None:
@@ -270,3 +332,33 @@ def stream_reply(state: dict[str, Any], messages: list[dict[str, Any]], *, tools
                     function = call.get("function") or {}
                     text += f"\n🔧 {function.get('name', '')}({function.get('arguments', '')})"
                     yield text
+
+
+def stream_replies(states: dict[str, dict[str, Any]], conversations: dict[str, list[dict[str, Any]]],
+                   **sampling: Any) -> Iterator[tuple[str, str | StudioError]]:
+    """Ask several servers at once (the arena's two), each its own conversation; yield (key, reply so far) as any
+    of them grows, or (key, StudioError) when one fails: the others go on."""
+    import httpx
+
+    updates: queue.Queue = queue.Queue()
+
+    def ask(key: str) -> None:
+        try:
+            for text in stream_reply(states[key], conversations[key], **sampling):
+                updates.put((key, text))
+        except StudioError as err:
+            updates.put((key, err))
+        except httpx.HTTPError as err:  # the server went away mid-answer (unloaded, killed)
+            updates.put((key, StudioError("chat_request_failed", detail=str(err) or type(err).__name__)))
+        finally:
+            updates.put((key, None))
+
+    for key in states:
+        threading.Thread(target=ask, args=(key,), name=f"chat-{key}", daemon=True).start()
+    running = len(states)
+    while running:
+        key, item = updates.get()
+        if item is None:
+            running -= 1
+        else:
+            yield key, item

@@ -14,11 +14,11 @@ from datetime import datetime
 from pathlib import Path
 
 from engine.runfolder import read_status
-from studio.chat_server import live_servers, stop_server
+from studio.chat_server import live_servers, state_files, stop_server
 from studio.demo_mode import DemoSettings
 from studio.queue import dispatch, drop_workspace
 from studio.runner import abort_run, find_live_runs
-from studio.workspace import CHAT_STATE, last_seen, remove_workspace, workspaces_root
+from studio.workspace import last_seen, remove_workspace, workspaces_root
 
 logger = logging.getLogger(__name__)
 
@@ -44,9 +44,10 @@ def clean_idle_workspaces(settings: DemoSettings, now: float | None = None) -> l
         if not folder.is_dir():
             continue
         idle = now - last_seen(folder)
-        chat_state = folder / CHAT_STATE
-        if idle > settings.chat_idle_minutes * 60 and chat_state.exists():
-            stop_server(chat_state)
+        if idle > settings.chat_idle_minutes * 60:
+            for chat_state in state_files(folder):  # the single chat's server and the arena's two
+                if chat_state.exists():
+                    stop_server(chat_state)
         if idle > settings.idle_minutes * 60:
             live = find_live_runs(folder / "saves")
             for run_dir in live:

@@ -84,11 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     settings = demo_mode.DemoSettings.from_env() if demo_mode.demo_requested(args.demo) else None
     demo_mode.activate(settings)
     from studio.app import CSS, create_app
-    from studio.chat_server import stop_server
+    from studio.chat_server import stop_servers
     from studio.janitor import start_cleaner, stop_all_chat_servers
 
-    # The chat model server is the studio's child in spirit: it goes when the studio goes.
-    atexit.register(stop_all_chat_servers if settings else stop_server)
+    # The chat model servers are the studio's children in spirit: they go when the studio goes.
+    atexit.register(stop_all_chat_servers if settings else stop_servers)
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
 
     # Each Blocks sets up its queue from this (Gradio's documented variable); calling demo.queue() once the app

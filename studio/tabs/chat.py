@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import html
 import json
-import re
 from typing import Any
 
 from engine.errors import StudioError
-from studio.chat_server import CHAT_FILE_TYPES, MAX_CHAT_FILES, attachment_limit_mb
+from studio.chat_display import render_reply
+from studio.chat_server import CHAT_FILE_TYPES, MAX_CHAT_FILES, attachment_limit_mb, base_config
 from studio.context import Context
 from studio.i18n import t
 from studio.markup import escape_markdown, md, md_error
-
-THINK = re.compile(r"<think>(.*?)(</think>|$)", re.S)
+from studio.tabs import arena
 
 
 def build(ctx: Context) -> None:
-    """Backend, dtype, load/unload, the conversation, system prompt, tools and sampling settings."""
+    """Backend and dtype; the single chat (load/unload, the conversation) and the arena as two sub-tabs; system
+    prompt, tools and sampling settings beside them, shared by both."""
     import gradio as gr
 
     from studio.components import config_widget
@@ -26,28 +26,14 @@ def build(ctx: Context) -> None:
     with gr.Row():
         config_widget(ctx, "infer_backend", choices=["huggingface", "vllm"])
         config_widget(ctx, "infer_dtype")
-        for name in ("chat_load_button", "chat_unload_button"):
-            ctx.add(name, gr.Button(t(f"chat.{name}.label", lang), elem_id=name,
-                                    variant="primary" if name == "chat_load_button" else "secondary"),
-                    key=f"chat.{name}", kind="button")
-    ctx.add("chat_status", gr.Markdown(t("chat.msg.not_loaded", lang), elem_id="chat_status"))
     with gr.Row():
-        with gr.Column(scale=3):
-            ctx.add("chatbot", gr.Chatbot(label=t("chat.chatbot.label", lang), elem_id="chatbot", height=420),
-                    key="chat.chatbot", kind="plot")
-            # One line that grows: Gradio sends a one-line box on Enter and adds a line on Shift+Enter (a box of
-            # two or more lines does the opposite, which surprises everyone used to chat apps). Long pasted text
-            # stays text (Gradio would turn it into an attached .txt file past max_plain_text_length).
-            ctx.add("chat_input", gr.MultimodalTextbox(
-                label=t("chat.chat_input.label", lang), elem_id="chat_input", info=attach_info(lang),
-                placeholder=t("chat.chat_input.placeholder", lang), interactive=True, lines=1, max_lines=8,
-                sources=["upload"], file_count="multiple", submit_btn=False, max_plain_text_length=1_000_000,
-                file_types=list(CHAT_FILE_TYPES)),
-                key="chat.chat_input", extra=lambda lang: {"info": attach_info(lang)})
-            with gr.Row():
-                for name, variant in (("chat_send_button", "primary"), ("chat_clear_button", "secondary")):
-                    ctx.add(name, gr.Button(t(f"chat.{name}.label", lang), elem_id=name, variant=variant),
-                            key=f"chat.{name}", kind="button")
+        with gr.Column(scale=3), gr.Tabs(elem_id="chat_modes"):
+            with gr.Tab(t("chat.chat_single_tab.label", lang), elem_id="chat_single_tab") as single:
+                ctx.add("chat_single_tab", single, key="chat.chat_single_tab", kind="tab")
+                _build_single(ctx)
+            with gr.Tab(t("chat.chat_arena_tab.label", lang), elem_id="chat_arena_tab") as arena_tab:
+                ctx.add("chat_arena_tab", arena_tab, key="chat.chat_arena_tab", kind="tab")
+                arena.build(ctx)
         with gr.Column(scale=2):
             ctx.add("system_prompt", gr.Textbox(label=t("chat.system_prompt.label", lang), lines=2,
                                                 elem_id="system_prompt", interactive=True), key="chat.system_prompt")
@@ -67,29 +53,37 @@ def build(ctx: Context) -> None:
     ctx.add("chat_history", gr.State([]))
 
 
+def _build_single(ctx: Context) -> None:
+    """The single chat: load/unload the top bar's model, the conversation, the message box, send and clear."""
+    import gradio as gr
+
+    lang = ctx.lang
+    with gr.Row():
+        for name in ("chat_load_button", "chat_unload_button"):
+            ctx.add(name, gr.Button(t(f"chat.{name}.label", lang), elem_id=name,
+                                    variant="primary" if name == "chat_load_button" else "secondary"),
+                    key=f"chat.{name}", kind="button")
+    ctx.add("chat_status", gr.Markdown(t("chat.msg.not_loaded", lang), elem_id="chat_status"))
+    ctx.add("chatbot", gr.Chatbot(label=t("chat.chatbot.label", lang), elem_id="chatbot", height=420),
+            key="chat.chatbot", kind="plot")
+    # One line that grows: Gradio sends a one-line box on Enter and adds a line on Shift+Enter (a box of
+    # two or more lines does the opposite, which surprises everyone used to chat apps). Long pasted text
+    # stays text (Gradio would turn it into an attached .txt file past max_plain_text_length).
+    ctx.add("chat_input", gr.MultimodalTextbox(
+        label=t("chat.chat_input.label", lang), elem_id="chat_input", info=attach_info(lang),
+        placeholder=t("chat.chat_input.placeholder", lang), interactive=True, lines=1, max_lines=8,
+        sources=["upload"], file_count="multiple", submit_btn=False, max_plain_text_length=1_000_000,
+        file_types=list(CHAT_FILE_TYPES)),
+        key="chat.chat_input", extra=lambda lang: {"info": attach_info(lang)})
+    with gr.Row():
+        for name, variant in (("chat_send_button", "primary"), ("chat_clear_button", "secondary")):
+            ctx.add(name, gr.Button(t(f"chat.{name}.label", lang), elem_id=name, variant=variant),
+                    key=f"chat.{name}", kind="button")
+
+
 def attach_info(lang: str) -> str:
     """The hint under the message box: which files can be attached, how many and how large."""
     return t("chat.msg.attach_info", lang, count=MAX_CHAT_FILES, size=f"{attachment_limit_mb():g}")
-
-
-def render_reply(text: str, escape: bool, show_thinking: bool, lang: str) -> str:
-    """A reply for display: HTML shown as text (when asked), thinking folded into a collapsed block or hidden."""
-    def fold(match: re.Match) -> str:
-        if not show_thinking:
-            return ""
-        inner = html.escape(match.group(1).strip()) if escape else match.group(1).strip()
-        return f"<details><summary>{t('chat.msg.thinking', lang)}</summary>\n\n{inner}\n\n</details>\n\n"
-
-    parts = THINK.split(text)
-    if len(parts) == 1:
-        return html.escape(text) if escape else text
-    out, pos = "", 0
-    for match in THINK.finditer(text):
-        before = text[pos:match.start()]
-        out += (html.escape(before) if escape else before) + fold(match)
-        pos = match.end()
-    rest = text[pos:]
-    return out + (html.escape(rest) if escape else rest)
 
 
 def parse_tools(text: str) -> list | None:
@@ -113,10 +107,7 @@ def load_chat_model(lang: str, model_name: str, model_path: str, method: str, ch
     from studio.widgets import checkpoint_to_config
 
     yield t("chat.msg.loading", lang)
-    config: dict[str, Any] = {"model_name_or_path": (model_path or "").strip(), "finetuning_type": method,
-                              "template": None if template in (None, "", "none") else template,
-                              "infer_backend": backend, "infer_dtype": dtype,
-                              "quantization_bit": None if quantization_bit in (None, "", "none") else int(quantization_bit)}
+    config = base_config(model_path, method, template, quantization_bit, backend, dtype)
     try:
         config.update(checkpoint_to_config(checkpoint or [], run_model_key(model_name, model_path), method))
         state = start_server(config)
@@ -205,3 +196,5 @@ def wire(ctx: Context, demo: Any) -> None:
 
     demo.load(current, lang, ctx["chat_status"], **private)
     lang.change(current, lang, ctx["chat_status"], **private)
+    ctx["chat_single_tab"].select(current, lang, ctx["chat_status"], **private)
+    arena.wire(ctx, demo)

@@ -44,7 +44,8 @@ def test_every_visible_component_is_labelled(app):
                                                                              "export_status", "start_message",
                                                                              "eval_message", "export_message",
                                                                              "model_note", "judge_message",
-                                                                             "judge_status", "judge_summary"):
+                                                                             "judge_status", "judge_summary",
+                                                                             "arena_status", "arena_sides"):
             continue  # texts produced by handlers, already localized
         assert name in ctx.labels, f"component {name!r} has no locale key"
 
