@@ -3,8 +3,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EXTRAS="dev,galore,badam,gguf,metrics,eval,ray${EXTRAS:+,$EXTRAS}" bash scripts/setup.sh
-# Browser tests drive Debian's Chromium (Playwright cannot download browsers here); fonts so CJK and emoji render.
-BROWSER_PACKAGES=(chromium fonts-wqy-zenhei fonts-noto-color-emoji)
+# Browser tests drive Debian's Chromium (Playwright cannot download browsers here); fonts so CJK, Devanagari and
+# emoji render.
+BROWSER_PACKAGES=(chromium fonts-wqy-zenhei fonts-noto-color-emoji fonts-lohit-deva)
 if ! dpkg -s "${BROWSER_PACKAGES[@]}" >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -qq

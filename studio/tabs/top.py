@@ -192,7 +192,7 @@ def model_note(model: str, changes: dict[str, tuple[Any, Any]], lang: str) -> st
     if not changes:
         note = md("top.model_note.unchanged", lang, model=model)
     else:
-        listed = ", ".join(f"{t(f'field.{name}.label', lang)} {_shown(old)} → {_shown(new)}"
+        listed = ", ".join(f"{t(f'field.{name}.label', lang)} {_shown(old, lang)} → {_shown(new, lang)}"
                            for name, (old, new) in changes.items())
         note = "ℹ️ " + md("top.model_note.applied", lang, model=model, changes=listed)
     info = MODELS.get(model)
@@ -201,7 +201,9 @@ def model_note(model: str, changes: dict[str, tuple[Any, Any]], lang: str) -> st
     return note
 
 
-def _shown(value: Any) -> str:
+def _shown(value: Any, lang: str) -> str:
+    if isinstance(value, bool):  # a switch: on or off, in the page's language
+        return t("top.model_note.on" if value else "top.model_note.off", lang)
     if isinstance(value, list):
         return ", ".join(map(str, value)) or "—"
     if isinstance(value, float) and value.is_integer():

@@ -22,7 +22,8 @@ from tests.studio.test_browser import open_studio, pick_language
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 LANG_NAMES = {"en": "English", "zh": "简体中文", "zh-TW": "繁體中文", "ja": "日本語", "ko": "한국어", "ru": "Русский",
-              "de": "Deutsch", "fr": "Français", "es": "Español", "pt-BR": "Português (Brasil)"}
+              "de": "Deutsch", "fr": "Français", "es": "Español", "pt-BR": "Português (Brasil)", "it": "Italiano",
+              "tr": "Türkçe", "vi": "Tiếng Việt", "id": "Bahasa Indonesia", "ar": "العربية", "hi": "हिन्दी"}
 TABS = ("train", "evaluate", "chat", "export")
 # Names, units and products that stay as they are in every language (model, dataset and file names contain a
 # digit, '_', '.', '-' or '/' and are never flagged).
