@@ -53,7 +53,7 @@ BOS = "<s>"
 TEXT_PLUGINS = {"BasePlugin", "Gemma3Plugin", "Gemma3nPlugin", "Gemma4Plugin", "Llama4Plugin", "PixtralPlugin",
                 "Qwen3VLPlugin", "Qwen2VLPlugin", "LlavaPlugin", "LlavaNextPlugin"}
 # Multimodal templates of those plugins that are not built yet.
-MULTIMODAL = {"pixtral", "mllama", "glm4v", "glm4_5v", "glm_ocr", "keye_vl", "mimo_vl", "qwen2_omni", "qwen3_omni",
+MULTIMODAL = {"mllama", "glm4v", "glm4_5v", "glm_ocr", "keye_vl", "mimo_vl", "qwen2_omni", "qwen3_omni",
               "qwen3_omni_nothink", "dots_ocr", "youtu_vl"}
 # Control tokens (<|im_start|>, <｜User｜>, <start_of_turn>, [INST], [|user|], <|turn>, ]~b], ...).
 CONTROL = re.compile(

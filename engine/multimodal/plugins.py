@@ -21,6 +21,7 @@ from typing import Any
 from engine.errors import DataError
 from engine.multimodal.gemma import Gemma3Plugin
 from engine.multimodal.llava import LlavaNextPlugin, LlavaPlugin
+from engine.multimodal.pixtral import PixtralPlugin
 from engine.multimodal.processor_plugin import ProcessorPlugin
 
 KINDS = ("images", "videos", "audios")
@@ -179,7 +180,7 @@ class Qwen3VLPlugin(Qwen2VLPlugin):
 PLUGINS = {"qwen2_vl": Qwen2VLPlugin}
 # The image families read through their full transformers processor (engine.multimodal.processor_plugin).
 PLUGINS.update({"qwen3_vl": Qwen3VLPlugin, "llava": LlavaPlugin, "llava_next": LlavaNextPlugin,
-                "gemma3": Gemma3Plugin})
+                "gemma3": Gemma3Plugin, "pixtral": PixtralPlugin})
 
 
 def token_inputs(plugin: Any, batch: dict[str, Any]) -> dict[str, Any]:
@@ -212,7 +213,7 @@ def get_plugin(template: Any, tokenizer: Any,
     plugin = PLUGINS[template.mm_plugin]
     settings = MediaSettings.from_model_args(model_args)
     if issubclass(plugin, ProcessorPlugin):
-        processor = load_full_processor(model_args, tokenizer)
+        processor = load_full_processor(model_args, tokenizer, plugin)
         return None if processor is None else plugin(processor, tokenizer, settings)
     return plugin(load_media_processor(model_args), tokenizer, settings)
 
@@ -221,29 +222,28 @@ def save_media_processor(template: Any, tokenizer: Any, model_args: Any, folder:
     """Write the model's media processor beside an exported model: the image processor (or feature extractor), and
     for the families read through their full processor its own settings too (`processor_config.json`: patch size,
     tokens per image, ...), which the image processor alone does not carry. Nothing for a text-only checkpoint."""
-    from pathlib import Path
-
     plugin = PLUGINS[template.mm_plugin]
     if issubclass(plugin, ProcessorPlugin):
-        processor = load_full_processor(model_args, tokenizer)
+        processor = load_full_processor(model_args, tokenizer, plugin)
         if processor is not None:
-            processor.image_processor.save_pretrained(folder)
-            processor.to_json_file(Path(folder) / "processor_config.json")
+            plugin.save_processor(processor, folder)
         return
     load_media_processor(model_args).save_pretrained(folder)
 
 
-def load_full_processor(model_args: Any, tokenizer: Any) -> Any:
-    """The model's AutoProcessor around the run's tokenizer, or None for a checkpoint that reads text only (a
-    media template also serves its family's text models, e.g. MedGemma's text-only Gemma 3)."""
-    from transformers import AutoConfig, AutoProcessor
+def load_full_processor(model_args: Any, tokenizer: Any, plugin: type[ProcessorPlugin]) -> Any:
+    """The model's processor (`plugin.load_processor`) around the run's tokenizer, or None for a checkpoint that reads
+    text only (a media template also serves its family's text models, e.g. MedGemma's text-only Gemma 3)."""
+    from transformers import AutoConfig
 
     from engine.model.load_errors import translated_errors
     from engine.model.loader import _hub_kwargs, resolve_model_folder
     from engine.multimodal.parts import is_media_config
 
     path = resolve_model_folder(model_args)
+    hub = _hub_kwargs(model_args)
     with translated_errors(model_args.model_name_or_path, model_args, path):
-        if not is_media_config(AutoConfig.from_pretrained(path, **_hub_kwargs(model_args))):
+        config = AutoConfig.from_pretrained(path, **hub)
+        if not is_media_config(config):
             return None
-        return AutoProcessor.from_pretrained(path, tokenizer=tokenizer, **_hub_kwargs(model_args))
+        return plugin.load_processor(path, tokenizer, config, hub)

@@ -35,6 +35,22 @@ class ProcessorPlugin:
             raise DataError("media_tokens_missing", template=self.name, tokens=", ".join(missing))
         self.image_token_id = vocab[self.image_token]
 
+    @classmethod
+    def load_processor(cls, path: str, tokenizer: Any, config: Any, hub: dict[str, Any]) -> Any:
+        """The model's processor (transformers' AutoProcessor) around the run's tokenizer."""
+        from transformers import AutoProcessor
+
+        return AutoProcessor.from_pretrained(path, tokenizer=tokenizer, **hub)
+
+    @classmethod
+    def save_processor(cls, processor: Any, folder: Any) -> None:
+        """Write the image processor and the processor's own settings (`processor_config.json`: patch size, tokens
+        per image, ...) beside an exported model."""
+        from pathlib import Path
+
+        processor.image_processor.save_pretrained(folder)
+        processor.to_json_file(Path(folder) / "processor_config.json")
+
     @property
     def image_token(self) -> str:
         """The token the model fills with image features (one per feature)."""

@@ -108,10 +108,29 @@ def _qwen3_vl(demo: Path, out: Path) -> str:
     return "qwen3_vl_nothink"
 
 
-BUILDERS = {"llava": _llava, "llava_next": _llava_next, "gemma3": _gemma3, "qwen3_vl": _qwen3_vl}
+def _pixtral(demo: Path, out: Path) -> str:
+    """Pixtral-12B's layout: LLaVA classes around a Pixtral encoder (2D rotary patches at the image's own shape)."""
+    from transformers import LlavaConfig, LlavaForConditionalGeneration
+    from transformers.models.pixtral.image_processing_pil_pixtral import PixtralImageProcessorPil
+
+    tokenizer = _tokenizer(demo, ["[IMG]", "[IMG_BREAK]", "[IMG_END]"])
+    config = LlavaConfig(vision_config={"model_type": "pixtral", "hidden_size": 32, "intermediate_size": 64,
+                                        "num_hidden_layers": 2, "num_attention_heads": 2, "image_size": 64,
+                                        "patch_size": 16, "head_dim": 16},
+                         text_config={"model_type": "mistral", "vocab_size": len(tokenizer), **_TEXT},
+                         image_token_id=tokenizer.convert_tokens_to_ids("[IMG]"), vision_feature_layer=-1,
+                         vision_feature_select_strategy="full", projector_hidden_act="gelu")
+    LlavaForConditionalGeneration(config).save_pretrained(out)
+    images = PixtralImageProcessorPil(size={"longest_edge": 64}, patch_size={"height": 16, "width": 16})
+    tokenizer.save_pretrained(out)
+    images.save_pretrained(out)  # (transformers' PixtralProcessor itself needs torchvision)
+    return "pixtral"
+
+
+BUILDERS = {"llava": _llava, "llava_next": _llava_next, "gemma3": _gemma3, "qwen3_vl": _qwen3_vl, "pixtral": _pixtral}
 # template → (image tokens → the extra inputs worked out from the tokens, as counts of their nonzero entries)
 TOKEN_INPUTS = {
-    "llava": lambda n: {}, "llava_next": lambda n: {},
+    "llava": lambda n: {}, "llava_next": lambda n: {}, "pixtral": lambda n: {},
     "gemma3": lambda n: {"token_type_ids": n},  # Gemma 3's image tokens attend to each other both ways
     "qwen3_vl_nothink": lambda n: {"mm_token_type_ids": n},
 }
@@ -160,8 +179,13 @@ def test_expansion_matches_the_models_processor(family: tuple[Path, str]):
     assert expected > 0 and ids.count(token_id) == expected
     extra = token_inputs(plugin, {"input_ids": torch.tensor([ids])})
     assert {key: int(value.bool().sum()) for key, value in extra.items()} == TOKEN_INPUTS[template](expected)
-    if template.startswith("qwen3_vl"):  # its processor needs torchvision (for video); the image side is Qwen2-VL's
-        return
+    if template == "pixtral":  # transformers' PixtralProcessor needs torchvision: the image processor's own sizes
+        sizes = plugin.image_processor(images=loaded["images"], patch_size={"height": 16, "width": 16},
+                                       return_tensors="np")["image_sizes"]
+        assert counts["images"] == [(int(h) // 16, int(w) // 16) for h, w in sizes]
+        assert text.startswith("[IMG]" * counts["images"][0][1] + "[IMG_BREAK]") and "[IMG_END]What" in text
+    if template in ("pixtral", "qwen3_vl_nothink"):  # Qwen3-VL's image side is Qwen2-VL's (its processor wants
+        return  # torchvision for video)
     processor = AutoProcessor.from_pretrained(folder)
     marker = processor.boi_token if template == "gemma3" else processor.image_token  # what its processor expands
     own = processor(text=[marker + "What is it?"], images=[loaded["images"]], return_tensors="np")

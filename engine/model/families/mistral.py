@@ -33,6 +33,10 @@ for name, notes in (("Mistral-Small-3.2-24B-Instruct-2506", MULTIMODAL_NOTE),
     register_model(name, hf=f"mistralai/{name}", ms=f"mistralai/{name}", template="mistral_small", family="mistral",
                    notes=notes, params="24B")
 
+register_model("Pixtral-12B", hf="mistral-community/pixtral-12b", ms="AI-ModelScope/pixtral-12b", template="pixtral",
+               family="mistral", params="12B",
+               notes="Reads images at their own shape; the vision encoder stays fixed unless freeze_vision_tower is off.")
+
 register_model("Ministral-8B-Instruct-2410", hf="mistralai/Ministral-8B-Instruct-2410",
                ms="mistralai/Ministral-8B-Instruct-2410", template="ministral", family="mistral", params="8B",
                notes="Mistral Research Licence: non-commercial use only. Gated: accept it on the Hugging Face page.")

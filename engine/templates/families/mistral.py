@@ -3,7 +3,7 @@
 Tools are listed in [AVAILABLE_TOOLS] inside the system text; calls follow [TOOL_CALLS], results [TOOL_RESULTS].
 """
 
-from engine.templates.template import register_template
+from engine.templates.template import register_media_variant, register_template
 
 _TEKKEN = {
     "prefix": "{bos}",
@@ -51,3 +51,6 @@ register_template(
     system="[SYSTEM_PROMPT]{content}[/SYSTEM_PROMPT]",
     **_TEKKEN,
 )
+
+register_media_variant("pixtral", "ministral3", mm_plugin="pixtral",
+                       description="Pixtral 12B (Tekken layout, as ministral3) with images")
