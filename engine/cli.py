@@ -28,9 +28,9 @@ commands:
                                       --predict generate for the eval rows and score BLEU/ROUGE
   judge CONFIG.yaml [key=value ...]   score predictions with a judge model at an OpenAI-compatible endpoint
                                       (judge_predictions, judge_base_url, judge_model, judge_rubric, ...)
-  demo-model [DIR] [--force] [--vision]
-                                      build the offline demo model (--vision: the image/video one) and print
-                                      its folder
+  demo-model [DIR] [--force] [--vision | --audio]
+                                      build the offline demo model (--vision: the image/video one, --audio:
+                                      the one that hears) and print its folder
   expand-model --model_name_or_path M --output_dir D --num_expand N
                                       add N identity blocks to a model for LLaMA Pro (use_llama_pro) training
   launch [--host] [--port] [--auth]    open the web studio (see `studio launch --help`)
@@ -109,9 +109,12 @@ def command_train(args: argparse.Namespace) -> int:
 
 
 def command_demo_model(args: argparse.Namespace) -> int:
-    """Build (or find) the offline demo model (the vision one with --vision) and print its folder."""
+    """Build (or find) the offline demo model (the vision one with --vision, the audio one with --audio) and print
+    its folder."""
     if args.vision:
         from engine.multimodal.demo_vision import main as demo_main
+    elif args.audio:
+        from engine.multimodal.demo_audio import main as demo_main
     else:
         from engine.model.demo import main as demo_main
 
@@ -209,8 +212,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo-model", help="build the offline demo model")
     demo.add_argument("dir", nargs="?", help="target folder (default: saves/models/demo)")
     demo.add_argument("--force", action="store_true", help="rebuild even when an identical build exists")
-    demo.add_argument("--vision", action="store_true",
+    kind = demo.add_mutually_exclusive_group()
+    kind.add_argument("--vision", action="store_true",
                       help="build the vision demo (demo-vision: a tiny Qwen2-VL, default saves/models/demo-vision)")
+    kind.add_argument("--audio", action="store_true",
+                      help="build the audio demo (demo-audio: a tiny Qwen2-Audio, default saves/models/demo-audio)")
     demo.add_argument("--debug", action="store_true", help="show tracebacks")
     expand = sub.add_parser("expand-model", help="add identity blocks for LLaMA Pro training",
                             description="Insert N decoder blocks that leave the output unchanged (copies of the "

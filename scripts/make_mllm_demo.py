@@ -3,8 +3,9 @@
 Everything is made here from code (no downloaded media), deterministically: running it again rewrites the same
 bytes, which the tests check. Writes `data/mllm_demo_data/` (media), `data/mllm_demo.json` (images),
 `data/mllm_video_demo.json`, `data/mllm_audio_demo.json`, `data/mllm_video_audio_demo.json`, the colour-squares
-learning check `data/mllm_colors.json` / `data/mllm_colors_eval.json`, and their entries in
-`data/dataset_info.json` (under LLaMA-Factory's names and column mappings).
+learning check `data/mllm_colors.json` / `data/mllm_colors_eval.json`, the tones learning check
+`data/mllm_tones.json` / `data/mllm_tones_eval.json`, and their entries in `data/dataset_info.json` (under
+LLaMA-Factory's names and column mappings).
 
     python scripts/make_mllm_demo.py [DATA_DIR]
 """
@@ -12,21 +13,17 @@ learning check `data/mllm_colors.json` / `data/mllm_colors_eval.json`, and their
 from __future__ import annotations
 
 import json
-import math
 import sys
-import wave
 from pathlib import Path
 
-import numpy as np
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine.data.media import PLACEHOLDERS  # noqa: E402
-from engine.data.synthetic import color_squares  # noqa: E402
+from engine.data.synthetic import color_squares, tones, write_tone  # noqa: E402
 
 MEDIA = "mllm_demo_data"
-RATE = 16000
 WHITE = (255, 255, 255)
 TAGS = {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant"}
 DATASETS = {  # registry name -> (file, media columns)
@@ -36,6 +33,8 @@ DATASETS = {  # registry name -> (file, media columns)
     "mllm_video_audio_demo": ("mllm_video_audio_demo.json", ("videos", "audios")),
     "mllm_colors": ("mllm_colors.json", ("images",)),
     "mllm_colors_eval": ("mllm_colors_eval.json", ("images",)),
+    "mllm_tones": ("mllm_tones.json", ("audios",)),
+    "mllm_tones_eval": ("mllm_tones_eval.json", ("audios",)),
 }
 
 
@@ -69,25 +68,8 @@ def draw_videos(folder: Path) -> None:
         frames[0].save(folder / name, format="GIF", save_all=True, append_images=frames[1:], duration=500, loop=0)
 
 
-def write_tone(path: Path, pieces: list[tuple[float, float, float]]) -> None:
-    """A 16 kHz mono 16-bit WAV of (start Hz, end Hz, seconds) pieces; 0 Hz is silence. Edges fade in and out."""
-    chunks = []
-    for start, end, seconds in pieces:
-        t = np.arange(round(seconds * RATE)) / RATE
-        freq = start + (end - start) * t / seconds
-        phase = 2 * math.pi * np.cumsum(freq) / RATE
-        fade = np.minimum(1, np.minimum(t, seconds - t) / 0.01)
-        chunks.append(0.4 * np.sin(phase) * fade if start else np.zeros_like(t))
-    samples = (np.concatenate(chunks) * 32767).round().astype("<i2")
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(RATE)
-        w.writeframes(samples.tobytes())
-
-
 def make_audio(folder: Path) -> None:
-    """A steady A (440 Hz, 1 s), two short high beeps, and a rising sweep."""
+    """A steady A (440 Hz, 1 s), two short high beeps, and a rising sweep (16 kHz WAVs)."""
     write_tone(folder / "1.wav", [(440, 440, 1.0)])
     write_tone(folder / "2.wav", [(880, 880, 0.15), (0, 0, 0.15), (880, 880, 0.15)])
     write_tone(folder / "3.wav", [(300, 900, 0.6)])
@@ -176,6 +158,8 @@ def main(data_dir: Path) -> None:
     for name, n, seed in (("mllm_colors", 40, 0), ("mllm_colors_eval", 20, 1)):
         squares = color_squares(media / "colors", n, seed=seed, relative_to=data_dir)
         write_json(data_dir / DATASETS[name][0], squares)
+    for name, n, seed in (("mllm_tones", 30, 0), ("mllm_tones_eval", 15, 1)):
+        write_json(data_dir / DATASETS[name][0], tones(media / "tones", n, seed=seed, relative_to=data_dir))
     register(data_dir)
     print(f"wrote the multimodal demo datasets into {data_dir}")
 

@@ -51,6 +51,14 @@ def vision_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_vision_demo(tmp_path_factory.mktemp("models") / "demo-vision")
 
 
+@pytest.fixture(scope="session")
+def audio_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The offline audio demo model (a tiny Qwen2-Audio), built once per test session."""
+    from engine.multimodal.demo_audio import build_audio_demo
+
+    return build_audio_demo(tmp_path_factory.mktemp("models") / "demo-audio")
+
+
 @pytest.fixture()
 def studio_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty STUDIO_HOME (with saves/) as the working directory."""

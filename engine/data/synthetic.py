@@ -1,17 +1,22 @@
-"""Generated image datasets whose answers can only come from the pixels: a check that a vision model learns to see.
+"""Generated media datasets whose answers can only come from the media: checks that a model learns to see or hear.
 
 `color_squares` draws one solid square of a clearly distinct colour on a white background, at a random place and
-size, and asks "What colour is the square?". The question is the same in every row and the colours are balanced,
-so a model that ignores the image cannot do better than one in four; one that reads the image can reach every
-answer. Files are deterministic for a seed (PNG written without timestamps), so the shipped set regenerates
-byte for byte.
+size, and asks "What colour is the square?". `tones` plays one steady tone of a low, middle or high pitch (more
+than an octave apart, each a little detuned), at a random loudness, length and start, and asks "Is the tone low,
+middle or high?". In both the question is the same in every row and the answers are balanced, so a model that
+ignores the media cannot do better than chance (one in four, one in three); one that reads it can reach every
+answer. Files are deterministic for a seed (PNG written without timestamps, WAV has none), so the shipped sets
+regenerate byte for byte.
 """
 
 from __future__ import annotations
 
+import math
 import random
+import wave
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageDraw
 
 from engine.data.media import PLACEHOLDERS
@@ -19,6 +24,8 @@ from engine.data.media import PLACEHOLDERS
 COLORS = {"red": (220, 30, 30), "green": (30, 160, 50), "blue": (30, 70, 220), "yellow": (240, 200, 20)}
 BACKGROUND = (255, 255, 255)
 QUESTION = "What colour is the square?"
+PITCHES = {"low": 150.0, "middle": 400.0, "high": 950.0}  # Hz; far apart on the mel scale a model hears with
+TONE_QUESTION = "Is the tone low, middle or high?"
 
 
 def color_squares(folder: str | Path, n: int, *, seed: int, size: int = 56,
@@ -47,5 +54,61 @@ def color_squares(folder: str | Path, n: int, *, seed: int, size: int = 56,
             "messages": [{"role": "user", "content": PLACEHOLDERS["images"] + QUESTION},
                          {"role": "assistant", "content": name}],
             "images": [shown],
+        })
+    return rows
+
+
+def write_tone(path: str | Path, pieces: list[tuple[float, float, float]], *, rate: int = 16000,
+               volume: float = 0.4, sample_width: int = 2) -> None:
+    """A mono WAV of (start Hz, end Hz, seconds) pieces, each a sweep from start to end (0 Hz: silence), at `rate`
+    samples per second, 16-bit (or 8-bit with `sample_width=1`); each tone fades in and out over 10 ms so its edges
+    do not click."""
+    chunks = []
+    for start, end, seconds in pieces:
+        t = np.arange(round(seconds * rate)) / rate
+        freq = start + (end - start) * t / seconds
+        phase = 2 * math.pi * np.cumsum(freq) / rate
+        fade = np.minimum(1, np.minimum(t, seconds - t) / 0.01)
+        chunks.append(volume * np.sin(phase) * fade if start else np.zeros_like(t))
+    wave_form = np.concatenate(chunks)
+    if sample_width == 1:  # 8-bit WAV is unsigned, centred on 128
+        samples = (wave_form * 127 + 128).round().astype(np.uint8)
+    else:
+        samples = (wave_form * 32767).round().astype("<i2")
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(sample_width)
+        w.setframerate(rate)
+        w.writeframes(samples.tobytes())
+
+
+def tones(folder: str | Path, n: int, *, seed: int, rate: int = 4000,
+          relative_to: str | Path | None = None) -> list[dict]:
+    """Write `n` WAV clips into `folder` and return sharegpt rows (`messages` with role/content, `audios`).
+
+    Each clip: up to 0.08 s of silence, then 0.15-0.35 s of one pitch from PITCHES detuned by up to 5%, at a random
+    volume. 8-bit samples at 4 kHz keep the shipped files around a kilobyte each (the highest pitch stays below a
+    quarter of the rate); loading resamples them. Paths in the rows are relative to `relative_to` (the dataset
+    folder) when given, else absolute.
+    """
+    if n < 1 or rate < 2 * 2 * max(PITCHES.values()):
+        raise ValueError("tones needs n >= 1 and a rate of at least four times the highest pitch")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    names = [list(PITCHES)[i % len(PITCHES)] for i in range(n)]
+    rng.shuffle(names)  # balanced, in an order the row index does not give away
+    rows = []
+    for index, name in enumerate(names):
+        pitch = PITCHES[name] * rng.uniform(0.95, 1.05)
+        pieces = [(0.0, 0.0, round(rng.uniform(0.0, 0.08), 3)), (pitch, pitch, round(rng.uniform(0.15, 0.35), 3))]
+        path = folder / f"tone_{seed}_{index:03d}.wav"
+        write_tone(path, [piece for piece in pieces if piece[2] > 0], rate=rate, volume=rng.uniform(0.2, 0.6),
+                   sample_width=1)
+        shown = path.relative_to(relative_to).as_posix() if relative_to is not None else str(path.absolute())
+        rows.append({
+            "messages": [{"role": "user", "content": PLACEHOLDERS["audios"] + TONE_QUESTION},
+                         {"role": "assistant", "content": name}],
+            "audios": [shown],
         })
     return rows

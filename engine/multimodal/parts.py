@@ -35,10 +35,11 @@ def is_media_config(config: Any) -> bool:
 
 
 def media_model_class(config: Any) -> Any:
-    """The Auto class that loads this media model with its language-model head."""
-    from transformers import AutoModelForImageTextToText
+    """The Auto class that loads this media model with its language-model head: transformers' multimodal LM class,
+    which maps every image-text-to-text model to the same class and also the models that hear (Qwen2-Audio)."""
+    from transformers import AutoModelForMultimodalLM
 
-    return AutoModelForImageTextToText
+    return AutoModelForMultimodalLM
 
 
 def _within(name: str, paths: tuple[str, ...]) -> bool:

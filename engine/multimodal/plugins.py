@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.errors import DataError
+from engine.multimodal.audio import Qwen2AudioPlugin
 from engine.multimodal.gemma import Gemma3Plugin
 from engine.multimodal.llava import LlavaNextPlugin, LlavaPlugin
 from engine.multimodal.pixtral import PixtralPlugin
@@ -177,7 +178,7 @@ class Qwen3VLPlugin(Qwen2VLPlugin):
     kinds = ("images",)
 
 
-PLUGINS = {"qwen2_vl": Qwen2VLPlugin}
+PLUGINS = {"qwen2_vl": Qwen2VLPlugin, "qwen2_audio": Qwen2AudioPlugin}
 # The image families read through their full transformers processor (engine.multimodal.processor_plugin).
 PLUGINS.update({"qwen3_vl": Qwen3VLPlugin, "llava": LlavaPlugin, "llava_next": LlavaNextPlugin,
                 "gemma3": Gemma3Plugin, "pixtral": PixtralPlugin})
@@ -194,19 +195,23 @@ def token_inputs(plugin: Any, batch: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_media_processor(model_args: Any) -> Any:
-    """The model's image processor (transformers' Auto class; the PIL backend when torchvision is missing)."""
-    from transformers import AutoImageProcessor
+    """The model's media processor (transformers' Auto classes): its image processor (the PIL backend when
+    torchvision is missing), or the audio feature extractor of a model that only hears."""
+    from transformers import AutoConfig, AutoFeatureExtractor, AutoImageProcessor
 
     from engine.model.load_errors import translated_errors
     from engine.model.loader import _hub_kwargs, resolve_model_folder
 
     path = resolve_model_folder(model_args)
     with translated_errors(model_args.model_name_or_path, model_args, path):
-        return AutoImageProcessor.from_pretrained(path, **_hub_kwargs(model_args))
+        config = AutoConfig.from_pretrained(path, **_hub_kwargs(model_args))
+        hears_only = getattr(config, "audio_config", None) is not None and getattr(config, "vision_config", None) is None
+        auto = AutoFeatureExtractor if hears_only else AutoImageProcessor
+        return auto.from_pretrained(path, **_hub_kwargs(model_args))
 
 
 def get_plugin(template: Any, tokenizer: Any,
-               model_args: Any) -> Qwen2VLPlugin | ProcessorPlugin | None:
+               model_args: Any) -> Qwen2VLPlugin | Qwen2AudioPlugin | ProcessorPlugin | None:
     """The media plugin of `template` for this model, or None for a text-only template."""
     if not template.mm_plugin:
         return None

@@ -94,6 +94,7 @@ TEMPLATES: dict[str, Template] = {}
 # What each media plugin reads (torch-free, so validation and the studio can ask before anything loads).
 PLUGIN_MODALITIES: dict[str, frozenset[str]] = {
     "qwen2_vl": frozenset({"images", "videos"}),
+    "qwen2_audio": frozenset({"audios"}),
     "qwen3_vl": frozenset({"images"}),
     "llava": frozenset({"images"}),
     "llava_next": frozenset({"images"}),
@@ -144,8 +145,8 @@ def list_templates() -> list[str]:
 MULTIMODAL_TEMPLATES = frozenset({
     "dots_ocr", "ernie_vl", "glm4v", "glm4_5v", "glm_ocr", "intern_vl", "intern_s1", "keye_vl", "kimi_vl", "lfm2_vl",
     "llava_next_video", "llava_next_video_mistral", "llava_next_video_yi", "mimo_vl", "minicpm_v", "minicpm_v_4_6",
-    "minicpm_o", "mllama", "paligemma", "paligemma_chat", "qwen2_audio", "qwen2_omni", "qwen3_omni",
-    "qwen3_omni_nothink", "video_llava", "youtu_vl",
+    "minicpm_o", "mllama", "paligemma", "paligemma_chat", "qwen2_omni", "qwen3_omni", "qwen3_omni_nothink",
+    "video_llava", "youtu_vl",
 })
 
 

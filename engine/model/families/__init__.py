@@ -8,6 +8,8 @@ family together and `model_label()` names it, so typing a family into the picker
 from engine.model.families.registry import (
     CUSTOM,
     DEMO,
+    DEMO_AUDIO,
+    DEMO_AUDIO_PATH,
     DEMO_PATH,
     DEMO_VISION,
     DEMO_VISION_PATH,
@@ -50,6 +52,8 @@ from engine.model.families import community  # noqa: F401,E402
 __all__ = [
     "CUSTOM",
     "DEMO",
+    "DEMO_AUDIO",
+    "DEMO_AUDIO_PATH",
     "DEMO_PATH",
     "DEMO_VISION",
     "DEMO_VISION_PATH",

@@ -34,6 +34,15 @@ register_template(
 )
 
 register_template(
+    name="qwen2_audio",
+    description="Qwen2-Audio: ChatML with audio clips",
+    default_system="You are a helpful assistant.",
+    mm_plugin="qwen2_audio",
+    # LLaMA-Factory's qwen2_audio is plain ChatML: no tool-call format, tool results laid out as user turns.
+    **{**_QWEN, "observation": None, "tool_format": "default"},
+)
+
+register_template(
     name="qwen3",
     description="Qwen 3 with reasoning (<think> blocks, <tool_call> tools)",
     thought_words=_THINK,

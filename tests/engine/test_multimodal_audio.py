@@ -1,0 +1,240 @@
+"""Audio on the offline audio demo (a tiny Qwen2-Audio): build, tokens and features against transformers' own
+processor, freezing, training, the learning check (held-out accuracy on tones of three pitches), chat with audio
+through the backend and the OpenAI API, and export."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from engine.config import config_from_dict
+from engine.errors import StudioError
+from tests.engine.test_api_media import served
+
+DATA = Path(__file__).resolve().parents[2] / "data"
+RATE = 16000
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _plugin(model_dir: Path):
+    from engine.model.loader import load_tokenizer
+    from engine.multimodal.plugins import get_plugin
+    from engine.templates import get_template
+
+    config = config_from_dict({"model_name_or_path": str(model_dir), "template": "qwen2_audio"})
+    tokenizer = load_tokenizer(config.model)
+    return get_plugin(get_template("qwen2_audio"), tokenizer, config.model), tokenizer
+
+
+def _train(model_dir: Path, out: Path, **extra) -> Path:
+    from engine.train.run import run_training
+
+    config = config_from_dict({
+        "model_name_or_path": str(model_dir), "template": "qwen2_audio", "stage": "sft", "finetuning_type": "lora",
+        "dataset": "mllm_tones", "dataset_dir": str(DATA), "output_dir": str(out), "cutoff_len": 256,
+        "per_device_train_batch_size": 8, "learning_rate": 2e-3, "num_train_epochs": 100, "max_steps": 30,
+        "logging_steps": 5, "report_to": "none", "seed": 42, "save_strategy": "no", **extra,
+    })
+    assert run_training(config) == 0, (out / "running_log.txt").read_text(encoding="utf-8")[-2000:]
+    return out
+
+
+@pytest.fixture(scope="module")
+def tone_run(audio_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """LoRA on the language model only (encoder and projector frozen, the defaults), trained once on mllm_tones."""
+    return _train(audio_model_dir, tmp_path_factory.mktemp("runs") / "tones")
+
+
+def _eval_rows() -> list[dict]:
+    return json.loads((DATA / "mllm_tones_eval.json").read_text(encoding="utf-8"))
+
+
+def _accuracy(backend, rows: list[dict]) -> float:
+    right = 0
+    for row in rows:
+        audios = [str(DATA / path) for path in row["audios"]]
+        reply = backend.generate([row["messages"][0]], media={"audios": audios}, max_new_tokens=4, temperature=0)
+        right += reply.text.strip() == row["messages"][1]["content"]
+    return right / len(rows)
+
+
+def _backend(**values):
+    from engine.inference.engine import load_backend
+
+    return load_backend(config_from_dict({"template": "qwen2_audio", **values}))
+
+
+def _tone(seconds: float, hz: float = 440.0) -> np.ndarray:
+    return (0.3 * np.sin(2 * np.pi * hz * np.arange(round(seconds * RATE)) / RATE)).astype(np.float32)
+
+
+# ---------------------------------------------------------------- the model and its tokens
+
+
+def test_audio_demo_is_a_deterministic_qwen2_audio(audio_model_dir: Path, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]):
+    from transformers import AutoConfig
+
+    from engine.cli import main
+    from engine.multimodal.parts import media_model_class
+
+    assert main(["demo-model", "--audio", str(tmp_path / "again")]) == 0
+    again = Path(capsys.readouterr().out.strip().splitlines()[-1])
+    for name in ("model.safetensors", "tokenizer.json", "preprocessor_config.json"):
+        assert _sha(again / name) == _sha(audio_model_dir / name), name
+    config = AutoConfig.from_pretrained(audio_model_dir)
+    assert config.model_type == "qwen2_audio" and media_model_class(config).from_config(config).__class__.__name__ \
+        == "Qwen2AudioForConditionalGeneration"
+    extractor = json.loads((audio_model_dir / "preprocessor_config.json").read_text(encoding="utf-8"))
+    assert extractor["feature_extractor_type"] == "WhisperFeatureExtractor" and extractor["nb_max_frames"] == 100
+    assert json.loads((audio_model_dir / "studio_model.json").read_text(encoding="utf-8"))["template"] == "qwen2_audio"
+
+
+def test_placeholders_expand_as_transformers_processor_does(audio_model_dir: Path):
+    """Half a second is 50 mel frames, 25 after the stride-2 convolution, 12 after pooling; a clip longer than the
+    one-second window is cut to it (25 tokens). The ids match Qwen2AudioProcessor's, and the features too."""
+    from transformers import Qwen2AudioProcessor
+
+    from engine.data.media import PLACEHOLDERS
+
+    plugin, tokenizer = _plugin(audio_model_dir)
+    clips = [_tone(0.5), _tone(1.5, 880.0)]
+    loaded = plugin.load({"audios": clips})
+    counts = plugin.token_counts(loaded)
+    assert counts == {"audios": [12, 25]}
+    text = plugin.expand([{"role": "user", "content": "<audio>a<audio>b"}], counts, PLACEHOLDERS)[0]["content"]
+    assert text == ("<|audio_bos|>" + "<|AUDIO|>" * 12 + "<|audio_eos|>a<|audio_bos|>" + "<|AUDIO|>" * 25
+                    + "<|audio_eos|>b")
+    reference = Qwen2AudioProcessor(feature_extractor=plugin.processor, tokenizer=tokenizer)(
+        text=["<|audio_bos|><|AUDIO|><|audio_eos|>a<|audio_bos|><|AUDIO|><|audio_eos|>b"], audio=clips,
+        sampling_rate=RATE, return_tensors="np")
+    ours = tokenizer(text, add_special_tokens=False)["input_ids"]
+    assert ours == reference["input_ids"][0].tolist()
+    features = plugin.features([loaded])
+    assert features["input_features"].shape == (2, 128, 100)
+    assert np.allclose(features["input_features"].numpy(), reference["input_features"])
+    assert features["feature_attention_mask"].sum(-1).tolist() == [50, 100]
+    assert plugin.expected_tokens(counts) == {tokenizer.convert_tokens_to_ids("<|AUDIO|>"): 37}
+    assert plugin.token_type_ids(None) is None  # Qwen2-Audio's forward and generate take no mm_token_type_ids
+
+
+def test_a_sampling_rate_the_model_does_not_hear_is_refused(audio_model_dir: Path):
+    from engine.model.loader import load_tokenizer
+    from engine.multimodal.plugins import get_plugin
+    from engine.templates import get_template
+
+    config = config_from_dict({"model_name_or_path": str(audio_model_dir), "template": "qwen2_audio",
+                               "audio_sampling_rate": 8000})
+    with pytest.raises(StudioError, match="audio_sampling_rate: 16000"):
+        get_plugin(get_template("qwen2_audio"), load_tokenizer(config.model), config.model)
+
+
+def test_lora_targets_only_the_parts_that_train(audio_model_dir: Path):
+    from transformers import AutoModelForMultimodalLM
+
+    from engine.model.methods.weights import linear_targets
+    from engine.multimodal.parts import frozen_paths
+
+    model = AutoModelForMultimodalLM.from_pretrained(audio_model_dir)
+    default = config_from_dict({"model_name_or_path": "x"}).finetuning
+    targets = linear_targets(model, "all", "lora_target_not_found", frozen=frozen_paths(model, default))
+    assert targets and all(".language_model." in name for name in targets)
+    open_all = config_from_dict({"model_name_or_path": "x", "freeze_vision_tower": False,
+                                 "freeze_multi_modal_projector": False}).finetuning
+    everything = linear_targets(model, "all", "lora_target_not_found", frozen=frozen_paths(model, open_all))
+    assert any(".audio_tower.layers." in n for n in everything)
+    assert any(".multi_modal_projector." in n for n in everything)
+
+
+# ---------------------------------------------------------------- training and the learning check
+
+
+@pytest.mark.slow
+def test_lora_learns_pitch_from_sound(audio_model_dir: Path, tone_run: Path):
+    """Held-out accuracy on tones of three pitches: the base model never answers right, the adapter nearly always.
+    The answer is only in the sound (same question every row, pitches balanced and shuffled, lengths, loudness and
+    starts random)."""
+    rows = _eval_rows()
+    before = _accuracy(_backend(model_name_or_path=str(audio_model_dir)), rows)
+    after = _accuracy(_backend(model_name_or_path=str(audio_model_dir), adapter_name_or_path=str(tone_run)), rows)
+    results = json.loads((tone_run / "all_results.json").read_text(encoding="utf-8"))
+    print(f"held-out accuracy on {len(rows)} tones: before {before:.2f}, after {after:.2f} "
+          f"(train_runtime {results['train_runtime']:.1f} s)")
+    assert before <= 0.4 < 0.9 <= after
+    log = [json.loads(line) for line in (tone_run / "trainer_log.jsonl").read_text().splitlines()]
+    losses = [entry["loss"] for entry in log if "loss" in entry]
+    assert losses[-1] < losses[0] / 4
+
+
+@pytest.mark.slow
+def test_the_shipped_audio_demo_dataset_trains(audio_model_dir: Path, tmp_path: Path):
+    out = _train(audio_model_dir, tmp_path / "demo", dataset="mllm_audio_demo", max_steps=2,
+                 per_device_train_batch_size=3)
+    assert (out / "adapter_model.safetensors").is_file()
+
+
+# ---------------------------------------------------------------- chat and export
+
+
+def test_chat_with_audio_through_the_backend(audio_model_dir: Path):
+    backend = _backend(model_name_or_path=str(audio_model_dir))
+    assert backend.modalities == frozenset({"audios"})
+    plain = backend.generate([{"role": "user", "content": "What do you hear?"}], max_new_tokens=2)
+    heard = backend.generate([{"role": "user", "content": "<audio>What do you hear?"}],
+                             media={"audios": [str(DATA / "mllm_demo_data" / "1.wav")]}, max_new_tokens=2)
+    assert heard.prompt_tokens - plain.prompt_tokens == 25 + 2  # one second: 25 audio tokens, bos and eos
+    with pytest.raises(StudioError, match="placeholder"):
+        backend.generate([{"role": "user", "content": "no placeholder"}], media={"audios": [_tone(0.5)]})
+    with pytest.raises(StudioError, match="image"):
+        backend.generate([{"role": "user", "content": "<image>hi"}], media={"images": [Image.new("RGB", (8, 8))]})
+
+
+@pytest.mark.slow
+def test_the_api_answers_an_input_audio_part(audio_model_dir: Path, tone_run: Path):
+    """The official `openai` client sends held-out tones as base64 WAV `input_audio` parts; the trained model names
+    their pitch. An image part is refused with a 400 naming what the model reads."""
+    import openai
+
+    backend = _backend(model_name_or_path=str(audio_model_dir), adapter_name_or_path=str(tone_run),
+                       max_new_tokens=4)
+    backend.model_id = "tones"
+    rows = _eval_rows()[:6]
+    try:
+        with served(backend) as client:
+            for row in rows:
+                wav = base64.b64encode((DATA / row["audios"][0]).read_bytes()).decode()
+                question = row["messages"][0]["content"].replace("<audio>", "")
+                content = [{"type": "input_audio", "input_audio": {"data": wav, "format": "wav"}},
+                           {"type": "text", "text": question}]
+                answer = client.chat.completions.create(model="tones", temperature=0,
+                                                        messages=[{"role": "user", "content": content}])
+                assert answer.choices[0].message.content.strip() == row["messages"][1]["content"]
+            image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
+            with pytest.raises(openai.BadRequestError) as err:
+                client.chat.completions.create(model="tones", messages=[{"role": "user", "content": [image]}])
+            assert err.value.code == "api_media_unsupported" and "input_audio" in err.value.body["message"]
+    finally:
+        backend.close()
+
+
+@pytest.mark.slow
+def test_export_merges_an_audio_adapter(audio_model_dir: Path, tone_run: Path, tmp_path: Path):
+    from engine.export.run import run_export
+
+    export_dir = tmp_path / "merged"
+    config = config_from_dict({"model_name_or_path": str(audio_model_dir), "template": "qwen2_audio",
+                               "adapter_name_or_path": str(tone_run), "finetuning_type": "lora",
+                               "export_dir": str(export_dir)})
+    assert run_export(config) == 0
+    assert _sha(export_dir / "preprocessor_config.json") == _sha(audio_model_dir / "preprocessor_config.json")
+    merged = _backend(model_name_or_path=str(export_dir), finetuning_type="full")
+    assert _accuracy(merged, _eval_rows()[:6]) >= 5 / 6
