@@ -203,8 +203,8 @@ def summary_table(lang: str) -> Any:
 
 
 def wire(ctx: Context, demo: Any) -> None:
-    """Pickers refreshed on page load, language change and opening the arena; load, unload, send, new round,
-    votes; the summary on page load."""
+    """Pickers, status and summary refreshed on page load, language change and opening the arena (who is who on a
+    language change too); load, unload, send, new round, votes."""
     lang = ctx["lang"]
     private = {"api_visibility": "private"}
     pickers = [ctx["arena_model_a"], ctx["arena_model_b"]]
@@ -214,6 +214,7 @@ def wire(ctx: Context, demo: Any) -> None:
         event(arena_status, lang, ctx["arena_status"], **private)
         event(summary_table, lang, ctx["arena_summary"], **private)
     ctx["model_path"].change(refresh_choices, refresh_inputs, pickers, **private)
+    lang.change(sides_text, [ctx["arena_round"], lang], ctx["arena_sides"], **private)
     rounds = [ctx["arena_chatbot_a"], ctx["arena_chatbot_b"], ctx["arena_round"], ctx["arena_sides"]]
     ctx["arena_load_button"].click(load_arena, [lang, *pickers, *(ctx[n] for n in TOP)],
                                    [ctx["arena_status"], *rounds, ctx["chat_status"]], **private)

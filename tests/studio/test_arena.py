@@ -182,3 +182,41 @@ def test_a_vote_is_saved_once_per_round_and_reveals_the_blind_sides(studio_home:
     assert len(saved) == 1 and saved[0]["models"] == {"a": "run", "b": "base"} and saved[0]["swapped"] is True
     assert arena_tab.vote("b", voted, "", "en")[2].startswith("❌ This round already has its vote")
     assert len(arena.read_votes(arena.votes_path())) == 1
+
+
+def test_one_message_goes_to_both_sides_and_a_failure_keeps_it_in_the_box(monkeypatch: pytest.MonkeyPatch):
+    servers = {"arena_a": {"identity": "base"}, "arena_b": {"identity": "base + run"}}
+    monkeypatch.setattr(arena_tab, "find_server", lambda slot: servers[slot])
+    asked = []
+
+    def stream_replies(states: dict, conversations: dict, **sampling) -> object:
+        asked.append((states, conversations, sampling))
+        for side in ("a", "b"):
+            yield side, f"{states[side]['identity']} says hi"
+
+    monkeypatch.setattr(arena_tab, "stream_replies", stream_replies)
+    settings = ("Be brief.", 32, 0.7, 0.9, True, True)
+    *_, (box, round_, shown_a, shown_b, sides, status) = arena_tab.send("<b>hi</b>", None, [], [], *settings, False,
+                                                                         "en")
+    assert box == "" and status.startswith("Both have answered")
+    assert round_["models"] == {"a": "base", "b": "base + run"}  # blind off: named from the start, never swapped
+    assert sides == "**Model A** is base · **Model B** is base + run"
+    states, conversations, sampling = asked[0]
+    assert conversations["a"] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "<b>hi</b>"}]
+    assert sampling == {"max_tokens": 32, "top_p": 0.7, "temperature": 0.9}
+    assert shown_a[0]["content"] == "&lt;b&gt;hi&lt;/b&gt;" and shown_b[1]["content"] == "base + run says hi"
+    assert round_["b"][-1] == {"role": "assistant", "content": "base + run says hi"}
+
+    def failing(states: dict, conversations: dict, **sampling) -> object:
+        yield "a", "half an answer"
+        yield "b", StudioError("chat_request_failed", detail="boom")
+
+    monkeypatch.setattr(arena_tab, "stream_replies", failing)
+    *_, (box, kept, shown_a2, shown_b2, _, status) = arena_tab.send("again", round_, shown_a, shown_b, *settings,
+                                                                    False, "en")
+    assert box == "again" and kept == round_ and shown_a2 == shown_a and shown_b2 == shown_b  # nothing half-done
+    assert status.startswith("❌") and "boom" in status
+
+    servers["arena_b"] = None
+    *_, (_, _, _, _, _, status) = arena_tab.send("hi", None, [], [], *settings, False, "en")
+    assert status == "❌ Load both models first (button **Load both**)."
