@@ -1,6 +1,6 @@
 """Audio on the offline audio demo (a tiny Qwen2-Audio): build, tokens and features against transformers' own
-processor, freezing, training, the learning check (held-out accuracy on tones of three pitches), chat with audio
-through the backend and the OpenAI API, and export."""
+processor, freezing, training (SFT, and DPO on tone pairs), the learning check (held-out accuracy on tones of three
+pitches), chat with audio through the backend and the OpenAI API, and export."""
 
 from __future__ import annotations
 
@@ -180,6 +180,36 @@ def test_the_shipped_audio_demo_dataset_trains(audio_model_dir: Path, tmp_path: 
     out = _train(audio_model_dir, tmp_path / "demo", dataset="mllm_audio_demo", max_steps=2,
                  per_device_train_batch_size=3)
     assert (out / "adapter_model.safetensors").is_file()
+
+
+def _tone_pairs(folder: Path) -> Path:
+    """A ranking dataset of tones: the right pitch chosen, another rejected (paths relative to it)."""
+    from engine.data.synthetic import PITCHES, tones
+
+    pairs = []
+    for index, row in enumerate(tones(folder / "tones", 12, seed=7, relative_to=folder)):
+        right = row["messages"][1]["content"]
+        wrong = [pitch for pitch in PITCHES if pitch != right][index % (len(PITCHES) - 1)]
+        pairs.append({"conversations": [{"from": "human", "value": row["messages"][0]["content"]}],
+                      "chosen": {"from": "gpt", "value": right}, "rejected": {"from": "gpt", "value": wrong},
+                      "audios": row["audios"]})
+    (folder / "pairs.json").write_text(json.dumps(pairs), encoding="utf-8")
+    info = {"tone_pairs": {"file_name": "pairs.json", "formatting": "sharegpt", "ranking": True,
+                           "columns": {"messages": "conversations", "chosen": "chosen", "rejected": "rejected",
+                                       "audios": "audios"}}}
+    (folder / "dataset_info.json").write_text(json.dumps(info), encoding="utf-8")
+    return folder
+
+
+@pytest.mark.slow
+def test_dpo_on_audio_pairs(audio_model_dir: Path, tmp_path: Path):
+    """DPO on tone pairs: the clips reach both halves of each batch and the reward margin grows."""
+    data = _tone_pairs(tmp_path / "data")
+    out = _train(audio_model_dir, tmp_path / "dpo", stage="dpo", dataset="tone_pairs", dataset_dir=str(data),
+                 max_steps=8, per_device_train_batch_size=4, learning_rate=5e-3, logging_steps=1, pref_beta=0.1)
+    log = [json.loads(line) for line in (out / "trainer_log.jsonl").read_text().splitlines()]
+    margins = [entry["rewards/margins"] for entry in log if "rewards/margins" in entry]
+    assert len(margins) >= 6 and sum(margins[-3:]) / 3 > sum(margins[:3]) / 3
 
 
 # ---------------------------------------------------------------- chat and export
