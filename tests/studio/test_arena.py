@@ -4,7 +4,10 @@ once, the single chat unloaded, the same model twice refused, the demo's room), 
 from __future__ import annotations
 
 import json
+import os
 import random
+import subprocess
+import sys
 import threading
 import time
 from datetime import datetime, timezone
@@ -14,7 +17,8 @@ import pytest
 import yaml
 
 from engine.errors import StudioError
-from studio import arena, chat_server, supervisor
+from engine.runfolder import process_start_time
+from studio import arena, chat_server, janitor, supervisor
 from studio.tabs import arena as arena_tab
 from tests.studio.test_demo_mode import TOKEN_A, demo  # noqa: F401 - the fixture
 from tests.studio.test_supervisor import fake_api  # noqa: F401 - the fixture
@@ -220,3 +224,27 @@ def test_one_message_goes_to_both_sides_and_a_failure_keeps_it_in_the_box(monkey
     servers["arena_b"] = None
     *_, (_, _, _, _, _, status) = arena_tab.send("hi", None, [], [], *settings, False, "en")
     assert status == "❌ Load both models first (button **Load both**)."
+
+
+def test_the_demo_unloads_an_idle_visitors_arena_models_too(demo):  # noqa: F811 - the fixture
+    settings, visit = demo
+    home = visit(TOKEN_A)
+    (home / ".last_seen").write_text(str(int(time.time() - 45 * 60)), encoding="utf-8")  # idle past 30 minutes
+    sleepers = []
+    for slot in chat_server.ARENA_SLOTS:
+        sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+        sleepers.append(sleeper)
+        state = home / "saves" / ".studio" / "chat" / slot / "server.json"
+        state.parent.mkdir(parents=True)
+        state.write_text(json.dumps({"pid": sleeper.pid, "pid_start_time": process_start_time(sleeper.pid),
+                                     "url": "http://127.0.0.1:9"}), encoding="utf-8")
+    try:
+        assert len(chat_server.live_servers(home.parent)) == 2  # both count against the demo's chat models
+        assert janitor.clean_idle_workspaces(settings) == []  # the workspace stays (idle for less than 2 hours)
+        for sleeper in sleepers:
+            sleeper.wait(timeout=20)
+        assert chat_server.live_servers(home.parent) == [] and home.exists()
+    finally:
+        for sleeper in sleepers:
+            if sleeper.poll() is None:
+                os.killpg(sleeper.pid, 9)
