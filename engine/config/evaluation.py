@@ -27,6 +27,9 @@ class EvaluationArguments:
                                     min=1, max=1024)
     limit: float | None = option(None, "Questions scored per lm-eval task: a count (1 or more) or a fraction of "
                                        "the task (below 1); all when not set.", min=0, exclusive_min=True)
+    apply_chat_template: bool = option(False, "Render each question with the chat template (`template`), the "
+                                              "few-shot examples as earlier turns, as LLaMA-Factory scores; off: "
+                                              "lm-eval's plain prompts, comparable with published scores.")
     download_mode: str = option("reuse_dataset_if_exists", "LLaMA-Factory's key, accepted; lm-eval's tasks reuse "
                                                            "the datasets cache.",
                                 choices=["reuse_dataset_if_exists", "reuse_cache_if_exists", "force_redownload"])

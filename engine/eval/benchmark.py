@@ -43,6 +43,8 @@ def compared_models(config: RunConfig) -> list[tuple[str, Any]]:
 def run_benchmark(config: RunConfig, run_dir: Path, abort: Any = None) -> dict[str, Any]:
     """Score the config's model (and `compare_with`) on `task`; write lm_eval_results_*.json, results.json and
     results.log into the run folder."""
+    from engine.model.chat_template import load_template
+    from engine.model.demo import resolve_model_path
     from engine.model.loader import load_model, load_tokenizer
     from engine.train.trainer_setup import compute_dtype
 
@@ -55,6 +57,10 @@ def run_benchmark(config: RunConfig, run_dir: Path, abort: Any = None) -> dict[s
     logger.info("%s: %d lm-eval tasks (%s), %d-shot, limit %s.", plan.task, len(loaded["tasks"]),
                 ", ".join(plan.names), ev.n_shot, ev.limit or "none")
     tokenizer = load_tokenizer(config.model)
+    if ev.apply_chat_template:  # the tokenizer's chat template becomes the run's template, as in training
+        model_path = resolve_model_path(config.model.model_name_or_path)
+        config.model.template = load_template(config.model.template, model_path, tokenizer,
+                                              config.data.tool_format).name
     batch_size = ev.batch_size or config.training.per_device_eval_batch_size
     progress = ProgressLog(run_dir, 0, stage="eval")
     scores: dict[str, dict[str, Any]] = {}
@@ -63,8 +69,8 @@ def run_benchmark(config: RunConfig, run_dir: Path, abort: Any = None) -> dict[s
                                        compute_dtype=compute_dtype(config)), config)
         lm = wrap_model(model, tokenizer, batch_size, progress, abort)
         try:
-            scores[label] = score(lm, loaded, n_shot=ev.n_shot, limit=ev.limit, seed=config.training.seed,
-                                  manager=manager)
+            scores[label] = score(lm, loaded, label=label, n_shot=ev.n_shot, limit=ev.limit,
+                                  seed=config.training.seed, manager=manager, chat=ev.apply_chat_template)
         except Stopped:
             logger.info("Stopped while scoring %s; the models scored before are kept.", label)
         else:

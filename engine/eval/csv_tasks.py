@@ -55,11 +55,13 @@ def read_mapping(folder: Path) -> dict[str, dict[str, str]]:
 
 
 def read_questions(path: Path) -> list[dict[str, str]]:
-    """Rows of one CSV file as `{question, A, B, C, D, answer}` (rows without an answer, C-Eval's test, are left out)."""
+    """Rows of one CSV file as `{question, A, B, C, D, answer}` (rows without an answer, as in C-Eval's test split,
+    are left out)."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as err:
-        raise DataError("benchmark_file_invalid", path=str(path), line=1, problem=f"not UTF-8 ({err.reason})") from None
+        raise DataError("benchmark_file_invalid", path=str(path), line=1,
+                        problem=f"not UTF-8 ({err.reason})") from None
     rows = [r for r in csv.reader(io.StringIO(text)) if any(cell.strip() for cell in r)]
     header = [cell.strip().lower() for cell in rows[0]] if rows else []
     named = "question" in header and "answer" in header
@@ -88,8 +90,9 @@ def load_rows(dev: Path | None, scored: Path, split: str, **_: Any) -> Any:
     import datasets
 
     splits = {split: read_questions(scored), "dev": read_questions(dev) if dev else []}
-    return datasets.DatasetDict({name: datasets.Dataset.from_list(rows, features=datasets.Features(
-        {key: datasets.Value("string") for key in ("question", *CHOICES, "answer")})) for name, rows in splits.items()})
+    features = datasets.Features({key: datasets.Value("string") for key in ("question", *CHOICES, "answer")})
+    return datasets.DatasetDict({name: datasets.Dataset.from_list(rows, features=features)
+                                 for name, rows in splits.items()})
 
 
 def _slug(text: str) -> str:

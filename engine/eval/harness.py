@@ -92,18 +92,29 @@ def wrap_model(model: Any, tokenizer: Any, batch_size: int, progress: Any, abort
     return lm
 
 
-def score(lm: Any, loaded: dict[str, Any], *, n_shot: int | None, limit: float | None, seed: int,
-          manager: Any) -> dict[str, Any]:
-    """lm-eval's results for the loaded tasks (its JSON layout, without the per-sample logs)."""
+def score(lm: Any, loaded: dict[str, Any], *, label: str, n_shot: int | None, limit: float | None, seed: int,
+          manager: Any, chat: bool = False) -> dict[str, Any]:
+    """lm-eval's results for the loaded tasks, as its CLI writes them (without the per-sample logs), the model
+    named `label`; with `chat`, prompts go through the tokenizer's chat template, the few-shot examples as earlier
+    turns."""
+    from dataclasses import asdict
+
     from lm_eval import simple_evaluate
+    from lm_eval.loggers import EvaluationTracker
+    from lm_eval.utils import sanitize_model_name
 
     tasks = [*loaded["groups"].values(), *loaded["tasks"].values()]
     top = [item for item in tasks if not any(_name(item) in children for children in loaded["group_map"].values())]
+    tracker = EvaluationTracker()  # what lm-eval's CLI adds to its file: model name, chat template, timing
     results = simple_evaluate(model=lm, tasks=top, task_manager=manager, num_fewshot=n_shot,
                               limit=int(limit) if limit and limit >= 1 else limit, log_samples=False,
                               random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed,
-                              fewshot_random_seed=seed)
+                              fewshot_random_seed=seed, apply_chat_template=chat, fewshot_as_multiturn=chat,
+                              evaluation_tracker=tracker)
     results.pop("samples", None)
+    tracker.general_config_tracker.log_end_time()
+    results.update(asdict(tracker.general_config_tracker))
+    results.update(model_name=label, model_name_sanitized=sanitize_model_name(label))
     return results
 
 

@@ -142,6 +142,8 @@ def write_results(run_dir: Path, plan: Any, config: RunConfig, scores: dict[str,
     labels = list(summaries)
     results: dict[str, Any] = {
         "task": plan.task, "tasks": plan.names, "n_shot": ev.n_shot, "lang": ev.lang, "limit": ev.limit,
+        "apply_chat_template": ev.apply_chat_template,
+        "template": config.model.template if ev.apply_chat_template else None,
         "complete": complete, "models": summaries,
         "lm_eval_results": {label: lm_eval_file(label) for label in labels},
     }

@@ -45,6 +45,7 @@ def build(ctx: Context) -> None:
         config_widget(ctx, "n_shot", widget="number")
         config_widget(ctx, "lang", name="eval_lang")
         config_widget(ctx, "limit", name="eval_limit", widget="number", value=0)
+        config_widget(ctx, "apply_chat_template", widget="checkbox")
         ctx.add("eval_compare", gr.Checkbox(value=True, label=t("eval.compare.label", lang), elem_id="eval_compare",
                                             interactive=True), key="eval.compare")
     with gr.Row():
@@ -127,7 +128,8 @@ def build_eval_config(mode: str, model_name: str, model_path: str, method: str, 
                       template: str, quantization_bit: str, task: str, n_shot: float, eval_lang: str,
                       compare: bool, datasets: list[str], dataset_dir: str, cutoff_len: float, max_samples: float,
                       batch_size: float, max_new_tokens: float, top_p: float, temperature: float,
-                      num_beams: float | None = None, limit: float | None = None) -> tuple[dict[str, Any], Path]:
+                      num_beams: float | None = None, limit: float | None = None,
+                      chat_template: bool = False) -> tuple[dict[str, Any], Path]:
     """The form's values → an eval config and its run folder (saves/<model>/<method>/eval_<time>)."""
     from studio.runs import default_run_name, run_folder, run_model_key
     from studio.widgets import checkpoint_to_config
@@ -154,6 +156,7 @@ def build_eval_config(mode: str, model_name: str, model_path: str, method: str, 
     else:
         config.update({"task": task, "n_shot": int(n_shot or 0), "lang": eval_lang,
                        "limit": (int(limit) if float(limit) >= 1 else float(limit)) if limit else None,
+                       "apply_chat_template": bool(chat_template),
                        "compare_with": "base" if compare and config.get("adapter_name_or_path") else None})
     return config, run_folder(model_key, method, default_run_name("eval"))
 
@@ -337,7 +340,8 @@ def wire(ctx: Context) -> None:
     form = [ctx[n] for n in ("eval_mode", "model_name", "model_path", "finetuning_type", "checkpoint", "template",
                              "quantization_bit", "task", "n_shot", "eval_lang", "eval_compare", "eval_dataset",
                              "dataset_dir", "eval_cutoff_len", "eval_max_samples", "per_device_eval_batch_size",
-                             "eval_max_new_tokens", "eval_top_p", "eval_temperature", "eval_num_beams", "eval_limit")]
+                             "eval_max_new_tokens", "eval_top_p", "eval_temperature", "eval_num_beams", "eval_limit",
+                             "apply_chat_template")]
     monitor = gr.State(None)
     ctx["eval_start_button"].click(start_eval, [lang, *form],
                                    [ctx["eval_message"], ctx["eval_status"], ctx["eval_run_dir"], ctx["eval_timer"]],

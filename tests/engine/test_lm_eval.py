@@ -153,7 +153,9 @@ def test_offline_task_through_lm_eval_on_the_base_model(tiny_model_dir: Path, tm
     assert run_eval(check_eval_config(config)) == 0, (out / "running_log.txt").read_text()[-3000:]
     assert read(out / "status.json")["state"] == "finished"
     native = read(out / "lm_eval_results_tiny.json")  # lm-eval's own layout
-    assert {"results", "groups", "group_subtasks", "configs", "versions", "n-shot", "n-samples", "config"} <= set(native)
+    assert {"results", "groups", "group_subtasks", "configs", "versions", "n-shot", "n-samples", "config",
+            "chat_template"} <= set(native)
+    assert native["model_name"] == "tiny" and native["chat_template"] is None
     assert native["n-shot"]["studio_bench_arithmetic"] == 2
     assert native["n-samples"]["studio_bench_arithmetic"] == {"original": 8, "effective": 3}
     results = read(out / "results.json")
@@ -198,6 +200,29 @@ def test_offline_task_with_an_adapter_beside_the_base(tiny_model_dir: Path, adap
         assert delta == pytest.approx(tuned["subjects"][key]["accuracy"] - base["subjects"][key]["accuracy"], abs=0.01)
     assert (out / "results.log").read_text().splitlines()[1].split() == ["Subject", "Category", "base", "run", "Δ"]
     assert read(out / "lm_eval_results_run.json")["n-shot"]["studio_bench_science"] == 0
+
+
+@pytest.mark.slow
+def test_chat_template_renders_each_question_with_the_runs_template(tiny_model_dir: Path, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch):
+    from lm_eval.models.huggingface import HFLM
+
+    from engine.eval.run import run_eval
+
+    rendered = []
+    apply = HFLM.apply_chat_template
+    monkeypatch.setattr(HFLM, "apply_chat_template",
+                        lambda self, history, *a, **k: rendered.append(apply(self, history, *a, **k)) or rendered[-1])
+    out = tmp_path / "chat"
+    config = eval_config(tiny_model_dir, out, "task=studio_bench_test", "n_shot=1", "limit=1", "batch_size=8",
+                         "apply_chat_template=true")
+    assert run_eval(check_eval_config(config)) == 0, (out / "running_log.txt").read_text()[-3000:]
+    # One solved example as an earlier turn, then the question, up to the assistant's reply (ChatML, the template).
+    assert rendered[0].count("<|im_start|>user\n") == 2 and rendered[0].endswith("<|im_start|>assistant\n")
+    assert "What is 7 + 5?" in rendered[0] and "Answer:<|im_end|>" in rendered[0]
+    native = read(out / "lm_eval_results_tiny.json")
+    assert native["fewshot_as_multiturn"] is True and "im_start" in native["chat_template"]
+    assert read(out / "results.json")["template"] == "chatml"
 
 
 @pytest.mark.slow
