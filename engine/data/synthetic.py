@@ -91,7 +91,7 @@ def tones(folder: str | Path, n: int, *, seed: int, rate: int = 4000,
     quarter of the rate); loading resamples them. Paths in the rows are relative to `relative_to` (the dataset
     folder) when given, else absolute.
     """
-    if n < 1 or rate < 2 * 2 * max(PITCHES.values()):
+    if n < 1 or rate < 4 * max(PITCHES.values()):
         raise ValueError("tones needs n >= 1 and a rate of at least four times the highest pitch")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
