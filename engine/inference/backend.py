@@ -201,12 +201,12 @@ class ChatBackend(ABC):
 
         settings = self.defaults.updated(**sampling)
         thinking = self.enable_thinking if enable_thinking is None else enable_thinking
-        inputs = None
+        inputs, prefix = None, []
         if media and any(media.values()):
-            messages, inputs = self._media_messages(messages, media)
+            messages, inputs, prefix = self._media_messages(messages, media)
         prompt_ids = render_prompt_ids(self.template, self.tokenizer, messages, system, tools, thinking)
         if inputs is not None:
-            prompt_ids = MediaPrompt(prompt_ids, inputs)
+            prompt_ids = MediaPrompt(prefix + prompt_ids, inputs)
         limit = self.context_length
         if limit is not None:
             if len(prompt_ids) >= limit:
@@ -217,9 +217,11 @@ class ChatBackend(ABC):
         return prompt_ids, settings
 
     def _media_messages(self, messages: Sequence[Mapping[str, Any]],
-                        media: Media) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        """The messages with each media placeholder expanded into the model's tokens, and the media tensors."""
+                        media: Media) -> tuple[list[dict[str, Any]], dict[str, Any], list[int]]:
+        """The messages with each media placeholder expanded into the model's tokens, the media tensors, and the
+        token ids that go before the rendered prompt (PaliGemma's images)."""
         from engine.data.media import PLACEHOLDERS
+        from engine.multimodal.plugins import prefix_ids
 
         given = {kind: list(items) for kind, items in media.items() if items}
         if not self.modalities:
@@ -234,8 +236,9 @@ class ChatBackend(ABC):
                 raise InferenceError("media_placeholder_count", kind=kind, placeholder=PLACEHOLDERS[kind],
                                      placeholders=found, items=len(items))
         loaded = self.plugin.load(given)
-        expanded = self.plugin.expand([dict(m) for m in messages], self.plugin.token_counts(loaded), PLACEHOLDERS)
-        return expanded, self.plugin.features([loaded])
+        counts = self.plugin.token_counts(loaded)
+        expanded = self.plugin.expand([dict(m) for m in messages], counts, PLACEHOLDERS)
+        return expanded, self.plugin.features([loaded]), prefix_ids(self.plugin, counts)
 
     def stop_token_ids(self) -> list[int]:
         """Token ids that end a reply: the tokenizer's eos and the template's stop words."""

@@ -14,7 +14,8 @@ from typing import Any
 
 from engine.config import RunConfig
 from engine.errors import DataError
-from engine.multimodal.plugins import token_inputs
+from engine.multimodal.plugins import prefix_ids, token_inputs
+from engine.templates.encode import IGNORE_INDEX
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +35,8 @@ def tokenize_media_sft(examples: list[dict], template: Any, tokenizer: Any, plug
         media = _media_of(example, plugin.kinds)
         counts = plugin.token_counts(plugin.load(media))
         expanded = {**example, "messages": plugin.expand(example["messages"], counts, PLACEHOLDERS)}
-        tokenized = tokenize_sft([expanded], template, tokenizer, cutoff_len=data.cutoff_len,
+        prefix = prefix_ids(plugin, counts)
+        tokenized = tokenize_sft([expanded], template, tokenizer, cutoff_len=data.cutoff_len - len(prefix),
                                  train_on_prompt=data.train_on_prompt, mask_history=data.mask_history,
                                  default_system=data.default_system, enable_thinking=data.enable_thinking,
                                  preserve_thinking=data.preserve_thinking)
@@ -44,6 +46,9 @@ def tokenize_media_sft(examples: list[dict], template: Any, tokenizer: Any, plug
             cut += 1
             continue
         row = tokenized[0]
+        if prefix:  # (PaliGemma's images, before bos; never trained on)
+            row = {**row, "input_ids": prefix + row["input_ids"],
+                   "labels": [IGNORE_INDEX] * len(prefix) + row["labels"]}
         if any(row["input_ids"].count(token) != count for token, count in expected.items()):
             cut += 1  # cutoff_len went through an image's tokens (or the text itself holds media tokens)
             continue

@@ -20,7 +20,7 @@ from typing import Any
 
 from engine.errors import DataError
 from engine.multimodal.audio import Qwen2AudioPlugin
-from engine.multimodal.gemma import Gemma3Plugin
+from engine.multimodal.gemma import Gemma3Plugin, PaliGemmaPlugin
 from engine.multimodal.llava import LlavaNextPlugin, LlavaPlugin
 from engine.multimodal.pixtral import PixtralPlugin
 from engine.multimodal.processor_plugin import ProcessorPlugin
@@ -181,7 +181,13 @@ class Qwen3VLPlugin(Qwen2VLPlugin):
 PLUGINS = {"qwen2_vl": Qwen2VLPlugin, "qwen2_audio": Qwen2AudioPlugin}
 # The image families read through their full transformers processor (engine.multimodal.processor_plugin).
 PLUGINS.update({"qwen3_vl": Qwen3VLPlugin, "llava": LlavaPlugin, "llava_next": LlavaNextPlugin,
-                "gemma3": Gemma3Plugin, "pixtral": PixtralPlugin})
+                "gemma3": Gemma3Plugin, "pixtral": PixtralPlugin,
+                "paligemma": PaliGemmaPlugin})
+
+
+def prefix_ids(plugin: Any, counts: dict[str, list]) -> list[int]:
+    """Token ids a family puts before the rendered conversation, bos included (PaliGemma's image tokens)."""
+    return plugin.prefix_ids(counts) if isinstance(plugin, ProcessorPlugin) else []
 
 
 def token_inputs(plugin: Any, batch: dict[str, Any]) -> dict[str, Any]:

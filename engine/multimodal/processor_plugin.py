@@ -98,6 +98,10 @@ class ProcessorPlugin:
             out.append({**message, "content": text})
         return out
 
+    def prefix_ids(self, counts: dict[str, list]) -> list[int]:
+        """Token ids that go before the whole rendered conversation (PaliGemma's images); none for most families."""
+        return []
+
     def expected_tokens(self, counts: dict[str, list]) -> dict[int, int]:
         """Token id → how many of it a fully kept example holds."""
         return {self.image_token_id: sum(self.image_tokens(count) for count in counts.get("images") or [])}

@@ -127,12 +127,32 @@ def _pixtral(demo: Path, out: Path) -> str:
     return "pixtral"
 
 
-BUILDERS = {"llava": _llava, "llava_next": _llava_next, "gemma3": _gemma3, "qwen3_vl": _qwen3_vl, "pixtral": _pixtral}
-# template → (image tokens → the extra inputs worked out from the tokens, as counts of their nonzero entries)
+def _paligemma(demo: Path, out: Path) -> str:
+    from transformers import PaliGemmaConfig, PaliGemmaForConditionalGeneration, PaliGemmaProcessor
+    from transformers.models.siglip.image_processing_pil_siglip import SiglipImageProcessorPil
+
+    tokenizer = _tokenizer(demo, ["<image>", "<bos>"])
+    tokenizer.bos_token = "<bos>"  # PaliGemma's processor writes bos after the images
+    config = PaliGemmaConfig(
+        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+                       "image_size": 28, "patch_size": 14, "projection_dim": 64},
+        text_config={"model_type": "gemma", "vocab_size": len(tokenizer), **_TEXT, "head_dim": 16},
+        image_token_id=tokenizer.convert_tokens_to_ids("<image>"), projection_dim=64)
+    PaliGemmaForConditionalGeneration(config).save_pretrained(out)
+    images = SiglipImageProcessorPil(size={"height": 28, "width": 28})
+    images.image_seq_length = 4  # (28 / 14)² patches
+    PaliGemmaProcessor(images, tokenizer).save_pretrained(out)
+    return "paligemma"
+
+
+BUILDERS = {"llava": _llava, "llava_next": _llava_next, "gemma3": _gemma3, "qwen3_vl": _qwen3_vl, "pixtral": _pixtral,
+            "paligemma": _paligemma}
+# template → (image tokens, all tokens) → the inputs worked out from the tokens, as counts of their nonzero entries
 TOKEN_INPUTS = {
-    "llava": lambda n: {}, "llava_next": lambda n: {}, "pixtral": lambda n: {},
-    "gemma3": lambda n: {"token_type_ids": n},  # Gemma 3's image tokens attend to each other both ways
-    "qwen3_vl_nothink": lambda n: {"mm_token_type_ids": n},
+    "llava": lambda n, total: {}, "llava_next": lambda n, total: {}, "pixtral": lambda n, total: {},
+    "gemma3": lambda n, total: {"token_type_ids": n},  # Gemma 3's image tokens attend to each other both ways
+    "paligemma": lambda n, total: {"token_type_ids": total - n},  # 0 on its images (in front), 1 on the text
+    "qwen3_vl_nothink": lambda n, total: {"mm_token_type_ids": n},
 }
 
 
@@ -166,7 +186,7 @@ def test_expansion_matches_the_models_processor(family: tuple[Path, str]):
     from transformers import AutoProcessor
 
     from engine.data.media import PLACEHOLDERS
-    from engine.multimodal.plugins import token_inputs
+    from engine.multimodal.plugins import prefix_ids, token_inputs
 
     folder, template = family
     plugin, tokenizer = _plugin(folder, template)
@@ -174,11 +194,11 @@ def test_expansion_matches_the_models_processor(family: tuple[Path, str]):
     loaded = plugin.load({"images": [image]})
     counts = plugin.token_counts(loaded)
     text = plugin.expand([{"role": "user", "content": "<image>What is it?"}], counts, PLACEHOLDERS)[0]["content"]
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    ids = prefix_ids(plugin, counts) + tokenizer(text, add_special_tokens=False)["input_ids"]
     (token_id, expected), = plugin.expected_tokens(counts).items()
     assert expected > 0 and ids.count(token_id) == expected
     extra = token_inputs(plugin, {"input_ids": torch.tensor([ids])})
-    assert {key: int(value.bool().sum()) for key, value in extra.items()} == TOKEN_INPUTS[template](expected)
+    assert {key: int(value.bool().sum()) for key, value in extra.items()} == TOKEN_INPUTS[template](expected, len(ids))
     if template == "pixtral":  # transformers' PixtralProcessor needs torchvision: the image processor's own sizes
         sizes = plugin.image_processor(images=loaded["images"], patch_size={"height": 16, "width": 16},
                                        return_tensors="np")["image_sizes"]
@@ -189,7 +209,9 @@ def test_expansion_matches_the_models_processor(family: tuple[Path, str]):
     processor = AutoProcessor.from_pretrained(folder)
     marker = processor.boi_token if template == "gemma3" else processor.image_token  # what its processor expands
     own = processor(text=[marker + "What is it?"], images=[loaded["images"]], return_tensors="np")
-    assert ids == [i for i in own["input_ids"][0].tolist() if i != tokenizer.bos_token_id]
+    if template == "paligemma":  # images, bos, the prompt, a newline (bos and newline are the template's)
+        ids = ids[:expected] + [tokenizer.bos_token_id] + tokenizer(text + "\n", add_special_tokens=False)["input_ids"]
+    assert ids == [i for i in own["input_ids"][0].tolist() if template == "paligemma" or i != tokenizer.bos_token_id]
     features = plugin.features([loaded])
     assert np.allclose(features["pixel_values"].numpy(), own["pixel_values"])
     if "image_sizes" in own:

@@ -1,5 +1,6 @@
 """Google Gemma, newest first: Gemma 4 (`gemma4`; the small E2B/E4B `gemma4n`), Gemma 3n (`gemma3n`), Gemma 3
-(`gemma3`; the text-only 270M and 1B `gemma2`, as LLaMA-Factory pairs them), MedGemma and Gemma 2 (`gemma2`).
+(`gemma3`; the text-only 270M and 1B `gemma2`, as LLaMA-Factory pairs them), PaliGemma 2 and 1 (`paligemma`),
+MedGemma and Gemma 2 (`gemma2`).
 
 Gemma 2, 3 and 3n repositories are gated on Hugging Face (Google's Gemma terms); Gemma 4 is Apache-2.0 and open.
 ModelScope mirrors Gemma 2 to 3n under `LLM-Research/`.
@@ -49,6 +50,22 @@ register_model("Gemma-3-1B", hf="google/gemma-3-1b-pt", ms="LLM-Research/gemma-3
                family="gemma", notes=f"{BASE_NOTE} Text only. {_GATED}", params="1B")
 register_model("Gemma-3-270M", hf="google/gemma-3-270m", ms="LLM-Research/gemma-3-270m", template="gemma2",
                family="gemma", notes=f"{BASE_NOTE} Text only. {_GATED}", params="270M")
+
+# PaliGemma: pt checkpoints are pre-trained to be fine-tuned on one task; mix ones already follow a mix of tasks.
+_PALI = ("Reads one image size ({res} px; other sizes are scaled to it) in front of a short task prompt; the vision "
+         "encoder stays fixed unless freeze_vision_tower is off.")
+for size in ("3b", "10b", "28b"):
+    for kind, resolutions in (("mix", ("224", "448")), ("pt", ("224", "448", "896"))):
+        for res in resolutions:
+            repo = f"paligemma2-{size}-{kind}-{res}"
+            register_model(f"PaliGemma2-{size.upper()}-{kind}-{res}", hf=f"google/{repo}",
+                           ms=f"AI-ModelScope/{repo}" if kind == "pt" else None, template="paligemma",
+                           family="gemma", params=size, notes=f"{_PALI.format(res=res)} {_GATED}")
+for kind, resolutions in (("mix", ("224", "448")), ("pt", ("224", "448", "896"))):
+    for res in resolutions:
+        repo = f"paligemma-3b-{kind}-{res}"
+        register_model(f"PaliGemma-3B-{kind}-{res}", hf=f"google/{repo}", ms=f"AI-ModelScope/{repo}",
+                       template="paligemma", family="gemma", params="3B", notes=f"{_PALI.format(res=res)} {_GATED}")
 
 # A text-only Gemma 3: gemma's layout (the same as gemma3's, which is for the models that read images).
 register_model("MedGemma-27B-Text-Instruct", hf="google/medgemma-27b-text-it", ms="google/medgemma-27b-text-it",

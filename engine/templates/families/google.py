@@ -1,7 +1,7 @@
 """Google Gemma 1/2/3/3n (<start_of_turn> … <end_of_turn>, no system role) and Gemma 4 (<|turn>, reasoning).
 
-Gemma 3 reads images here (template gemma3; its text-only checkpoints train as text). Gemma 3n, 4 and 4n read
-images (and audio) too; only their text conversations are rendered here.
+Gemma 3 (template gemma3; its text-only checkpoints train as text) and PaliGemma (paligemma, paligemma_chat) read
+images here. Gemma 3n, 4 and 4n read images (and audio) too; only their text conversations are rendered here.
 """
 
 from engine.templates.template import register_template
@@ -30,6 +30,24 @@ register_template(
 
 register_template(name="gemma3", description="Gemma 3 instruct (as gemma) with images", mm_plugin="gemma3",
                   **_GEMMA)
+
+# PaliGemma: images, then bos and the prompt; the plain one is for the pre-trained and task-tuned (mix) checkpoints.
+register_template(
+    name="paligemma",
+    description="PaliGemma 1 / 2: 'prompt\\n' answer, images in front of bos",
+    prefix="{bos}",
+    user="{content}\n",
+    assistant="{content}{eos}",
+    system_in_user=True,
+    mm_plugin="paligemma",
+)
+
+register_template(
+    name="paligemma_chat",
+    description="PaliGemma fine-tuned for chat (Gemma turns), images in front of bos",
+    **{**_GEMMA, "system": "{content}"},
+    mm_plugin="paligemma",
+)
 
 register_template(name="gemma3n", description="Gemma 3n instruct (as gemma); text only", **_GEMMA)
 
