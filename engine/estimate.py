@@ -192,15 +192,16 @@ def model_shape(name_or_path: str, *, read_files: bool = True) -> ModelShape:
 
     `read_files=False` reads nothing a user could name: only the registry and the built demo model."""
     from engine.model.demo import DEMO_MODEL_NAME
-    from engine.paths import demo_model_dir, vision_demo_dir
+    from engine.paths import audio_demo_dir, demo_model_dir, vision_demo_dir
 
     name = (name_or_path or "").strip()
     if name == DEMO_MODEL_NAME:
         raw = read_model_config(demo_model_dir())
         return shape_from_config(raw or DEMO_SHAPE, "demo model" if raw else "demo model recipe (not built yet)")
-    if name == "demo-vision":  # its language model; the tiny vision side adds little
-        raw = read_model_config(vision_demo_dir())
-        return shape_from_config(raw or DEMO_SHAPE, "vision demo model" if raw else "demo model recipe (not built yet)")
+    media_demos = {"demo-vision": vision_demo_dir, "demo-audio": audio_demo_dir}
+    if name in media_demos:  # their language model; the tiny vision or audio side adds little
+        raw = read_model_config(media_demos[name]())
+        return shape_from_config(raw or DEMO_SHAPE, f"{name} model" if raw else "demo model recipe (not built yet)")
     info = find_model(name)
     folders = [Path(name).expanduser()] if read_files and info is None else []
     if info is not None and info.hf:

@@ -59,6 +59,11 @@ def vision_demo_dir() -> Path:
     return saves_dir() / "models" / "demo-vision"
 
 
+def audio_demo_dir() -> Path:
+    """Where `model_name_or_path: demo-audio` is built."""
+    return saves_dir() / "models" / "demo-audio"
+
+
 def tokenized_cache_dir() -> Path:
     """Where tokenized datasets are cached (env STUDIO_TOKENIZED_CACHE, default: saves/.cache/tokenized)."""
     override = os.environ.get("STUDIO_TOKENIZED_CACHE")

@@ -8,9 +8,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-# Small instruct models a CPU Space can fine-tune, and the offline vision demo; the offline demo model is always
-# allowed.
-DEFAULT_MODELS = ("demo", "demo-vision", "HuggingFaceTB/SmolLM2-135M-Instruct", "Qwen/Qwen2.5-0.5B-Instruct")
+# Small instruct models a CPU Space can fine-tune, and the offline vision and audio demos; the offline demo model is
+# always allowed.
+DEFAULT_MODELS = ("demo", "demo-vision", "demo-audio", "HuggingFaceTB/SmolLM2-135M-Instruct",
+                  "Qwen/Qwen2.5-0.5B-Instruct")
 
 
 @dataclass(frozen=True)

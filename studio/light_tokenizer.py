@@ -17,8 +17,8 @@ from typing import Any
 
 from engine.errors import ModelError
 from engine.model.demo import DEMO_MODEL_NAME
-from engine.model.families import DEMO_VISION_PATH
-from engine.paths import demo_model_dir, vision_demo_dir
+from engine.model.families import DEMO_AUDIO_PATH, DEMO_VISION_PATH
+from engine.paths import audio_demo_dir, demo_model_dir, vision_demo_dir
 
 _NAMED_TOKENS = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
 _EXTRA_TOKEN_KEYS = ("extra_special_tokens", "additional_special_tokens")
@@ -197,8 +197,9 @@ def _compile(source: str) -> Any:
 def tokenizer_dir(model_path: str | Path) -> Path:
     """The local folder holding `model_path`'s tokenizer.json: the demo build, a folder, or a hub id's cached copy."""
     value = str(model_path).strip()
-    if value in (DEMO_MODEL_NAME, DEMO_VISION_PATH):
-        folder = demo_model_dir() if value == DEMO_MODEL_NAME else vision_demo_dir()
+    built = {DEMO_MODEL_NAME: demo_model_dir, DEMO_VISION_PATH: vision_demo_dir, DEMO_AUDIO_PATH: audio_demo_dir}
+    if value in built:
+        folder = built[value]()
         if not (folder / "tokenizer.json").is_file():
             raise ModelError("preview_needs_demo_model", path=str(folder))
         return folder

@@ -35,7 +35,7 @@ from engine.model.demo import (
     is_complete_build,
     train_tokenizer,
 )
-from engine.paths import resource_dir, saves_dir
+from engine.paths import audio_demo_dir, resource_dir
 
 __all__ = ["AUDIO_TOKENS", "DEMO_AUDIO_NAME", "audio_demo_dir", "build_audio_demo", "main"]
 
@@ -58,11 +58,6 @@ _PARAMS = {
     "vocab_size": 4096, "max_position_embeddings": 4096, "audio_layers": 2, "audio_d_model": 64,
     "audio_heads": 4, "audio_ffn_dim": 128, "seed": 42,
 }
-
-
-def audio_demo_dir() -> Path:
-    """Where `model_name_or_path: demo-audio` is built."""
-    return saves_dir() / "models" / DEMO_AUDIO_NAME
 
 
 def _build_into(folder: Path, params: dict[str, int], texts: list[str], info: dict[str, Any]) -> None:

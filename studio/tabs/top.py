@@ -72,11 +72,11 @@ def model_choices(names: list[str], lang: str) -> list[tuple[str, str]]:
     finds all of it; each is marked when it must be downloaded first or needs more memory than this machine has
     (the legend is in `model_info`). The demo and Custom are named in the page's language.
     """
-    from engine.model.families import CUSTOM, DEMO, DEMO_VISION, MODELS, model_label
+    from engine.model.families import CUSTOM, DEMO, DEMO_AUDIO, DEMO_VISION, MODELS, model_label
     from studio.capabilities import memory_needed_gb, model_downloaded, training_memory
 
     own_words = {DEMO: "top.model_name.choices.demo", DEMO_VISION: "top.model_name.choices.demo_vision",
-                 CUSTOM: "top.model_name.choices.custom"}
+                 DEMO_AUDIO: "top.model_name.choices.demo_audio", CUSTOM: "top.model_name.choices.custom"}
     have, on_gpu = training_memory()
     choices = []
     for name in names:

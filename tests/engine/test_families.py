@@ -41,6 +41,7 @@ def test_demo_comes_first_and_is_offline():
         "finetuning_type": "lora", "dataset": "identity", "learning_rate": 5e-3, "num_train_epochs": 30,
         "lora_rank": 16, "lora_target": "all", "cutoff_len": 256, "per_device_train_batch_size": 8,
         "gradient_accumulation_steps": 1, "lr_scheduler_type": "cosine", "warmup_ratio": 0.05, "logging_steps": 5,
+        "freeze_multi_modal_projector": True,
     }
 
 
@@ -125,8 +126,10 @@ def test_entry_is_well_formed(name: str):
     assert info.name == name and name != CUSTOM
     assert info.family in FAMILIES
     assert info.notes == info.notes.strip() and "  " not in info.notes, repr(info.notes)
-    if name != DEMO:
-        assert info.hf and HUB_ID.match(info.hf), info.hf
+    if info.hf is None:  # built on this computer: named by its reserved path
+        assert info.local and info.local.startswith("demo"), info.local
+    else:
+        assert HUB_ID.match(info.hf), info.hf
     if info.ms is not None:
         assert HUB_ID.match(info.ms), info.ms
     assert set(info.recommended) <= set(known_keys())
@@ -219,3 +222,13 @@ def test_import_leaves_heavy_libraries_out():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     loaded = set(out.split())
     assert not {"torch", "transformers", "peft", "trl", "datasets", "gradio"} & loaded
+
+
+def test_the_vision_demo_is_offline_and_named_by_its_reserved_path():
+    from engine.model.families import DEMO_VISION, find_model, template_for
+
+    info = get_model(DEMO_VISION)
+    assert info.hf is None and info.family == "demo" and info.template == "qwen2_vl"
+    assert model_path(DEMO_VISION) == "demo-vision" and find_model("demo-vision") is info
+    assert template_for("demo-vision") == "qwen2_vl" and find_model("demo") is get_model(DEMO)
+    assert info.recommended["dataset"] == "mllm_colors" and info.recommended["freeze_multi_modal_projector"] is False

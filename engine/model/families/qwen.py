@@ -75,6 +75,9 @@ for size in ("3B", "7B", "32B", "72B"):
     _qwen(f"Qwen2.5-VL-{size}-Instruct", template="qwen2_vl", params=size, notes=_sized(_VISION, size))
 for size in ("2B", "7B", "72B"):
     _qwen(f"Qwen2-VL-{size}-Instruct", template="qwen2_vl", params=size, notes=_sized(_VISION, size))
+_HEARS = "Hears speech and sounds (template qwen2_audio); the audio encoder stays fixed unless freeze_vision_tower is off."
+_qwen("Qwen2-Audio-7B-Instruct", template="qwen2_audio", params="7B", notes=_HEARS)
+_qwen("Qwen2-Audio-7B", template="qwen2_audio", params="7B", notes=f"{BASE_NOTE} {_HEARS}")
 for size in ("7B", "14B"):
     _qwen(f"Qwen2.5-{size}-Instruct-1M", template="qwen", notes="Reads up to a million tokens of context.")
 for size in ("0.5B", "1.5B", "3B", "7B", "14B", "32B", "72B"):

@@ -57,6 +57,7 @@ HUB_RECOMMENDED: dict[str, Any] = {
     "lr_scheduler_type": "cosine",
     "warmup_ratio": 0.1,
     "logging_steps": 10,
+    "freeze_multi_modal_projector": True,  # LLaMA-Factory's default (the vision demo recommends training it)
 }
 
 
@@ -194,6 +195,7 @@ register_model(
         "lr_scheduler_type": "cosine",
         "warmup_ratio": 0.05,
         "logging_steps": 5,
+        "freeze_multi_modal_projector": True,
     },
     notes="A tiny model built on this computer from the shipped demo data: no download, no GPU needed.",
     local=DEMO_PATH,
