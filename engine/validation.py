@@ -17,6 +17,7 @@ from engine.errors import ConfigError, Setting
 from engine.model.methods import get_method, method_module, quantizable_methods
 from engine.model.special_tokens import DESCRIPTION_INITS
 from engine.templates import get_template
+from engine.templates.template import SFT_ONLY_PLUGINS, TEMPLATES
 from engine.templates.tools import TOOL_FORMATS
 from engine.train import STAGES
 from engine.train.method_checks import check_early_stopping, check_optimizer_choice, check_sft_loss_choice
@@ -58,6 +59,8 @@ def check_media_run(config: RunConfig, command: str) -> None:
         return
     if command == "train" and config.finetuning.stage not in MEDIA_STAGES:
         raise ConfigError("media_stage", stage=config.finetuning.stage, template=name)
+    if command == "train" and config.finetuning.stage != "sft" and TEMPLATES[name].mm_plugin in SFT_ONLY_PLUGINS:
+        raise ConfigError("media_stage_sft_only", stage=config.finetuning.stage, template=name)
     if command == "train" and config.finetuning.stage == "dpo" and config.finetuning.pref_loss in ("orpo", "simpo"):
         raise ConfigError("media_stage", stage=config.finetuning.pref_loss, template=name)
     if config.training.do_predict:

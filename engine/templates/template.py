@@ -104,6 +104,11 @@ PLUGIN_MODALITIES: dict[str, frozenset[str]] = {
 }
 
 
+# Media plugins whose tokens go in front of the whole conversation (PaliGemma's images, before bos): only SFT lays
+# its rows out that way; the preference stages' rows start with the rendered prompt.
+SFT_ONLY_PLUGINS = frozenset({"paligemma"})
+
+
 def register_template(name: str, **fields: object) -> Template:
     """Add a template to `TEMPLATES`; a second registration under the same name is a programming error."""
     if name in TEMPLATES:

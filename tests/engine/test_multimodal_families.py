@@ -256,3 +256,18 @@ def test_lora_trains_chats_and_exports_with_an_image(family: tuple[Path, str], t
     again = _ask(load_backend(config_from_dict({"model_name_or_path": str(merged), "template": template,
                                                 "finetuning_type": "full"})))
     assert again.prompt_tokens == reply.prompt_tokens and again.text == reply.text
+
+
+def test_paligemma_trains_with_sft_only(vision_model_dir: Path, tmp_path: Path):
+    """Its images go before bos, which only the SFT rows lay out: DPO is refused before launch, naming sft."""
+    from engine.errors import ConfigError
+    from engine.validation import validate_config
+
+    folder = tmp_path / "paligemma"
+    _paligemma(vision_model_dir, folder)
+    base = {"model_name_or_path": str(folder), "template": "paligemma", "dataset_dir": str(DATA),
+            "output_dir": str(tmp_path / "out")}
+    with pytest.raises(ConfigError, match="sft") as info:
+        validate_config(config_from_dict({**base, "stage": "dpo", "dataset": "dpo_en_demo"}))
+    assert info.value.key == "media_stage_sft_only"
+    validate_config(config_from_dict({**base, "dataset": "mllm_demo"}))
