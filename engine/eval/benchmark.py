@@ -75,12 +75,14 @@ def run_benchmark(config: RunConfig, run_dir: Path, abort: Any = None) -> dict[s
             logger.info("Stopped while scoring %s; the models scored before are kept.", label)
         else:
             write_lm_eval_json(run_dir / lm_eval_file(label), scores[label])
-            progress.settle()
         del lm, model
         gc.collect()
         if abort is not None and abort.requested:
             break
-    return write_results(run_dir, plan, config, scores, complete=not (abort is not None and abort.requested))
+    stopped = abort is not None and abort.requested
+    if not stopped:
+        progress.settle()  # lm-eval may have needed fewer passes than planned
+    return write_results(run_dir, plan, config, scores, complete=not stopped)
 
 
 def place_model(model: Any, config: RunConfig) -> Any:

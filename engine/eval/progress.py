@@ -15,7 +15,7 @@ class ProgressLog:
     `current_steps` counts batches done; `stage` is `eval` (benchmark) or `predict`. With `enabled=False` (a
     prediction after training, whose log holds the training curve) nothing is written. A benchmark learns its
     batches as lm-eval asks for them (`grow`), and may need fewer than planned (lm-eval shares a context between
-    the answers to one question), so `settle` closes each part at its planned size.
+    the answers to one question), so `settle` marks the end at 100%.
     """
 
     def __init__(self, run_dir: Path, total: int, *, stage: str, enabled: bool = True) -> None:
@@ -33,7 +33,7 @@ class ProgressLog:
         self.write()
 
     def settle(self) -> None:
-        """Everything planned so far is done (a line at that point, 100% once nothing more is planned)."""
+        """Everything planned is done: a last line at 100%."""
         self.done = max(self.done, self.total)
         self.write()
 
