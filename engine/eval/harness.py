@@ -57,9 +57,9 @@ def _load_error(err: Exception, plan: TaskPlan) -> DataError:
     reason = f"{type(err).__name__}: {err}"[:300]
     offline = [k for k in OFFLINE_VARIABLES if os.environ.get(k, "").lower() in ("1", "true", "yes", "on")]
     network = isinstance(err, (ConnectionError, TimeoutError)) or any(
-        word in reason for word in ("OfflineModeIsEnabled", "offline", "Connection", "resolve", "Max retries"))
+        word in reason for word in ("OfflineModeIsEnabled", "offline", "Connection", "NameResolution", "Max retries"))
     where = {"task": plan.task, "dataset": ", ".join(plan.hub) or "-", "offline_task": OFFLINE_TASK}
-    if plan.hub and offline:
+    if plan.hub and network and offline:
         return DataError("eval_task_needs_network", variables=", ".join(offline), reason=reason, **where)
     if plan.hub and network:
         return DataError("eval_task_unreachable", reason=reason, **where)
