@@ -30,8 +30,8 @@ class EvaluationArguments:
     apply_chat_template: bool = option(False, "Render each question with the chat template (`template`), the "
                                               "few-shot examples as earlier turns, as LLaMA-Factory scores; off: "
                                               "lm-eval's plain prompts, comparable with published scores.")
-    download_mode: str = option("reuse_dataset_if_exists", "LLaMA-Factory's key, accepted; lm-eval's tasks reuse "
-                                                           "the datasets cache.",
+    download_mode: str = option("reuse_dataset_if_exists", "Whether the benchmarks' hub datasets are downloaded "
+                                                           "again.",
                                 choices=["reuse_dataset_if_exists", "reuse_cache_if_exists", "force_redownload"])
     compare_with: str | None = option(None, "Score a second model in the same table: `base` (the model without "
                                             "adapter_name_or_path) or another adapter folder.")

@@ -50,10 +50,7 @@ def run_benchmark(config: RunConfig, run_dir: Path, abort: Any = None) -> dict[s
 
     ev = config.evaluation
     plan = resolve_tasks(ev.task or "", ev.task_dir, lang=ev.lang, n_shot=ev.n_shot)
-    if ev.download_mode == "force_redownload" and plan.hub:
-        logger.warning("download_mode: force_redownload is not passed to lm-eval, whose tasks reuse the datasets "
-                       "cache; delete the dataset's folder from the cache to download it again.")
-    manager, loaded = load_tasks(plan)
+    manager, loaded = load_tasks(plan, ev.download_mode)
     logger.info("%s: %d lm-eval tasks (%s), %d-shot, limit %s.", plan.task, len(loaded["tasks"]),
                 ", ".join(plan.names), ev.n_shot, ev.limit or "none")
     tokenizer = load_tokenizer(config.model)

@@ -19,22 +19,45 @@ from engine.eval.tasks import OFFLINE_TASK, TaskPlan, task_manager
 
 logger = logging.getLogger(__name__)
 OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+REUSE = "reuse_dataset_if_exists"
 
 
 class Stopped(Exception):
     """An abort was requested between two batches."""
 
 
-def load_tasks(plan: TaskPlan) -> tuple[Any, dict[str, Any]]:
+def load_tasks(plan: TaskPlan, download_mode: str | None = None) -> tuple[Any, dict[str, Any]]:
     """(lm-eval's task manager, its tasks for the plan, their rows read or downloaded now); hub failures become one
-    clear message."""
+    clear message. A `download_mode` other than reusing the dataset (LLaMA-Factory's key) fetches each task's
+    dataset again that way, then builds the tasks again from it (lm-eval itself always reuses its cache)."""
     try:
         manager = _plan_manager(plan)
-        return manager, manager.load(plan.names)
+        loaded = manager.load(plan.names)
+        if download_mode and download_mode != REUSE:
+            refresh_datasets(loaded["tasks"].values(), download_mode)
+            loaded = manager.load(plan.names)
+        return manager, loaded
     except DataError:
         raise
     except Exception as err:  # every loading failure names the task and, for the hub, the way to work offline
         raise _load_error(err, plan) from err
+
+
+def refresh_datasets(tasks: Any, download_mode: str) -> None:
+    """Download each task's dataset again with `download_mode` (tasks that read their own rows are left alone)."""
+    import datasets
+
+    seen = set()
+    for task in tasks:
+        config = task.config
+        key = (config.dataset_path, config.dataset_name, repr(config.dataset_kwargs))
+        if config.custom_dataset is not None or not config.dataset_path or key in seen:
+            continue
+        seen.add(key)
+        logger.info("Downloading %s%s again (%s).", config.dataset_path,
+                    f" / {config.dataset_name}" if config.dataset_name else "", download_mode)
+        kwargs = {k: v for k, v in (config.dataset_kwargs or {}).items() if k not in ("trust_remote_code", "download_mode")}
+        datasets.load_dataset(config.dataset_path, config.dataset_name, download_mode=download_mode, **kwargs)
 
 
 def _plan_manager(plan: TaskPlan) -> Any:

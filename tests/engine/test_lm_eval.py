@@ -115,6 +115,27 @@ def test_csv_folder_becomes_an_lm_eval_group_with_the_chosen_prompt(tmp_path: Pa
         "Q1?\nA. a\nB. b\nC. c\nD. d\n答案： D\n\nQ2?\nA. e\nB. f\nC. g\nD. h\n答案：")
 
 
+def test_lm_eval_yaml_in_task_dir_runs_by_name_and_download_mode_fetches_again(tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch):
+    import datasets
+
+    (tmp_path / "rows.csv").write_text("question,answer\nSky?,blue\nGrass?,green\n", encoding="utf-8")
+    (tmp_path / "colours.yaml").write_text(
+        "task: my_colours\ndataset_path: csv\ndataset_kwargs:\n  data_files:\n    test: "
+        f"{tmp_path / 'rows.csv'}\ntest_split: test\noutput_type: generate_until\n"
+        "doc_to_text: '{{question}}'\ndoc_to_target: '{{answer}}'\n"
+        "metric_list:\n  - metric: exact_match\n", encoding="utf-8")
+    plan = resolve_tasks("my_colours", tmp_path)
+    assert plan.specs == ["my_colours"] and plan.hub == []  # its YAML lives in task_dir
+    modes = []
+    load_dataset = datasets.load_dataset
+    monkeypatch.setattr(datasets, "load_dataset",
+                        lambda *a, **k: modes.append(k.get("download_mode")) or load_dataset(*a, **k))
+    _, loaded = load_tasks(plan, "force_redownload")
+    assert modes == [None, "force_redownload", None]  # lm-eval's load, the fetch again, lm-eval's load of it
+    assert [d["answer"] for d in loaded["tasks"]["my_colours"].test_docs()] == ["blue", "green"]
+
+
 def test_bad_csv_rows_name_the_file_and_line(tmp_path: Path):
     path = tmp_path / "x_test.csv"
     path.write_text("question,A,B,C,D,answer\nQ?,1,2,3,4,E\n", encoding="utf-8")
