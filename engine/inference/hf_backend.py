@@ -140,7 +140,7 @@ class HFBackend(ChatBackend):
                 kwargs[key] = value.to(device, dtype=dtype) if value.is_floating_point() else value.to(device)
             from engine.multimodal.plugins import token_inputs
 
-            kwargs.update(token_inputs(self.plugin, {"input_ids": input_ids}))
+            kwargs.update(token_inputs(self.plugin, {**kwargs, "input_ids": input_ids}))
         return kwargs, stop_strings
 
     def _seed(self, sampling: Sampling) -> None:

@@ -22,6 +22,7 @@ from engine.errors import DataError
 from engine.multimodal.audio import Qwen2AudioPlugin
 from engine.multimodal.gemma import Gemma3Plugin, PaliGemmaPlugin
 from engine.multimodal.llava import LlavaNextPlugin, LlavaPlugin
+from engine.multimodal.mllama import MllamaPlugin
 from engine.multimodal.pixtral import PixtralPlugin
 from engine.multimodal.processor_plugin import ProcessorPlugin
 
@@ -182,7 +183,7 @@ PLUGINS = {"qwen2_vl": Qwen2VLPlugin, "qwen2_audio": Qwen2AudioPlugin}
 # The image families read through their full transformers processor (engine.multimodal.processor_plugin).
 PLUGINS.update({"qwen3_vl": Qwen3VLPlugin, "llava": LlavaPlugin, "llava_next": LlavaNextPlugin,
                 "gemma3": Gemma3Plugin, "pixtral": PixtralPlugin,
-                "paligemma": PaliGemmaPlugin})
+                "paligemma": PaliGemmaPlugin, "mllama": MllamaPlugin})
 
 
 def prefix_ids(plugin: Any, counts: dict[str, list]) -> list[int]:
@@ -191,9 +192,9 @@ def prefix_ids(plugin: Any, counts: dict[str, list]) -> list[int]:
 
 
 def token_inputs(plugin: Any, batch: dict[str, Any]) -> dict[str, Any]:
-    """The inputs a media model takes that are worked out from the batch's token ids (`input_ids`, and `labels` in
-    training): a family's own (`token_inputs`: Gemma 3's `token_type_ids`), else transformers' `mm_token_type_ids`
-    where the plugin gives them."""
+    """The inputs a media model takes that are worked out from the batch's token ids (`input_ids`, beside the media
+    tensors, and `labels` in training): a family's own (`token_inputs`: Gemma 3's `token_type_ids`, Mllama's
+    `cross_attention_mask`), else transformers' `mm_token_type_ids` where the plugin gives them."""
     if isinstance(plugin, ProcessorPlugin):
         return plugin.token_inputs(batch)
     types = plugin.token_type_ids(batch["input_ids"])

@@ -101,6 +101,7 @@ PLUGIN_MODALITIES: dict[str, frozenset[str]] = {
     "gemma3": frozenset({"images"}),
     "pixtral": frozenset({"images"}),
     "paligemma": frozenset({"images"}),
+    "mllama": frozenset({"images"}),
 }
 
 
@@ -151,7 +152,7 @@ def list_templates() -> list[str]:
 MULTIMODAL_TEMPLATES = frozenset({
     "dots_ocr", "ernie_vl", "glm4v", "glm4_5v", "glm_ocr", "intern_vl", "intern_s1", "keye_vl", "kimi_vl", "lfm2_vl",
     "llava_next_video", "llava_next_video_mistral", "llava_next_video_yi", "mimo_vl", "minicpm_v", "minicpm_v_4_6",
-    "minicpm_o", "mllama", "qwen2_omni", "qwen3_omni", "qwen3_omni_nothink", "video_llava", "youtu_vl",
+    "minicpm_o", "qwen2_omni", "qwen3_omni", "qwen3_omni_nothink", "video_llava", "youtu_vl",
 })
 
 

@@ -145,14 +145,38 @@ def _paligemma(demo: Path, out: Path) -> str:
     return "paligemma"
 
 
+def _mllama(demo: Path, out: Path) -> str:
+    """Llama 3.2 Vision's layout: a tiled vision encoder whose features the language model reads by cross-attention."""
+    from transformers import MllamaConfig, MllamaForConditionalGeneration, MllamaProcessor
+    from transformers.models.mllama.image_processing_pil_mllama import MllamaImageProcessorPil
+
+    tokenizer = _tokenizer(demo, ["<|image|>", "<|python_tag|>", "<|begin_of_text|>", "<|start_header_id|>",
+                                  "<|end_header_id|>", "<|eot_id|>", "<|eom_id|>"])  # Llama 3's control tokens
+    tokenizer.bos_token = "<|begin_of_text|>"
+    config = MllamaConfig(
+        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_global_layers": 1,
+                       "attention_heads": 2, "image_size": 28, "patch_size": 14, "max_num_tiles": 2,
+                       "intermediate_layers_indices": [0], "vision_output_dim": 64,
+                       "supported_aspect_ratios": [[1, 1], [1, 2], [2, 1]]},
+        text_config={"vocab_size": len(tokenizer), **_TEXT, "cross_attention_layers": [1],
+                     "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
+                     "pad_token_id": tokenizer.pad_token_id},
+        image_token_index=tokenizer.convert_tokens_to_ids("<|image|>"))
+    MllamaForConditionalGeneration(config).save_pretrained(out)
+    images = MllamaImageProcessorPil(size={"height": 28, "width": 28}, max_image_tiles=2)
+    MllamaProcessor(images, tokenizer).save_pretrained(out)
+    return "mllama"
+
+
 BUILDERS = {"llava": _llava, "llava_next": _llava_next, "gemma3": _gemma3, "qwen3_vl": _qwen3_vl, "pixtral": _pixtral,
-            "paligemma": _paligemma}
+            "paligemma": _paligemma, "mllama": _mllama}
 # template → (image tokens, all tokens) → the inputs worked out from the tokens, as counts of their nonzero entries
 TOKEN_INPUTS = {
     "llava": lambda n, total: {}, "llava_next": lambda n, total: {}, "pixtral": lambda n, total: {},
     "gemma3": lambda n, total: {"token_type_ids": n},  # Gemma 3's image tokens attend to each other both ways
     "paligemma": lambda n, total: {"token_type_ids": total - n},  # 0 on its images (in front), 1 on the text
     "qwen3_vl_nothink": lambda n, total: {"mm_token_type_ids": n},
+    "mllama": lambda n, total: {},  # (its cross-attention mask needs the tiles: see the features check below)
 }
 
 
@@ -216,6 +240,9 @@ def test_expansion_matches_the_models_processor(family: tuple[Path, str]):
     assert np.allclose(features["pixel_values"].numpy(), own["pixel_values"])
     if "image_sizes" in own:
         assert features["image_sizes"].tolist() == own["image_sizes"].tolist()
+    if template == "mllama":  # which positions see which tiles, worked out from the processor's own ids
+        mask = token_inputs(plugin, {**features, "input_ids": torch.tensor(own["input_ids"])})["cross_attention_mask"]
+        assert mask.numpy().tolist() == own["cross_attention_mask"].tolist() and mask.sum() > 0
 
 
 def _ask(backend: Any) -> Any:

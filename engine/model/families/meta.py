@@ -1,5 +1,5 @@
-"""Meta: Llama 4 (`llama4`), Llama 3 / 3.1 / 3.2 / 3.3 (`llama3`), Llama 2 chat (`llama2`) and the small MobileLLM-R1
-reasoning models (which chat in Llama 3's format).
+"""Meta: Llama 4 (`llama4`), Llama 3.2 Vision (`mllama`), Llama 3 / 3.1 / 3.2 / 3.3 (`llama3`), Llama 2 chat (`llama2`)
+and the small MobileLLM-R1 reasoning models (which chat in Llama 3's format).
 
 Meta's Llama repositories are gated on Hugging Face: accept the licence on the model page and set hf_hub_token.
 ModelScope mirrors them under `LLM-Research/` (Llama 2 under `modelscope/`).
@@ -27,6 +27,14 @@ for name, total in (("Scout-17B-16E", 109), ("Maverick-17B-128E", 402)):
                    notes=f"{about} {_GATED}", params=total)
     register_model(f"Llama-4-{name}", hf=f"meta-llama/Llama-4-{name}", ms=f"LLM-Research/Llama-4-{name}",
                    template="llama4", family="llama", notes=f"{BASE_NOTE} {about} {_GATED}", params=total)
+
+# Llama 3.2 Vision reads images through cross-attention layers (template mllama).
+_VISION = "Reads images (cross-attention on image tiles); the vision encoder stays fixed unless freeze_vision_tower is off."
+for size, extra in (("11B", ""), ("90B", f" {MULTI_GPU_NOTE}")):
+    for suffix, base in (("-Instruct", ""), ("", f"{BASE_NOTE} ")):
+        repo = f"Llama-3.2-{size}-Vision{suffix}"
+        register_model(repo, hf=f"meta-llama/{repo}", ms=f"LLM-Research/{repo}", template="mllama", family="llama",
+                       notes=f"{base}{_VISION}{extra} {_GATED}", params=size)
 
 register_model("Llama-3.3-70B-Instruct", hf="meta-llama/Llama-3.3-70B-Instruct",
                ms="LLM-Research/Llama-3.3-70B-Instruct", template="llama3", family="llama", notes=_GATED, params="70B")

@@ -1,6 +1,7 @@
-"""Meta Llama: Llama 2 chat ([INST] with <<SYS>>), Llama 3.x (header ids, JSON tool calls) and Llama 4."""
+"""Meta Llama: Llama 2 chat ([INST] with <<SYS>>), Llama 3.x (header ids, JSON tool calls; Llama 3.2 Vision reads
+images) and Llama 4."""
 
-from engine.templates.template import register_template
+from engine.templates.template import register_media_variant, register_template
 
 _LLAMA2 = {
     "system": "<<SYS>>\n{content}\n<</SYS>>\n\n",
@@ -50,3 +51,6 @@ register_template(
     stop_words=["<|eot|>", "<|eom|>"],
     replace_eos=True,
 )
+
+register_media_variant("mllama", "llama3", mm_plugin="mllama",
+                       description="Llama 3.2 Vision (Llama 3 layout) with images")
