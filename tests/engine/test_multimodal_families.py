@@ -298,3 +298,23 @@ def test_paligemma_trains_with_sft_only(vision_model_dir: Path, tmp_path: Path):
         validate_config(config_from_dict({**base, "stage": "dpo", "dataset": "dpo_en_demo"}))
     assert info.value.key == "media_stage_sft_only"
     validate_config(config_from_dict({**base, "dataset": "mllm_demo"}))
+
+
+def test_dpo_steps_with_images(family: tuple[Path, str], tmp_path: Path):
+    """Two DPO steps on image pairs: the images reach both halves of each batch, with the family's own inputs."""
+    from engine.train.run import run_training
+    from tests.engine.test_multimodal import _colour_pairs
+
+    folder, template = family
+    if template == "paligemma":
+        pytest.skip("PaliGemma trains with stage sft only (refused before launch: test_paligemma_trains_with_sft_only)")
+    out = tmp_path / "dpo"
+    config = config_from_dict({
+        "model_name_or_path": str(folder), "template": template, "stage": "dpo", "finetuning_type": "lora",
+        "dataset": "colour_pairs", "dataset_dir": str(_colour_pairs(tmp_path / "data")), "output_dir": str(out),
+        "cutoff_len": 1024, "per_device_train_batch_size": 2, "max_steps": 2, "learning_rate": 1e-3,
+        "logging_steps": 1, "report_to": "none", "save_strategy": "no", "seed": 0,
+    })
+    assert run_training(config) == 0, (out / "running_log.txt").read_text(encoding="utf-8")[-3000:]
+    log = (out / "trainer_log.jsonl").read_text(encoding="utf-8")
+    assert "rewards/margins" in log and (out / "adapter_model.safetensors").is_file()
