@@ -52,8 +52,8 @@ def run_modalities(config: RunConfig) -> tuple[str | None, frozenset[str]]:
 
 
 def check_media_run(config: RunConfig, command: str) -> None:
-    """What a media model (images, video, audio) cannot do yet: other stages than sft and dpo, packing, predicting
-    with generation, GGUF and GPTQ."""
+    """What a media model (images, video, audio) cannot do yet: other stages than sft and dpo, packing, GGUF and
+    GPTQ."""
     name, modalities = run_modalities(config)
     if not modalities:
         return
@@ -63,8 +63,6 @@ def check_media_run(config: RunConfig, command: str) -> None:
         raise ConfigError("media_stage_sft_only", stage=config.finetuning.stage, template=name)
     if command == "train" and config.finetuning.stage == "dpo" and config.finetuning.pref_loss in ("orpo", "simpo"):
         raise ConfigError("media_stage", stage=config.finetuning.pref_loss, template=name)
-    if config.training.do_predict:
-        raise ConfigError("media_predict", template=name, key=Setting("do_predict"))
     if command == "train" and config.data.packing:
         raise ConfigError("media_packing", key=Setting("packing"), template=name)
     if command == "export" and config.export.export_gguf != "none":

@@ -38,7 +38,7 @@ def prediction_examples(config: RunConfig, *, after_training: bool = False) -> l
     return load_examples(data.dataset, data.dataset_dir, require_response=True, max_samples=data.max_samples,
                          seed=config.training.seed,
                          placeholders={"name": data.identity_name, "author": data.identity_author},
-                         hub_tokens=hub_tokens(config.model))
+                         hub_tokens=hub_tokens(config.model), media_dir=data.media_dir)
 
 
 def prompt_and_label(example: dict) -> tuple[list[dict], str]:
@@ -114,6 +114,28 @@ def generate_batch(model: Any, tokenizer: Any, batch: list[list[int]], gen_confi
     return replies
 
 
+def media_predictor(model: Any, tokenizer: Any, template: Any, config: RunConfig) -> Any:
+    """example → the model's reply to its prompt with its media (the chat backend's media path, greedy unless the
+    generation settings sample)."""
+    from engine.inference.backend import Sampling
+    from engine.inference.hf_backend import HFBackend
+    from engine.multimodal.plugins import get_plugin
+
+    plugin = get_plugin(template, tokenizer, config.model)
+    backend = HFBackend(model, tokenizer, template, Sampling.from_config(config.generation), "model", plugin)
+    backend.context_length = None  # prompts are not cut here: the media tokens must stay whole
+
+    def reply(example: dict) -> str:
+        messages, _ = prompt_and_label(example)
+        media = {kind: list(example.get(kind) or []) for kind in plugin.kinds}
+        completion = backend.generate(messages, example.get("system") or config.data.default_system,
+                                      example.get("tools"), enable_thinking=config.data.enable_thinking,
+                                      media=media)
+        return completion.text.strip()
+
+    return reply
+
+
 def predict(model: Any, tokenizer: Any, template: Any, examples: list[dict], config: RunConfig, run_dir: Path, *,
             abort: Any = None, log_progress: bool = True) -> dict[str, Any]:
     """Generate for every example in batches, write both files, return the metrics (of the rows done)."""
@@ -128,6 +150,7 @@ def predict(model: Any, tokenizer: Any, template: Any, examples: list[dict], con
     batch_size = config.training.per_device_eval_batch_size
     progress = ProgressLog(run_dir, -(-len(encoded) // batch_size), stage="predict", enabled=log_progress)
     gen_config = generation_config(config, tokenizer, template)
+    media = media_predictor(model, tokenizer, template, config) if template.modalities else None
     set_seed(config.training.seed)
     model.eval()
     predictions: list[str] = []
@@ -138,8 +161,11 @@ def predict(model: Any, tokenizer: Any, template: Any, examples: list[dict], con
                 logger.info("Stopped after %d of %d rows.", len(predictions), len(encoded))
                 break
             batch = encoded[first:first + batch_size]
-            replies = generate_batch(model, tokenizer, [ids for ids, _ in batch], gen_config, template,
-                                     config.generation.skip_special_tokens)
+            if media is not None:  # one row at a time, each with its own images, video or audio
+                replies = [media(example) for example in examples[first:first + batch_size]]
+            else:
+                replies = generate_batch(model, tokenizer, [ids for ids, _ in batch], gen_config, template,
+                                         config.generation.skip_special_tokens)
             for (ids, label), reply in zip(batch, replies, strict=True):
                 prompt = tokenizer.decode(ids, skip_special_tokens=False)
                 out.write(json.dumps({"prompt": prompt, "predict": reply, "label": label}, ensure_ascii=False) + "\n")

@@ -200,6 +200,22 @@ def test_chat_media_mistakes_are_named(vision_model_dir: Path, tiny_model_dir: P
 
 
 @pytest.mark.slow
+def test_predict_answers_from_the_images(vision_model_dir: Path, colour_run: Path, tmp_path: Path):
+    """Evaluate & Predict on a media dataset: each row's own image reaches the model (the adapter names colours)."""
+    from engine.eval.predict import run_predict
+
+    config = config_from_dict({"model_name_or_path": str(vision_model_dir), "template": "qwen2_vl",
+                               "adapter_name_or_path": str(colour_run), "finetuning_type": "lora",
+                               "eval_dataset": "mllm_colors_eval", "dataset_dir": str(DATA), "max_new_tokens": 4,
+                               "do_sample": False, "max_samples": 8})
+    tmp_path.mkdir(exist_ok=True)
+    run_predict(config, tmp_path)
+    rows = [json.loads(line) for line in (tmp_path / "generated_predictions.jsonl").read_text().splitlines()]
+    assert len(rows) == 8 and "<image>" in rows[0]["prompt"]  # the prompt is shown with its placeholder
+    assert sum(row["predict"] == row["label"] for row in rows) >= 6
+
+
+@pytest.mark.slow
 def test_export_merges_a_vision_adapter(vision_model_dir: Path, colour_run: Path, tmp_path: Path):
     from engine.export.run import run_export
 
@@ -223,8 +239,6 @@ def test_what_media_models_cannot_do_yet_is_refused_before_launch(vision_model_d
         validate_config(config_from_dict({**base, "stage": "kto", "dataset": "kto_en_demo"}))
     with pytest.raises(ConfigError, match="sft or dpo"):
         validate_config(config_from_dict({**base, "stage": "dpo", "pref_loss": "orpo", "dataset": "dpo_en_demo"}))
-    with pytest.raises(ConfigError, match="do_predict"):
-        validate_config(config_from_dict({**base, "do_predict": True, "eval_dataset": "mllm_demo"}))
     with pytest.raises(ConfigError, match="packing"):
         validate_config(config_from_dict({**base, "packing": True}))
     with pytest.raises(ConfigError, match="GGUF"):
