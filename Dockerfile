@@ -4,7 +4,7 @@
 # NVIDIA GPU:     docker build -t llm-studio:cuda \
 #                   --build-arg BASE_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04 \
 #                   --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128 \
-#                   --build-arg EXTRAS=liger .
+#                   --build-arg EXTRAS=eval,multimodal,liger .
 # Run with compose.yaml (`docker compose up`), or see docs/deployment.md.
 
 ARG BASE_IMAGE=python:3.12-slim
@@ -13,8 +13,9 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 
 # Where torch comes from: PyTorch's CPU wheels by default; a CUDA index (or https://pypi.org/simple) for GPUs.
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
-# Optional groups from pyproject.toml, comma-separated (e.g. "liger,deepspeed,metrics").
-ARG EXTRAS=""
+# Optional groups from pyproject.toml, comma-separated (e.g. "liger,deepspeed,metrics"). By default the benchmarks
+# (lm-evaluation-harness) and the FFmpeg-backed video and audio formats.
+ARG EXTRAS="eval,multimodal"
 # The user the studio runs as; match your own uid so bind-mounted data/ and saves/ stay writable.
 ARG USER_UID=1000
 
