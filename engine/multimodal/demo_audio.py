@@ -14,28 +14,12 @@ The build is deterministic and atomic, and shares the text demo's fingerprinting
 
 from __future__ import annotations
 
-import argparse
-import os
-import sys
 from pathlib import Path
 from typing import Any
 
-from engine.model.demo import (
-    ADDED_TOKENS,
-    CHAT_TEMPLATE,
-    EOS_TOKEN,
-    IM_END,
-    IM_START,
-    PAD_TOKEN,
-    _corpus,
-    _fingerprint,
-    _read_data,
-    _write_json,
-    build_atomically,
-    is_complete_build,
-    train_tokenizer,
-)
-from engine.paths import audio_demo_dir, resource_dir
+from engine.model.demo import EOS_TOKEN, IM_END
+from engine.multimodal.demo_build import build_media_demo, demo_main, finish_build, media_tokenizer
+from engine.paths import audio_demo_dir
 
 __all__ = ["AUDIO_TOKENS", "DEMO_AUDIO_NAME", "audio_demo_dir", "build_audio_demo", "main"]
 
@@ -48,7 +32,6 @@ TEMPLATE = "qwen2_audio"
 
 AUDIO_TOKEN, AUDIO_BOS, AUDIO_EOS = "<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>"
 AUDIO_TOKENS = (AUDIO_BOS, AUDIO_EOS, AUDIO_TOKEN)
-_SPECIAL = (EOS_TOKEN, IM_START, IM_END, *AUDIO_TOKENS)
 
 # Whisper's features at a small scale: 16 kHz, 10 ms hop, 128 mel bins (as Qwen2-Audio), a one-second window.
 _RATE, _HOP, _N_FFT, _MELS, _WINDOW_SECONDS = 16000, 160, 400, 128, 1
@@ -66,17 +49,10 @@ def _build_into(folder: Path, params: dict[str, int], texts: list[str], info: di
         GenerationConfig,
         Qwen2AudioConfig,
         Qwen2AudioForConditionalGeneration,
-        TokenizersBackend,
         WhisperFeatureExtractor,
     )
 
-    raw = train_tokenizer(texts, params["vocab_size"], _SPECIAL)
-    ids = {token: raw.token_to_id(token) for token in (*_SPECIAL, *ADDED_TOKENS)}
-    tokenizer = TokenizersBackend(
-        tokenizer_object=raw, bos_token=None, eos_token=EOS_TOKEN, pad_token=PAD_TOKEN, unk_token=None,
-        extra_special_tokens=[IM_START, IM_END, *AUDIO_TOKENS], chat_template=CHAT_TEMPLATE,
-        model_max_length=params["max_position_embeddings"], padding_side="right", clean_up_tokenization_spaces=False,
-    )
+    tokenizer, ids = media_tokenizer(texts, params, AUDIO_TOKENS)
     hidden = params["hidden_size"]
     frames = _WINDOW_SECONDS * _RATE // _HOP
     config = Qwen2AudioConfig(
@@ -107,39 +83,18 @@ def _build_into(folder: Path, params: dict[str, int], texts: list[str], info: di
     tokenizer.save_pretrained(folder)
     WhisperFeatureExtractor(feature_size=_MELS, sampling_rate=_RATE, hop_length=_HOP, chunk_length=_WINDOW_SECONDS,
                             n_fft=_N_FFT, return_attention_mask=True).save_pretrained(folder)
-    info = {**info, "num_parameters": sum(p.numel() for p in model.parameters()), "tokenizer_size": len(tokenizer),
-            "token_ids": ids}
-    studio = {"template": TEMPLATE, "builder": _BUILDER, "build_version": BUILD_VERSION, "eos_token": IM_END,
-              "pad_token": PAD_TOKEN, "stop_tokens": [IM_END, EOS_TOKEN]}
-    _write_json(folder / "studio_model.json", studio)
-    _write_json(folder / "build_info.json", info)  # last: its presence marks the build complete
+    finish_build(folder, model, tokenizer, ids, info)
 
 
 def build_audio_demo(out_dir: str | Path | None = None, *, force: bool = False,
                      data_dir: str | Path | None = None) -> Path:
     """Build the audio demo model into `out_dir` (default saves/models/demo-audio) and return the folder; an
     identical finished build is reused unless `force`."""
-    out = Path(os.path.abspath(Path(out_dir).expanduser() if out_dir is not None else audio_demo_dir()))
-    data_path = Path(data_dir) if data_dir is not None else resource_dir("data")
-    files = _read_data(data_path)
-    params = dict(_PARAMS)
-    fingerprint, hashes = _fingerprint({**params, "builder": BUILD_VERSION}, files)  # type: ignore[dict-item]
-    if not force and is_complete_build(out, fingerprint, builder=_BUILDER):
-        return out
-    texts = _corpus(files, data_path)
-    info = {"builder": _BUILDER, "build_version": BUILD_VERSION, "fingerprint": fingerprint, "params": params,
-            "data_files": hashes, "template": TEMPLATE}
-    build_atomically(out, info, lambda tmp, info: _build_into(tmp, params, texts, info), force=force)
-    return out
+    return build_media_demo(_build_into, builder=_BUILDER, version=BUILD_VERSION, template=TEMPLATE, params=_PARAMS,
+                            out_dir=out_dir if out_dir is not None else audio_demo_dir(), force=force,
+                            data_dir=data_dir)
 
 
 def main(argv: list[str] | None = None) -> int:
     """`studio demo-model --audio [DIR] [--force]`: build (or find) the audio demo and print its folder."""
-    parser = argparse.ArgumentParser(prog="studio demo-model --audio",
-                                     description="Build the tiny offline audio demo model (demo-audio).")
-    parser.add_argument("dir", nargs="?", default=None, help=f"output folder (default: {audio_demo_dir()})")
-    parser.add_argument("--force", action="store_true", help="rebuild even when an identical build exists")
-    args = parser.parse_args(argv)
-    sys.stdout.write(f"{build_audio_demo(args.dir, force=args.force)}\n")
-    sys.stdout.flush()
-    return 0
+    return demo_main(argv, flag="audio", name=DEMO_AUDIO_NAME, default_dir=audio_demo_dir(), build=build_audio_demo)

@@ -11,28 +11,12 @@ The build is deterministic and atomic, and shares the text demo's fingerprinting
 
 from __future__ import annotations
 
-import argparse
-import os
-import sys
 from pathlib import Path
 from typing import Any
 
-from engine.model.demo import (
-    ADDED_TOKENS,
-    CHAT_TEMPLATE,
-    EOS_TOKEN,
-    IM_END,
-    IM_START,
-    PAD_TOKEN,
-    _corpus,
-    _fingerprint,
-    _read_data,
-    _write_json,
-    build_atomically,
-    is_complete_build,
-    train_tokenizer,
-)
-from engine.paths import resource_dir, vision_demo_dir
+from engine.model.demo import EOS_TOKEN, IM_END
+from engine.multimodal.demo_build import build_media_demo, demo_main, finish_build, media_tokenizer
+from engine.paths import vision_demo_dir
 
 __all__ = ["DEMO_VISION_NAME", "VISION_TOKENS", "build_vision_demo", "main", "vision_demo_dir"]
 
@@ -45,7 +29,6 @@ TEMPLATE = "qwen2_vl"
 
 VISION_START, VISION_END, IMAGE_PAD, VIDEO_PAD = "<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"
 VISION_TOKENS = (VISION_START, VISION_END, IMAGE_PAD, VIDEO_PAD)
-_SPECIAL = (EOS_TOKEN, IM_START, IM_END, *VISION_TOKENS)
 
 # Qwen2-VL's preprocessing at a small scale: 14-px patches merged 2x2, so each visual token covers 28x28 pixels.
 _PATCH, _MERGE, _TEMPORAL = 14, 2, 2
@@ -62,16 +45,10 @@ _PARAMS = {
 
 def _build_into(folder: Path, params: dict[str, int], texts: list[str], info: dict[str, Any]) -> None:
     import torch
-    from transformers import GenerationConfig, Qwen2VLConfig, Qwen2VLForConditionalGeneration, TokenizersBackend
+    from transformers import GenerationConfig, Qwen2VLConfig, Qwen2VLForConditionalGeneration
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
-    raw = train_tokenizer(texts, params["vocab_size"], _SPECIAL)
-    ids = {token: raw.token_to_id(token) for token in (*_SPECIAL, *ADDED_TOKENS)}
-    tokenizer = TokenizersBackend(
-        tokenizer_object=raw, bos_token=None, eos_token=EOS_TOKEN, pad_token=PAD_TOKEN, unk_token=None,
-        extra_special_tokens=[IM_START, IM_END, *VISION_TOKENS], chat_template=CHAT_TEMPLATE,
-        model_max_length=params["max_position_embeddings"], padding_side="right", clean_up_tokenization_spaces=False,
-    )
+    tokenizer, ids = media_tokenizer(texts, params, VISION_TOKENS)
     hidden = params["hidden_size"]
     head_dim = hidden // params["num_heads"]
     config = Qwen2VLConfig(
@@ -105,39 +82,19 @@ def _build_into(folder: Path, params: dict[str, int], texts: list[str], info: di
         min_pixels=_MIN_PIXELS, max_pixels=_MAX_PIXELS, patch_size=_PATCH, merge_size=_MERGE,
         temporal_patch_size=_TEMPORAL, image_mean=_MEAN, image_std=_STD,
     ).save_pretrained(folder)
-    info = {**info, "num_parameters": sum(p.numel() for p in model.parameters()), "tokenizer_size": len(tokenizer),
-            "token_ids": ids}
-    studio = {"template": TEMPLATE, "builder": _BUILDER, "build_version": BUILD_VERSION, "eos_token": IM_END,
-              "pad_token": PAD_TOKEN, "stop_tokens": [IM_END, EOS_TOKEN]}
-    _write_json(folder / "studio_model.json", studio)
-    _write_json(folder / "build_info.json", info)  # last: its presence marks the build complete
+    finish_build(folder, model, tokenizer, ids, info)
 
 
 def build_vision_demo(out_dir: str | Path | None = None, *, force: bool = False,
                       data_dir: str | Path | None = None) -> Path:
     """Build the vision demo model into `out_dir` (default saves/models/demo-vision) and return the folder; an
     identical finished build is reused unless `force`."""
-    out = Path(os.path.abspath(Path(out_dir).expanduser() if out_dir is not None else vision_demo_dir()))
-    data_path = Path(data_dir) if data_dir is not None else resource_dir("data")
-    files = _read_data(data_path)
-    params = dict(_PARAMS)
-    fingerprint, hashes = _fingerprint({**params, "builder": BUILD_VERSION}, files)  # type: ignore[dict-item]
-    if not force and is_complete_build(out, fingerprint, builder=_BUILDER):
-        return out
-    texts = _corpus(files, data_path)
-    info = {"builder": _BUILDER, "build_version": BUILD_VERSION, "fingerprint": fingerprint, "params": params,
-            "data_files": hashes, "template": TEMPLATE}
-    build_atomically(out, info, lambda tmp, info: _build_into(tmp, params, texts, info), force=force)
-    return out
+    return build_media_demo(_build_into, builder=_BUILDER, version=BUILD_VERSION, template=TEMPLATE, params=_PARAMS,
+                            out_dir=out_dir if out_dir is not None else vision_demo_dir(), force=force,
+                            data_dir=data_dir)
 
 
 def main(argv: list[str] | None = None) -> int:
     """`studio demo-model --vision [DIR] [--force]`: build (or find) the vision demo and print its folder."""
-    parser = argparse.ArgumentParser(prog="studio demo-model --vision",
-                                     description="Build the tiny offline vision demo model (demo-vision).")
-    parser.add_argument("dir", nargs="?", default=None, help=f"output folder (default: {vision_demo_dir()})")
-    parser.add_argument("--force", action="store_true", help="rebuild even when an identical build exists")
-    args = parser.parse_args(argv)
-    sys.stdout.write(f"{build_vision_demo(args.dir, force=args.force)}\n")
-    sys.stdout.flush()
-    return 0
+    return demo_main(argv, flag="vision", name=DEMO_VISION_NAME, default_dir=vision_demo_dir(),
+                     build=build_vision_demo)
