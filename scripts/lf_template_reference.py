@@ -53,9 +53,10 @@ BOS = "<s>"
 # the audio side in tests/engine/test_multimodal_audio.py).
 TEXT_PLUGINS = {"BasePlugin", "Gemma3Plugin", "Gemma3nPlugin", "Gemma4Plugin", "Llama4Plugin", "PixtralPlugin",
                 "Qwen3VLPlugin", "Qwen2VLPlugin", "LlavaPlugin", "LlavaNextPlugin", "PaliGemmaPlugin", "MllamaPlugin",
+                "InternVLPlugin",
                 "Qwen2AudioPlugin"}
 # Multimodal templates of those plugins that are not built yet.
-MULTIMODAL = {"glm4v", "glm4_5v", "glm_ocr", "keye_vl", "mimo_vl", "qwen2_omni", "qwen3_omni",
+MULTIMODAL = {"intern_s1", "glm4v", "glm4_5v", "glm_ocr", "keye_vl", "mimo_vl", "qwen2_omni", "qwen3_omni",
               "qwen3_omni_nothink", "dots_ocr", "youtu_vl"}
 # Control tokens (<|im_start|>, <｜User｜>, <start_of_turn>, [INST], [|user|], <|turn>, ]~b], ...).
 CONTROL = re.compile(

@@ -21,6 +21,7 @@ from typing import Any
 from engine.errors import DataError
 from engine.multimodal.audio import Qwen2AudioPlugin
 from engine.multimodal.gemma import Gemma3Plugin, PaliGemmaPlugin
+from engine.multimodal.internvl import InternVLPlugin
 from engine.multimodal.llava import LlavaNextPlugin, LlavaPlugin
 from engine.multimodal.mllama import MllamaPlugin
 from engine.multimodal.pixtral import PixtralPlugin
@@ -183,7 +184,8 @@ PLUGINS = {"qwen2_vl": Qwen2VLPlugin, "qwen2_audio": Qwen2AudioPlugin}
 # The image families read through their full transformers processor (engine.multimodal.processor_plugin).
 PLUGINS.update({"qwen3_vl": Qwen3VLPlugin, "llava": LlavaPlugin, "llava_next": LlavaNextPlugin,
                 "gemma3": Gemma3Plugin, "pixtral": PixtralPlugin,
-                "paligemma": PaliGemmaPlugin, "mllama": MllamaPlugin})
+                "paligemma": PaliGemmaPlugin, "mllama": MllamaPlugin,
+                "intern_vl": InternVLPlugin})
 
 
 def prefix_ids(plugin: Any, counts: dict[str, list]) -> list[int]:

@@ -168,8 +168,30 @@ def _mllama(demo: Path, out: Path) -> str:
     return "mllama"
 
 
+def _internvl(demo: Path, out: Path) -> str:
+    """InternVL3-hf's layout: an InternViT encoder, pixel-shuffled features, a Qwen2 language model."""
+    from transformers import InternVLConfig, InternVLForConditionalGeneration
+    from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import GotOcr2ImageProcessorPil
+
+    named = {"start_image_token": "<img>", "end_image_token": "</img>", "context_image_token": "<IMG_CONTEXT>",
+             "video_token": "<video>"}
+    tokenizer = _tokenizer(demo, [], **named)
+    config = InternVLConfig(
+        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+                       "image_size": [28, 28], "patch_size": [14, 14]},
+        text_config={"model_type": "qwen2", "vocab_size": len(tokenizer), **_TEXT},
+        image_token_id=tokenizer.convert_tokens_to_ids("<IMG_CONTEXT>"), image_seq_length=1)
+    InternVLForConditionalGeneration(config).save_pretrained(out)
+    images = GotOcr2ImageProcessorPil(size={"height": 28, "width": 28}, crop_to_patches=True, min_patches=1,
+                                      max_patches=4)
+    tokenizer.save_pretrained(out)
+    images.save_pretrained(out)  # (transformers' InternVLProcessor itself needs torchvision)
+    (out / "processor_config.json").write_text('{"processor_class": "InternVLProcessor", "image_seq_length": 1}')
+    return "intern_vl"
+
+
 BUILDERS = {"llava": _llava, "llava_next": _llava_next, "gemma3": _gemma3, "qwen3_vl": _qwen3_vl, "pixtral": _pixtral,
-            "paligemma": _paligemma, "mllama": _mllama}
+            "paligemma": _paligemma, "mllama": _mllama, "internvl": _internvl}
 # template → (image tokens, all tokens) → the inputs worked out from the tokens, as counts of their nonzero entries
 TOKEN_INPUTS = {
     "llava": lambda n, total: {}, "llava_next": lambda n, total: {}, "pixtral": lambda n, total: {},
@@ -177,6 +199,7 @@ TOKEN_INPUTS = {
     "paligemma": lambda n, total: {"token_type_ids": total - n},  # 0 on its images (in front), 1 on the text
     "qwen3_vl_nothink": lambda n, total: {"mm_token_type_ids": n},
     "mllama": lambda n, total: {},  # (its cross-attention mask needs the tiles: see the features check below)
+    "intern_vl": lambda n, total: {},
 }
 
 
@@ -228,8 +251,11 @@ def test_expansion_matches_the_models_processor(family: tuple[Path, str]):
                                        return_tensors="np")["image_sizes"]
         assert counts["images"] == [(int(h) // 16, int(w) // 16) for h, w in sizes]
         assert text.startswith("[IMG]" * counts["images"][0][1] + "[IMG_BREAK]") and "[IMG_END]What" in text
-    if template in ("pixtral", "qwen3_vl_nothink"):  # Qwen3-VL's image side is Qwen2-VL's (its processor wants
-        return  # torchvision for video)
+    if template == "intern_vl":  # (no processor without torchvision) the image processor's own tiles
+        tiles = plugin.image_processor(images=loaded["images"], return_tensors="np")["num_patches"]
+        assert counts["images"] == [int(n) for n in tiles] and text.startswith("<img>") and "</img>What" in text
+    if template in ("pixtral", "qwen3_vl_nothink", "intern_vl"):  # their processors want torchvision (Qwen3-VL's
+        return  # for video; its image side is Qwen2-VL's)
     processor = AutoProcessor.from_pretrained(folder)
     marker = processor.boi_token if template == "gemma3" else processor.image_token  # what its processor expands
     own = processor(text=[marker + "What is it?"], images=[loaded["images"]], return_tensors="np")
@@ -307,7 +333,7 @@ def test_dpo_steps_with_images(family: tuple[Path, str], tmp_path: Path):
 
     folder, template = family
     if template == "paligemma":
-        pytest.skip("PaliGemma trains with stage sft only (refused before launch: test_paligemma_trains_with_sft_only)")
+        pytest.skip("PaliGemma trains with stage sft only (its refusal: test_paligemma_trains_with_sft_only)")
     out = tmp_path / "dpo"
     config = config_from_dict({
         "model_name_or_path": str(folder), "template": template, "stage": "dpo", "finetuning_type": "lora",

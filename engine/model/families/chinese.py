@@ -1,5 +1,5 @@
-"""Other Chinese labs: Xiaomi MiMo (`mimo`, `mimo_v2`), OpenBMB MiniCPM 4 (`cpm4`), 01.AI Yi (`yi`), Shanghai AI
-Lab InternLM 2.5 / 3 (`intern2`) and Baichuan 2 (`baichuan2`)."""
+"""Other Chinese labs: Xiaomi MiMo (`mimo`, `mimo_v2`), OpenBMB MiniCPM 4 (`cpm4`), 01.AI Yi (`yi`; Yi-VL `yi_vl`),
+Shanghai AI Lab InternLM 2.5 / 3 (`intern2`) and InternVL (`intern_vl`), and Baichuan 2 (`baichuan2`)."""
 
 from engine.model.families.registry import (
     BASE_NOTE,
@@ -14,6 +14,7 @@ register_family("mimo", "MiMo")
 register_family("minicpm", "MiniCPM")
 register_family("yi", "Yi")
 register_family("internlm", "InternLM")
+register_family("internvl", "InternVL")
 register_family("baichuan", "Baichuan")
 
 register_model("MiMo-V2-Flash", hf="XiaomiMiMo/MiMo-V2-Flash", ms="XiaomiMiMo/MiMo-V2-Flash", template="mimo_v2",
@@ -49,3 +50,15 @@ for size in ("7B", "13B"):
     register_model(f"Baichuan2-{size}-Chat", hf=f"baichuan-inc/Baichuan2-{size}-Chat",
                    ms=f"baichuan-inc/Baichuan2-{size}-Chat", template="baichuan2", family="baichuan",
                    notes=REMOTE_CODE_NOTE, params=size)
+
+# InternVL in transformers' own format (the "-hf" repositories; the original ones run remote code).
+_INTERNVL = "Reads images in tiles; the vision encoder stays fixed unless freeze_vision_tower is off."
+for size in ("1B", "2B", "4B", "8B", "14B", "30B-A3B", "38B"):
+    repo = f"OpenGVLab/InternVL3_5-{size}-HF"
+    register_model(f"InternVL3.5-{size}", hf=repo, ms=repo, template="intern_vl", family="internvl",
+                   params=size.partition("-A")[0],
+                   notes=_INTERNVL if "-A" not in size else f"{_INTERNVL} {moe_note('30B', '3B')}")
+for size in ("1B", "2B", "8B", "14B", "38B", "78B"):
+    repo = f"OpenGVLab/InternVL3-{size}-hf"
+    register_model(f"InternVL3-{size}", hf=repo, ms=repo, template="intern_vl", family="internvl", params=size,
+                   notes=f"{_INTERNVL} {MULTI_GPU_NOTE}" if size == "78B" else _INTERNVL)

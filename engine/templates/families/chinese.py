@@ -1,5 +1,5 @@
 """Formats of other Chinese labs: 01.AI Yi (and Yi-VL, which reads images), Baichuan 2, InternLM 2, TeleChat 2,
-XuanYuan, Yuan, Index, MiniCPM 4, Ant Ling (bailing), Xiaomi MiMo and Moonshot Moonlight."""
+XuanYuan, Yuan, Index, MiniCPM 4, Ant Ling (bailing), Xiaomi MiMo, Moonshot Moonlight and InternVL (reads images)."""
 
 from engine.templates.template import register_template
 
@@ -160,4 +160,15 @@ register_template(
     default_system="You are a helpful assistant provided by Moonshot-AI.",
     stop_words=["<|im_end|>"],
     replace_eos=True,
+)
+
+# InternVL (Shanghai AI Lab, the transformers-format "-hf" checkpoints): ChatML after bos, reading images.
+register_template(
+    name="intern_vl",
+    description="InternVL 2.5 / 3 / 3.5 (ChatML after bos, InternVL's default system prompt) with images",
+    default_system=("你是书生·万象，英文名是InternVL，是由上海人工智能实验室、清华大学及多家合作单位联合开发的"
+                    "多模态大语言模型。"),
+    prefix="{bos}",
+    mm_plugin="intern_vl",
+    **_CHATML,
 )
