@@ -40,10 +40,10 @@ def build(ctx: Context) -> None:
         for name in ("arena_model_a", "arena_model_b"):
             ctx.add(name, gr.Dropdown(choices=[], value=None, label=t(f"arena.{name}.label", lang),
                                       info=t(f"arena.{name}.info", lang), elem_id=name, interactive=True,
-                                      filterable=True, scale=2), key=f"arena.{name}")
-        ctx.add("arena_blind", gr.Checkbox(value=True, label=t("arena.arena_blind.label", lang),
-                                           info=t("arena.arena_blind.info", lang), elem_id="arena_blind",
-                                           interactive=True, scale=1), key="arena.arena_blind")
+                                      filterable=True), key=f"arena.{name}")
+    ctx.add("arena_blind", gr.Checkbox(value=True, label=t("arena.arena_blind.label", lang),
+                                       info=t("arena.arena_blind.info", lang), elem_id="arena_blind",
+                                       interactive=True), key="arena.arena_blind")
     with gr.Row():
         button("arena_load_button", "primary")
         button("arena_unload_button")
@@ -179,7 +179,7 @@ def send(text: str, round_: dict[str, Any] | None, shown_a: list, shown_b: list,
 
 
 def vote(choice: str, round_: dict[str, Any] | None, system: str, lang: str) -> tuple[Any, ...]:
-    """Save the vote on this round and reveal the sides; yields (round, sides, status, summary)."""
+    """Save the vote on this round and reveal the sides; returns (round, sides, status, summary)."""
     import gradio as gr
 
     if not round_ or not round_.get("models") or not round_["a"]:

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.studio.conftest import shot
-from tests.studio.test_browser import open_studio
+from tests.studio import test_language_pages as pages
+from tests.studio.conftest import ROOT, shot
+from tests.studio.test_browser import open_studio, pick_language
 from tests.studio.test_runner import tiny_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -110,3 +111,26 @@ def test_two_models_answer_side_by_side_and_a_blind_vote_survives_a_reload(page,
 
     page.locator("#arena_unload_button").click()
     expect(page.locator("#arena_status")).to_contain_text("memory freed", timeout=60_000)
+
+
+def test_the_arena_is_translated_and_unbroken_in_every_language(page, studio_server):
+    open_studio(page, studio_server["url"])
+    problems: dict[str, list[str]] = {}
+    for lang, name in pages.LANG_NAMES.items():
+        pick_language(page, name)
+        pages.wait_for_language(page, lang)
+        texts = yaml.safe_load((ROOT / "locales" / f"{lang}.yaml").read_text(encoding="utf-8"))
+        page.get_by_role("tab", name=texts["tab.chat.label"]).click()
+        page.get_by_role("tab", name=texts["chat.chat_arena_tab.label"]).click()
+        page.locator("#arena_status").get_by_text(texts["arena.msg.not_loaded"].split("**")[0].strip()).wait_for()
+        pages.settle(page)
+        if lang != "en":
+            visible = page.evaluate(pages.VISIBLE_TEXT_JS, pages.GRADIO_UPLOAD_BOX)["page"]
+            if english := pages.english_words(visible, pages.locale_vocabulary(lang)):
+                problems[f"{lang}: English words"] = sorted(english)
+        kept_whole = pages.WORDS_KEPT_WHOLE
+        selector = kept_whole if lang in pages.WRAP_BETWEEN_CHARACTERS else f"{kept_whole}, {pages.INFO_TEXTS}"
+        if broken := page.evaluate(pages.BROKEN_WORDS_JS, [lang, selector]):
+            problems[f"{lang}: words broken over two lines"] = broken
+        shot(page, f"arena-{lang}")
+    assert not problems, json.dumps(problems, ensure_ascii=False, indent=1)
