@@ -53,11 +53,11 @@ BOS = "<s>"
 # the audio side in tests/engine/test_multimodal_audio.py).
 TEXT_PLUGINS = {"BasePlugin", "Gemma3Plugin", "Gemma3nPlugin", "Gemma4Plugin", "Llama4Plugin", "PixtralPlugin",
                 "Qwen3VLPlugin", "Qwen2VLPlugin", "LlavaPlugin", "LlavaNextPlugin", "PaliGemmaPlugin", "MllamaPlugin",
-                "InternVLPlugin",
+                "InternVLPlugin", "GLM4VPlugin",
                 "Qwen2AudioPlugin"}
 # Multimodal templates of those plugins that are not built yet.
-MULTIMODAL = {"intern_s1", "glm4v", "glm4_5v", "glm_ocr", "keye_vl", "mimo_vl", "qwen2_omni", "qwen3_omni",
-              "qwen3_omni_nothink", "dots_ocr", "youtu_vl"}
+MULTIMODAL = {"intern_s1", "glm_ocr", "keye_vl", "mimo_vl", "qwen2_omni", "qwen3_omni", "qwen3_omni_nothink",
+              "dots_ocr", "youtu_vl"}
 # Control tokens (<|im_start|>, <｜User｜>, <start_of_turn>, [INST], [|user|], <|turn>, ]~b], ...).
 CONTROL = re.compile(
     r"<\|[^<>|\s]+\|>|<｜[^<>｜]+｜>|<\|[a-z_]+>|<[a-z_]+\|>|\[/?[A-Za-z_]+\]|</?[A-Za-z_:]+>|\[\|[a-z]+\|\]"
@@ -170,15 +170,16 @@ def text_templates(template_module: Any) -> list[str]:
             if type(template.mm_plugin).__name__ in TEXT_PLUGINS and name not in MULTIMODAL]
 
 
-def control_tokens(template_module: Any, names: list[str]) -> list[str]:
-    """Every control token the text templates write, to be added to the tokenizer as special tokens."""
+def control_tokens(template_module: Any, names: list[str], stop_words: bool = True) -> list[str]:
+    """Every control token the text templates write (and, with `stop_words`, stop on), to be added to the tokenizer as
+    special tokens."""
     found: set[str] = set()
     for name in names:
         template = template_module.TEMPLATES[name]
         formatters = (template.format_prefix, template.format_system, template.format_user,
                       template.format_assistant, template.format_function, template.format_observation)
         texts = [slot for formatter in formatters for slot in formatter.slots if isinstance(slot, str)]
-        texts += [*template.stop_words, *template.thought_words]
+        texts += [*(template.stop_words if stop_words else []), *template.thought_words]
         for text in texts:
             found.update(CONTROL.findall(text))
     return sorted(found)
@@ -297,15 +298,15 @@ def compact_json(reference: dict[str, Any]) -> str:
 
 
 def add_templates(modules: tuple[Any, Any], names: list[str]) -> int:
-    """Record `names` into the existing reference, tokenized with the existing tokenizer (which must already hold
-    their control tokens)."""
+    """Record `names` into the existing reference, tokenized with the existing tokenizer (which must already hold the
+    control tokens their conversations are written with; stop words that only end generation need not be there)."""
     from transformers import AutoTokenizer
 
     unknown = sorted(set(names) - set(text_templates(modules[0])))
     if unknown:
         raise SystemExit(f"not text templates here: {', '.join(unknown)}")
     vocab = AutoTokenizer.from_pretrained(TOKENIZER_DIR).get_vocab()
-    missing = sorted(set(control_tokens(modules[0], names)) - set(vocab))
+    missing = sorted(set(control_tokens(modules[0], names, stop_words=False)) - set(vocab))
     if missing:
         raise SystemExit(f"the tokenizer lacks {', '.join(missing)}: regenerate everything (without --only)")
     reference = json.loads(OUTPUT.read_text(encoding="utf-8"))

@@ -21,6 +21,7 @@ from typing import Any
 from engine.errors import DataError
 from engine.multimodal.audio import Qwen2AudioPlugin
 from engine.multimodal.gemma import Gemma3Plugin, PaliGemmaPlugin
+from engine.multimodal.glm4v import Glm4vPlugin
 from engine.multimodal.internvl import InternVLPlugin
 from engine.multimodal.llava import LlavaNextPlugin, LlavaPlugin
 from engine.multimodal.mllama import MllamaPlugin
@@ -185,7 +186,7 @@ PLUGINS = {"qwen2_vl": Qwen2VLPlugin, "qwen2_audio": Qwen2AudioPlugin}
 PLUGINS.update({"qwen3_vl": Qwen3VLPlugin, "llava": LlavaPlugin, "llava_next": LlavaNextPlugin,
                 "gemma3": Gemma3Plugin, "pixtral": PixtralPlugin,
                 "paligemma": PaliGemmaPlugin, "mllama": MllamaPlugin,
-                "intern_vl": InternVLPlugin})
+                "intern_vl": InternVLPlugin, "glm4v": Glm4vPlugin})
 
 
 def prefix_ids(plugin: Any, counts: dict[str, list]) -> list[int]:

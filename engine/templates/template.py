@@ -103,6 +103,7 @@ PLUGIN_MODALITIES: dict[str, frozenset[str]] = {
     "paligemma": frozenset({"images"}),
     "mllama": frozenset({"images"}),
     "intern_vl": frozenset({"images"}),
+    "glm4v": frozenset({"images"}),
 }
 
 
@@ -151,9 +152,9 @@ def list_templates() -> list[str]:
 # LLaMA-Factory 0.9.5's templates for image, video and audio models (the multimodal issue will build them): named
 # here so that a config using one is told what is missing instead of "Unknown template".
 MULTIMODAL_TEMPLATES = frozenset({
-    "dots_ocr", "ernie_vl", "glm4v", "glm4_5v", "glm_ocr", "intern_s1", "keye_vl", "kimi_vl", "lfm2_vl",
-    "llava_next_video", "llava_next_video_mistral", "llava_next_video_yi", "mimo_vl", "minicpm_v", "minicpm_v_4_6",
-    "minicpm_o", "qwen2_omni", "qwen3_omni", "qwen3_omni_nothink", "video_llava", "youtu_vl",
+    "dots_ocr", "ernie_vl", "glm_ocr", "intern_s1", "keye_vl", "kimi_vl", "lfm2_vl", "llava_next_video",
+    "llava_next_video_mistral", "llava_next_video_yi", "mimo_vl", "minicpm_v", "minicpm_v_4_6", "minicpm_o",
+    "qwen2_omni", "qwen3_omni", "qwen3_omni_nothink", "video_llava", "youtu_vl",
 })
 
 

@@ -36,6 +36,7 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
     ("phi_small", "*"): "the official template opens with the bos token; LLaMA-Factory's prefix writes nothing",
     ("granite4", "tools"): "tool results are answered after the usual assistant header (LLaMA-Factory drops a tag)",
     ("glm4_moe", "tools"): "GLM-4.5 tool calls end with </tool_call>, which LLaMA-Factory leaves out",
+    ("glm4_5v", "tools"): "GLM-4.5V tool calls end with </tool_call> (as GLM-4.5's), which LLaMA-Factory leaves out",
     ("glm4_7", "tools"): "GLM-4.7 tool calls end with </tool_call>, which LLaMA-Factory leaves out",
     ("aeva", "tools"): "GLM-4.7 tool calls end with </tool_call>, which LLaMA-Factory leaves out",
     ("minimax2", "tools"): "MiniMax-M2 tool calls are wrapped in <minimax:tool_call>, which LLaMA-Factory leaves out",

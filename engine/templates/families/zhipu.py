@@ -1,9 +1,10 @@
-"""Zhipu GLM: ChatGLM3, GLM-4 (`name\\n{args}` tool calls), GLM-Z1, GLM-4.5/4.6/4.7 (reasoning, XML tool calls).
+"""Zhipu GLM: ChatGLM3, GLM-4 (`name\\n{args}` tool calls), GLM-Z1, GLM-4.5/4.6/4.7 (reasoning, XML tool calls), and
+GLM-4.1V / 4.5V, which read images.
 
 A GLM reply ends where the next role tag starts: only the last reply gets the eos (`efficient_eos`).
 """
 
-from engine.templates.template import register_template
+from engine.templates.template import register_media_variant, register_template
 
 _GLM = {
     "prefix": "[gMASK]<sop>",
@@ -64,3 +65,10 @@ register_template(
     ),
     **{**_GLM, "tool_format": "glm4_moe"},
 )
+
+# GLM-4.1V / 4.5V: reasoning answers close with </answer>, which also stops generation.
+register_media_variant("glm4v", "glmz1", mm_plugin="glm4v", stop_words=["<|user|>", "<|observation|>", "</answer>"],
+                       description="GLM-4.1V with reasoning (GLM-4 layout) and images")
+register_media_variant("glm4_5v", "glm4_moe", mm_plugin="glm4v",
+                       stop_words=["<|user|>", "<|observation|>", "</answer>"],
+                       description="GLM-4.5V / 4.6V with reasoning (GLM-4.5 layout) and images")
