@@ -3,7 +3,6 @@ the learning check (held-out accuracy on colour squares), chat with media, expor
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -12,36 +11,16 @@ from PIL import Image
 
 from engine.config import config_from_dict
 from engine.errors import ConfigError, StudioError
-
-DATA = Path(__file__).resolve().parents[2] / "data"
-
-
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+from tests.engine.media_helpers import DATA, accuracy, media_backend, media_plugin, sha, train_media
 
 
 def _plugin(model_dir: Path):
-    from engine.model.loader import load_tokenizer
-    from engine.multimodal.plugins import get_plugin
-    from engine.templates import get_template
-
-    config = config_from_dict({"model_name_or_path": str(model_dir), "template": "qwen2_vl"})
-    tokenizer = load_tokenizer(config.model)
-    return get_plugin(get_template("qwen2_vl"), tokenizer, config.model), tokenizer
+    return media_plugin(model_dir, "qwen2_vl")
 
 
 def _train(model_dir: Path, out: Path, **extra) -> Path:
-    from engine.train.run import run_training
-
-    config = config_from_dict({
-        "model_name_or_path": str(model_dir), "template": "qwen2_vl", "stage": "sft", "finetuning_type": "lora",
-        "dataset": "mllm_colors", "dataset_dir": str(DATA), "output_dir": str(out), "cutoff_len": 256,
-        "per_device_train_batch_size": 8, "learning_rate": 2e-3, "num_train_epochs": 100, "max_steps": 100,
-        "logging_steps": 10, "report_to": "none", "seed": 42, "freeze_multi_modal_projector": False,
-        "save_strategy": "no", **extra,
-    })
-    assert run_training(config) == 0, (out / "running_log.txt").read_text(encoding="utf-8")[-2000:]
-    return out
+    return train_media(model_dir, out, **{"template": "qwen2_vl", "dataset": "mllm_colors", "max_steps": 100,
+                                          "logging_steps": 10, "freeze_multi_modal_projector": False, **extra})
 
 
 @pytest.fixture(scope="module")
@@ -51,18 +30,11 @@ def colour_run(vision_model_dir: Path, tmp_path_factory: pytest.TempPathFactory)
 
 
 def _accuracy(backend, rows: list[dict]) -> float:
-    right = 0
-    for row in rows:
-        images = [str(DATA / path) for path in row["images"]]
-        reply = backend.generate([row["messages"][0]], media={"images": images}, max_new_tokens=4, temperature=0)
-        right += reply.text.strip() == row["messages"][1]["content"]
-    return right / len(rows)
+    return accuracy(backend, rows, "images")
 
 
 def _backend(**values):
-    from engine.inference.engine import load_backend
-
-    return load_backend(config_from_dict({"template": "qwen2_vl", **values}))
+    return media_backend(**{"template": "qwen2_vl", **values})
 
 
 # ---------------------------------------------------------------- the model
@@ -73,7 +45,7 @@ def test_vision_demo_is_a_deterministic_qwen2_vl(vision_model_dir: Path, tmp_pat
 
     again = build_vision_demo(tmp_path / "again")
     for name in ("model.safetensors", "tokenizer.json", "preprocessor_config.json"):
-        assert _sha(again / name) == _sha(vision_model_dir / name), name
+        assert sha(again / name) == sha(vision_model_dir / name), name
     config = json.loads((vision_model_dir / "config.json").read_text(encoding="utf-8"))
     assert config["model_type"] == "qwen2_vl"
     assert json.loads((vision_model_dir / "studio_model.json").read_text(encoding="utf-8"))["template"] == "qwen2_vl"

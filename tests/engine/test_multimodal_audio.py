@@ -5,7 +5,6 @@ pitches), chat with audio through the backend and the OpenAI API, and export."""
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 from pathlib import Path
 
@@ -15,37 +14,19 @@ from PIL import Image
 
 from engine.config import config_from_dict
 from engine.errors import StudioError
+from tests.engine.media_helpers import DATA, accuracy, media_backend, media_plugin, sha, train_media
 from tests.engine.test_api_media import served
 
-DATA = Path(__file__).resolve().parents[2] / "data"
 RATE = 16000
 
 
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _plugin(model_dir: Path):
-    from engine.model.loader import load_tokenizer
-    from engine.multimodal.plugins import get_plugin
-    from engine.templates import get_template
-
-    config = config_from_dict({"model_name_or_path": str(model_dir), "template": "qwen2_audio"})
-    tokenizer = load_tokenizer(config.model)
-    return get_plugin(get_template("qwen2_audio"), tokenizer, config.model), tokenizer
+    return media_plugin(model_dir, "qwen2_audio")
 
 
 def _train(model_dir: Path, out: Path, **extra) -> Path:
-    from engine.train.run import run_training
-
-    config = config_from_dict({
-        "model_name_or_path": str(model_dir), "template": "qwen2_audio", "stage": "sft", "finetuning_type": "lora",
-        "dataset": "mllm_tones", "dataset_dir": str(DATA), "output_dir": str(out), "cutoff_len": 256,
-        "per_device_train_batch_size": 8, "learning_rate": 2e-3, "num_train_epochs": 100, "max_steps": 30,
-        "logging_steps": 5, "report_to": "none", "seed": 42, "save_strategy": "no", **extra,
-    })
-    assert run_training(config) == 0, (out / "running_log.txt").read_text(encoding="utf-8")[-2000:]
-    return out
+    return train_media(model_dir, out, **{"template": "qwen2_audio", "dataset": "mllm_tones", "max_steps": 30,
+                                          "logging_steps": 5, **extra})
 
 
 @pytest.fixture(scope="module")
@@ -59,18 +40,11 @@ def _eval_rows() -> list[dict]:
 
 
 def _accuracy(backend, rows: list[dict]) -> float:
-    right = 0
-    for row in rows:
-        audios = [str(DATA / path) for path in row["audios"]]
-        reply = backend.generate([row["messages"][0]], media={"audios": audios}, max_new_tokens=4, temperature=0)
-        right += reply.text.strip() == row["messages"][1]["content"]
-    return right / len(rows)
+    return accuracy(backend, rows, "audios")
 
 
 def _backend(**values):
-    from engine.inference.engine import load_backend
-
-    return load_backend(config_from_dict({"template": "qwen2_audio", **values}))
+    return media_backend(**{"template": "qwen2_audio", **values})
 
 
 def _tone(seconds: float, hz: float = 440.0) -> np.ndarray:
@@ -90,7 +64,7 @@ def test_audio_demo_is_a_deterministic_qwen2_audio(audio_model_dir: Path, tmp_pa
     assert main(["demo-model", "--audio", str(tmp_path / "again")]) == 0
     again = Path(capsys.readouterr().out.strip().splitlines()[-1])
     for name in ("model.safetensors", "tokenizer.json", "preprocessor_config.json"):
-        assert _sha(again / name) == _sha(audio_model_dir / name), name
+        assert sha(again / name) == sha(audio_model_dir / name), name
     config = AutoConfig.from_pretrained(audio_model_dir)
     assert config.model_type == "qwen2_audio" and media_model_class(config).from_config(config).__class__.__name__ \
         == "Qwen2AudioForConditionalGeneration"
@@ -265,6 +239,6 @@ def test_export_merges_an_audio_adapter(audio_model_dir: Path, tone_run: Path, t
                                "adapter_name_or_path": str(tone_run), "finetuning_type": "lora",
                                "export_dir": str(export_dir)})
     assert run_export(config) == 0
-    assert _sha(export_dir / "preprocessor_config.json") == _sha(audio_model_dir / "preprocessor_config.json")
+    assert sha(export_dir / "preprocessor_config.json") == sha(audio_model_dir / "preprocessor_config.json")
     merged = _backend(model_name_or_path=str(export_dir), finetuning_type="full")
     assert _accuracy(merged, _eval_rows()[:6]) >= 5 / 6
