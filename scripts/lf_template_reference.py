@@ -56,7 +56,7 @@ TEXT_PLUGINS = {"BasePlugin", "Gemma3Plugin", "Gemma3nPlugin", "Gemma4Plugin", "
                 "InternVLPlugin", "GLM4VPlugin",
                 "Qwen2AudioPlugin"}
 # Multimodal templates of those plugins that are not built yet.
-MULTIMODAL = {"intern_s1", "glm_ocr", "keye_vl", "mimo_vl", "qwen2_omni", "qwen3_omni", "qwen3_omni_nothink",
+MULTIMODAL = {"intern_s1", "keye_vl", "qwen2_omni", "qwen3_omni", "qwen3_omni_nothink",
               "dots_ocr", "youtu_vl"}
 # Control tokens (<|im_start|>, <｜User｜>, <start_of_turn>, [INST], [|user|], <|turn>, ]~b], ...).
 CONTROL = re.compile(

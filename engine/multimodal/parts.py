@@ -24,6 +24,7 @@ PARTS: dict[str, tuple[tuple[str, ...], str]] = {
     "internvl": (("vision_tower",), "multi_modal_projector"),
     "glm4v": (("visual.patch_embed", "visual.blocks"), "visual.merger"),
     "glm4v_moe": (("visual.patch_embed", "visual.blocks"), "visual.merger"),
+    "glm_ocr": (("visual.patch_embed", "visual.blocks"), "visual.merger"),
     # Qwen3-VL's deepstack mergers feed encoder layers into the language model; LLaMA-Factory counts them as encoder.
     "qwen3_vl": (("visual.pos_embed", "visual.patch_embed", "visual.blocks", "visual.deepstack_merger_list"),
                  "visual.merger"),

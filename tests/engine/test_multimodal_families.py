@@ -190,16 +190,20 @@ def _internvl(demo: Path, out: Path) -> str:
     return "intern_vl"
 
 
-def _glm4v(demo: Path, out: Path) -> str:
-    """GLM-4.1V's layout: Qwen2-VL-style patches (with its own resize rule) into a GLM-4 language model."""
-    from transformers import Glm4vConfig, Glm4vForConditionalGeneration
+def _glm4v(demo: Path, out: Path, *, ocr: bool = False) -> str:
+    """GLM-4.1V's layout (GLM-OCR's with `ocr`): Qwen2-VL-style patches (with its own resize rule) into a GLM-4
+    language model."""
+    from transformers import Glm4vConfig, Glm4vForConditionalGeneration, GlmOcrConfig, GlmOcrForConditionalGeneration
     from transformers.models.glm4v.image_processing_pil_glm4v import Glm4vImageProcessorPil
+
+    config_class, model_class = (GlmOcrConfig, GlmOcrForConditionalGeneration) if ocr else (
+        Glm4vConfig, Glm4vForConditionalGeneration)
 
     tokens = ["<|begin_of_image|>", "<|image|>", "<|end_of_image|>", "<|begin_of_video|>", "<|video|>",
               "<|end_of_video|>", "[gMASK]", "<sop>", "<|system|>", "<|user|>", "<|assistant|>", "<|observation|>"]
     tokenizer = _tokenizer(demo, tokens)
     ids = {token: tokenizer.convert_tokens_to_ids(token) for token in tokens}
-    config = Glm4vConfig(
+    config = config_class(
         text_config={"vocab_size": len(tokenizer), **_TEXT,
                      "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3],
                                          "partial_rotary_factor": 1.0}},
@@ -208,15 +212,15 @@ def _glm4v(demo: Path, out: Path) -> str:
         image_token_id=ids["<|image|>"], video_token_id=ids["<|video|>"],
         image_start_token_id=ids["<|begin_of_image|>"], image_end_token_id=ids["<|end_of_image|>"],
         video_start_token_id=ids["<|begin_of_video|>"], video_end_token_id=ids["<|end_of_video|>"])
-    Glm4vForConditionalGeneration(config).save_pretrained(out)
+    model_class(config).save_pretrained(out)
     tokenizer.save_pretrained(out)
     Glm4vImageProcessorPil(size={"shortest_edge": 56 * 56, "longest_edge": 112 * 112}).save_pretrained(out)
-    return "glm4v"
+    return "glm_ocr" if ocr else "glm4v"
 
 
 BUILDERS = {"llava": _llava, "llava_next": _llava_next, "gemma3": _gemma3, "qwen3_vl": _qwen3_vl, "pixtral": _pixtral,
             "paligemma": _paligemma, "mllama": _mllama, "internvl": _internvl,
-            "glm4v": _glm4v}
+            "glm4v": _glm4v, "glm_ocr": lambda demo, out: _glm4v(demo, out, ocr=True)}
 # template → (image tokens, all tokens) → the inputs worked out from the tokens, as counts of their nonzero entries
 TOKEN_INPUTS = {
     "llava": lambda n, total: {}, "llava_next": lambda n, total: {}, "pixtral": lambda n, total: {},
@@ -225,6 +229,7 @@ TOKEN_INPUTS = {
     "qwen3_vl_nothink": lambda n, total: {"mm_token_type_ids": n},
     "mllama": lambda n, total: {},  # (its cross-attention mask needs the tiles: see the features check below)
     "intern_vl": lambda n, total: {}, "glm4v": lambda n, total: {"mm_token_type_ids": n},
+    "glm_ocr": lambda n, total: {"mm_token_type_ids": n},
 }
 
 
@@ -279,10 +284,10 @@ def test_expansion_matches_the_models_processor(family: tuple[Path, str]):
     if template == "intern_vl":  # (no processor without torchvision) the image processor's own tiles
         tiles = plugin.image_processor(images=loaded["images"], return_tensors="np")["num_patches"]
         assert counts["images"] == [int(n) for n in tiles] and text.startswith("<img>") and "</img>What" in text
-    if template == "glm4v":  # (no processor without torchvision) the image processor's own grid, 2x2 blocks
+    if template in ("glm4v", "glm_ocr"):  # (no processor without torchvision) the image processor's own grid, 2x2 blocks
         grid = plugin.image_processor(images=loaded["images"], return_tensors="np")["image_grid_thw"]
         assert counts["images"] == [int(t * h * w) // 4 for t, h, w in grid]
-    if template in ("pixtral", "qwen3_vl_nothink", "intern_vl", "glm4v"):  # their processors want torchvision (Qwen3-VL's
+    if template in ("pixtral", "qwen3_vl_nothink", "intern_vl", "glm4v", "glm_ocr"):  # their processors want torchvision (Qwen3-VL's
         return  # for video; its image side is Qwen2-VL's)
     processor = AutoProcessor.from_pretrained(folder)
     marker = processor.boi_token if template == "gemma3" else processor.image_token  # what its processor expands

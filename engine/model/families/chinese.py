@@ -1,5 +1,6 @@
-"""Other Chinese labs: Xiaomi MiMo (`mimo`, `mimo_v2`), OpenBMB MiniCPM 4 (`cpm4`), 01.AI Yi (`yi`; Yi-VL `yi_vl`),
-Shanghai AI Lab InternLM 2.5 / 3 (`intern2`) and InternVL (`intern_vl`), and Baichuan 2 (`baichuan2`)."""
+"""Other Chinese labs: Xiaomi MiMo (`mimo`, `mimo_v2`; MiMo-VL `mimo_vl`), OpenBMB MiniCPM 4 (`cpm4`), 01.AI Yi
+(`yi`; Yi-VL `yi_vl`), Shanghai AI Lab InternLM 2.5 / 3 (`intern2`) and InternVL (`intern_vl`), and Baichuan 2
+(`baichuan2`)."""
 
 from engine.model.families.registry import (
     BASE_NOTE,
@@ -19,6 +20,11 @@ register_family("baichuan", "Baichuan")
 
 register_model("MiMo-V2-Flash", hf="XiaomiMiMo/MiMo-V2-Flash", ms="XiaomiMiMo/MiMo-V2-Flash", template="mimo_v2",
                family="mimo", notes=f"{moe_note('309B', '15B')} {MULTI_GPU_NOTE}", params=309)
+# MiMo-VL: a Qwen2.5-VL model (vision encoder, MiMo-7B language model) that reasons; images and video.
+_MIMO_VL = "Reads images and video; the vision encoder stays fixed unless freeze_vision_tower is off."
+for repo in ("MiMo-VL-7B-RL-2508", "MiMo-VL-7B-SFT-2508", "MiMo-VL-7B-RL", "MiMo-VL-7B-SFT"):
+    register_model(repo, hf=f"XiaomiMiMo/{repo}", ms=f"XiaomiMiMo/{repo}", template="mimo_vl", family="mimo",
+                   notes=f"Thinks before answering. {_MIMO_VL}", params="8B")
 for name, repo, notes in (("MiMo-7B-RL", "MiMo-7B-RL", "Reasoning model for mathematics and code."),
                           ("MiMo-7B-SFT", "MiMo-7B-SFT", "Instruction-tuned, before MiMo-7B-RL's reinforcement "
                                                          "learning."),

@@ -1,5 +1,6 @@
 """Zhipu AI (Z.ai) GLM, newest first: GLM-4.7 (`glm4_7`), GLM-4.5 / 4.6 (`glm4_moe`), the vision models GLM-4.5V /
-4.6V (`glm4_5v`) and GLM-4.1V (`glm4v`), GLM-Z1 (`glmz1`), GLM-4 and GLM-4-0414 (`glm4`), ChatGLM3 (`chatglm3`).
+4.6V (`glm4_5v`), GLM-4.1V (`glm4v`) and GLM-OCR (`glm_ocr`), GLM-Z1 (`glmz1`), GLM-4 and GLM-4-0414 (`glm4`),
+ChatGLM3 (`chatglm3`).
 
 The Hugging Face organisation is `zai-org` (formerly `THUDM`, whose ids still redirect); ModelScope's is `ZhipuAI`.
 """
@@ -42,6 +43,7 @@ _glm("GLM-4.5V", template="glm4_5v", params=106, notes=f"{_THINKS} {_VISION} {_A
 _glm("GLM-4.1V-9B-Thinking", template="glm4v", params="10B",
      notes=f"Reasoning model: thinks before answering. {_VISION}")
 _glm("GLM-4.1V-9B-Base", template="glm4v", params="10B", notes=f"{BASE_NOTE} {_VISION}")
+_glm("GLM-OCR", template="glm_ocr", params="0.9B", notes=f"Reads documents and images into text. {_VISION}")
 
 _glm("GLM-Z1-9B-0414", template="glmz1", params="9B", notes="Reasoning model: thinks before answering.")
 _glm("GLM-Z1-32B-0414", template="glmz1", params="32B", notes="Reasoning model: thinks before answering.")

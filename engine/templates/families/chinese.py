@@ -1,7 +1,7 @@
 """Formats of other Chinese labs: 01.AI Yi (and Yi-VL, which reads images), Baichuan 2, InternLM 2, TeleChat 2,
 XuanYuan, Yuan, Index, MiniCPM 4, Ant Ling (bailing), Xiaomi MiMo, Moonshot Moonlight and InternVL (reads images)."""
 
-from engine.templates.template import register_template
+from engine.templates.template import register_media_variant, register_template
 
 _CHATML = {
     "system": "<|im_start|>system\n{content}<|im_end|>\n",
@@ -149,6 +149,10 @@ register_template(
     thought_words=("<think>", "</think>"),
     **_MIMO,
 )
+
+register_media_variant("mimo_vl", "mimo", mm_plugin="qwen2_vl",
+                       default_system="You are MiMo, an AI assistant developed by Xiaomi.",
+                       description="Xiaomi MiMo-VL with reasoning (Qwen2.5-VL inside) and images, videos")
 
 register_template(
     name="moonlight",

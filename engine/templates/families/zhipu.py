@@ -67,6 +67,7 @@ register_template(
 )
 
 # GLM-4.1V / 4.5V: reasoning answers close with </answer>, which also stops generation.
+register_media_variant("glm_ocr", "glm4", mm_plugin="glm4v", description="GLM-OCR (GLM-4 layout) reading images")
 register_media_variant("glm4v", "glmz1", mm_plugin="glm4v", stop_words=["<|user|>", "<|observation|>", "</answer>"],
                        description="GLM-4.1V with reasoning (GLM-4 layout) and images")
 register_media_variant("glm4_5v", "glm4_moe", mm_plugin="glm4v",
