@@ -59,7 +59,7 @@ def test_two_models_answer_side_by_side_and_a_blind_vote_survives_a_reload(page,
     open_arena(page, studio_server["url"])
     page.locator("#model_path input, #model_path textarea").first.fill(str(tiny_model_dir))
     page.locator("#model_path input, #model_path textarea").first.press("Tab")
-    base = f"Top bar model: {tiny_model_dir}"
+    base = "Top bar model: tiny"  # the last folder of its path
     expect(page.locator("#arena_model_a input")).to_have_value(base)
     expect(page.locator("#arena_model_b input")).to_have_value("Trained run: tiny/lora/arena_lora")
     expect(page.locator("#arena_status")).to_contain_text("not loaded")
@@ -126,7 +126,8 @@ def test_the_arena_is_translated_and_unbroken_in_every_language(page, studio_ser
         pages.settle(page)
         if lang != "en":
             visible = page.evaluate(pages.VISIBLE_TEXT_JS, pages.GRADIO_UPLOAD_BOX)["page"]
-            if english := pages.english_words(visible, pages.locale_vocabulary(lang)):
+            # Model names are names: "tiny" is the test model's, in the summary when a vote was cast before.
+            if english := pages.english_words(visible, pages.locale_vocabulary(lang), pages.ALLOWED | {"tiny"}):
                 problems[f"{lang}: English words"] = sorted(english)
         kept_whole = pages.WORDS_KEPT_WHOLE
         selector = kept_whole if lang in pages.WRAP_BETWEEN_CHARACTERS else f"{kept_whole}, {pages.INFO_TEXTS}"
