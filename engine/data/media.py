@@ -30,6 +30,7 @@ from PIL import Image, ImageSequence, UnidentifiedImageError
 from engine.data.converter import MEDIA_KINDS
 from engine.errors import DataError, Phrase
 from engine.templates import TEMPLATES
+from engine.templates.template import PLUGIN_MODALITIES
 
 KINDS = MEDIA_KINDS
 # Overridable as in LLaMA-Factory, for datasets whose text uses other markers.
@@ -358,8 +359,12 @@ def placeholder_counts(example: dict) -> dict[str, int]:
 
 
 def templates_reading(kind: str) -> Any:
-    """A few registered templates whose models read `kind`, for messages (a phrase when there is none)."""
-    names = [name for name, template in TEMPLATES.items() if kind in template.modalities]
+    """A few registered templates whose models read `kind`, for messages (a phrase when there is none): each media
+    plugin's own template first (qwen2_vl, qwen3_vl, llava, ...), in the order the plugins were built."""
+    plugins = list(PLUGIN_MODALITIES)
+    names = sorted((name for name, template in TEMPLATES.items() if kind in template.modalities),
+                   key=lambda name: (TEMPLATES[name].mm_plugin != name, plugins.index(TEMPLATES[name].mm_plugin),
+                                     name))
     return ", ".join(names[:3]) if names else Phrase("media_no_template")
 
 
