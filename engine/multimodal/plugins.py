@@ -14,8 +14,6 @@ processor handles images; video frames go through the same processor and are pai
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from typing import Any
 
 from engine.errors import DataError
@@ -24,43 +22,10 @@ from engine.multimodal.gemma import Gemma3Plugin, PaliGemmaPlugin
 from engine.multimodal.glm4v import Glm4vPlugin
 from engine.multimodal.internvl import InternVLPlugin
 from engine.multimodal.llava import LlavaNextPlugin, LlavaPlugin
+from engine.multimodal.media_base import TOKEN_TYPES, MediaSettings, fit_pixels
 from engine.multimodal.mllama import MllamaPlugin
 from engine.multimodal.pixtral import PixtralPlugin
 from engine.multimodal.processor_plugin import ProcessorPlugin
-
-KINDS = ("images", "videos", "audios")
-TOKEN_TYPES = {"images": 1, "videos": 2, "audios": 3}  # transformers' mm_token_type_ids values
-
-
-@dataclass(frozen=True)
-class MediaSettings:
-    """The run's media limits (LLaMA-Factory's processor keys)."""
-
-    image_max_pixels: int = 768 * 768
-    image_min_pixels: int = 32 * 32
-    video_max_pixels: int = 256 * 256
-    video_min_pixels: int = 16 * 16
-    video_fps: float = 2.0
-    video_maxlen: int = 128
-    audio_sampling_rate: int = 16000
-
-    @classmethod
-    def from_model_args(cls, model_args: Any) -> MediaSettings:
-        return cls(**{name: getattr(model_args, name) for name in cls.__dataclass_fields__})
-
-
-def fit_pixels(image: Any, max_pixels: int, min_pixels: int) -> Any:
-    """`image` scaled (keeping its shape) so its area lies within [min_pixels, max_pixels]."""
-    width, height = image.size
-    area = width * height
-    if area > max_pixels:
-        factor = math.sqrt(max_pixels / area)
-    elif area < min_pixels:
-        factor = math.sqrt(min_pixels / area)
-    else:
-        return image
-    size = (max(1, int(width * factor)), max(1, int(height * factor)))
-    return image.resize(size)
 
 
 class Qwen2VLPlugin:

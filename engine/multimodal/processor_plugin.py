@@ -8,12 +8,10 @@ A family says only how an image's run is written around the placeholder and whic
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from engine.errors import DataError
-
-if TYPE_CHECKING:  # plugins.py registers the families that build on this base, so it is imported where used
-    from engine.multimodal.plugins import MediaSettings
+from engine.multimodal.media_base import MediaSettings, fit_pixels
 
 _KEEP = ("pixel_values", "image_sizes")  # what the image processors return that the models' forward takes
 
@@ -65,8 +63,6 @@ class ProcessorPlugin:
     def load(self, media: dict[str, list]) -> dict[str, list]:
         """The images (PIL, scaled to the run's pixel limits) of one example or request."""
         from engine.data.media import load_image
-        from engine.multimodal.plugins import fit_pixels
-
         s = self.settings
         return {"images": [fit_pixels(load_image(ref), s.image_max_pixels, s.image_min_pixels)
                            for ref in media.get("images") or []]}
