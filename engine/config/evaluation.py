@@ -26,7 +26,7 @@ class EvaluationArguments:
     batch_size: int | None = option(None, "Requests scored per forward pass (default: per_device_eval_batch_size).",
                                     min=1, max=1024)
     limit: float | None = option(None, "Questions scored per lm-eval task: a count (1 or more) or a fraction of "
-                                       "the task (below 1); all when not set.", min=0, exclusive_min=True)
+                                       "the task (below 1); all when not set.", min=0, exclusive_min=True, step=1)
     apply_chat_template: bool = option(False, "Render each question with the chat template (`template`), the "
                                               "few-shot examples as earlier turns, as LLaMA-Factory scores; off: "
                                               "lm-eval's plain prompts, comparable with published scores.")

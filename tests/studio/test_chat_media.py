@@ -95,8 +95,10 @@ def test_a_text_model_refusing_a_picture_gets_the_chat_tabs_advice(tiny_model_di
     state = {"url": f"http://127.0.0.1:{sock.getsockname()[1]}", "key": "k"}
     try:
         history = [{"role": "user", "content": "hello"}, {"role": "assistant", "content": "hi"}]
-        assert list(stream_reply(state, [*history, {"role": "user", "content": "and now?"}], max_tokens=2,
-                                 temperature=0))  # text goes through as before
+        # Text goes through as before (a tiny random model may end its reply at once: no text is still an answer).
+        replies = list(stream_reply(state, [*history, {"role": "user", "content": "and now?"}], max_tokens=2,
+                                    temperature=0))
+        assert all(isinstance(reply, str) for reply in replies)
         with pytest.raises(StudioError) as err:
             next(stream_reply(state, [*history, {"role": "user", "content": "What is it?",
                                                  "files": [str(write_png(tmp_path / "x.png"))]}], max_tokens=2))
