@@ -54,3 +54,22 @@ def accuracy(backend, rows: list[dict], kind: str) -> float:
         reply = backend.generate([row["messages"][0]], media=media, max_new_tokens=4, temperature=0)
         right += reply.text.strip() == row["messages"][1]["content"]
     return right / len(rows)
+
+
+def ranking_pairs(folder: Path, name: str, rows: list[dict], answers: list[str], kind: str) -> Path:
+    """A ranking dataset `name` in `folder` from a learning check's rows: the right answer chosen, another of
+    `answers` rejected, the row's media (column `kind`) shared by both."""
+    import json
+
+    pairs = []
+    for index, row in enumerate(rows):
+        right = row["messages"][1]["content"]
+        wrong = [answer for answer in answers if answer != right][index % (len(answers) - 1)]
+        pairs.append({"conversations": [{"from": "human", "value": row["messages"][0]["content"]}],
+                      "chosen": {"from": "gpt", "value": right}, "rejected": {"from": "gpt", "value": wrong},
+                      kind: row[kind]})
+    (folder / "pairs.json").write_text(json.dumps(pairs), encoding="utf-8")
+    info = {name: {"file_name": "pairs.json", "formatting": "sharegpt", "ranking": True,
+                   "columns": {"messages": "conversations", "chosen": "chosen", "rejected": "rejected", kind: kind}}}
+    (folder / "dataset_info.json").write_text(json.dumps(info), encoding="utf-8")
+    return folder

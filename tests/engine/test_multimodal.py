@@ -11,7 +11,7 @@ from PIL import Image
 
 from engine.config import config_from_dict
 from engine.errors import ConfigError, StudioError
-from tests.engine.media_helpers import DATA, accuracy, media_backend, media_plugin, sha, train_media
+from tests.engine.media_helpers import DATA, accuracy, media_backend, media_plugin, ranking_pairs, sha, train_media
 
 
 def _plugin(model_dir: Path):
@@ -222,20 +222,8 @@ def _colour_pairs(folder: Path) -> Path:
     """A ranking dataset of colour squares: the right colour chosen, another rejected (paths relative to it)."""
     from engine.data.synthetic import COLORS, color_squares
 
-    rows = color_squares(folder / "squares", 16, seed=7, relative_to=folder)
-    pairs = []
-    for index, row in enumerate(rows):
-        right = row["messages"][1]["content"]
-        wrong = [c for c in COLORS if c != right][index % (len(COLORS) - 1)]
-        pairs.append({"conversations": [{"from": "human", "value": row["messages"][0]["content"]}],
-                      "chosen": {"from": "gpt", "value": right}, "rejected": {"from": "gpt", "value": wrong},
-                      "images": row["images"]})
-    (folder / "pairs.json").write_text(json.dumps(pairs), encoding="utf-8")
-    info = {"colour_pairs": {"file_name": "pairs.json", "formatting": "sharegpt", "ranking": True,
-                             "columns": {"messages": "conversations", "chosen": "chosen", "rejected": "rejected",
-                                         "images": "images"}}}
-    (folder / "dataset_info.json").write_text(json.dumps(info), encoding="utf-8")
-    return folder
+    return ranking_pairs(folder, "colour_pairs", color_squares(folder / "squares", 16, seed=7, relative_to=folder),
+                         list(COLORS), "images")
 
 
 @pytest.mark.slow

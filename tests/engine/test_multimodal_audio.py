@@ -14,7 +14,7 @@ from PIL import Image
 
 from engine.config import config_from_dict
 from engine.errors import StudioError
-from tests.engine.media_helpers import DATA, accuracy, media_backend, media_plugin, sha, train_media
+from tests.engine.media_helpers import DATA, accuracy, media_backend, media_plugin, ranking_pairs, sha, train_media
 from tests.engine.test_api_media import served
 
 RATE = 16000
@@ -160,19 +160,8 @@ def _tone_pairs(folder: Path) -> Path:
     """A ranking dataset of tones: the right pitch chosen, another rejected (paths relative to it)."""
     from engine.data.synthetic import PITCHES, tones
 
-    pairs = []
-    for index, row in enumerate(tones(folder / "tones", 12, seed=7, relative_to=folder)):
-        right = row["messages"][1]["content"]
-        wrong = [pitch for pitch in PITCHES if pitch != right][index % (len(PITCHES) - 1)]
-        pairs.append({"conversations": [{"from": "human", "value": row["messages"][0]["content"]}],
-                      "chosen": {"from": "gpt", "value": right}, "rejected": {"from": "gpt", "value": wrong},
-                      "audios": row["audios"]})
-    (folder / "pairs.json").write_text(json.dumps(pairs), encoding="utf-8")
-    info = {"tone_pairs": {"file_name": "pairs.json", "formatting": "sharegpt", "ranking": True,
-                           "columns": {"messages": "conversations", "chosen": "chosen", "rejected": "rejected",
-                                       "audios": "audios"}}}
-    (folder / "dataset_info.json").write_text(json.dumps(info), encoding="utf-8")
-    return folder
+    return ranking_pairs(folder, "tone_pairs", tones(folder / "tones", 12, seed=7, relative_to=folder), list(PITCHES),
+                         "audios")
 
 
 @pytest.mark.slow
