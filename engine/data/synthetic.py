@@ -28,6 +28,21 @@ PITCHES = {"low": 150.0, "middle": 400.0, "high": 950.0}  # Hz; far apart on the
 TONE_QUESTION = "Is the tone low, middle or high?"
 
 
+def _balanced(choices: list[str], n: int, rng: random.Random) -> list[str]:
+    """`n` answers, each choice equally often, in an order the row index does not give away."""
+    names = [choices[i % len(choices)] for i in range(n)]
+    rng.shuffle(names)
+    return names
+
+
+def _row(path: Path, relative_to: str | Path | None, kind: str, question: str, answer: str) -> dict:
+    """A sharegpt row asking `question` about the file at `path` (shown relative to `relative_to`, else absolute)."""
+    shown = path.relative_to(relative_to).as_posix() if relative_to is not None else str(path.absolute())
+    return {"messages": [{"role": "user", "content": PLACEHOLDERS[kind] + question},
+                         {"role": "assistant", "content": answer}],
+            kind: [shown]}
+
+
 def color_squares(folder: str | Path, n: int, *, seed: int, size: int = 56,
                   relative_to: str | Path | None = None) -> list[dict]:
     """Write `n` PNGs into `folder` and return sharegpt rows (`messages` with role/content, `images`).
@@ -39,22 +54,15 @@ def color_squares(folder: str | Path, n: int, *, seed: int, size: int = 56,
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
-    names = [list(COLORS)[i % len(COLORS)] for i in range(n)]
-    rng.shuffle(names)  # balanced, in an order the row index does not give away
     rows = []
-    for index, name in enumerate(names):
+    for index, name in enumerate(_balanced(list(COLORS), n, rng)):
         side = rng.randint(size // 4, size // 2)
         left, top = rng.randint(0, size - side), rng.randint(0, size - side)
         image = Image.new("RGB", (size, size), BACKGROUND)
         ImageDraw.Draw(image).rectangle((left, top, left + side - 1, top + side - 1), fill=COLORS[name])
         path = folder / f"square_{seed}_{index:03d}.png"
         image.save(path, format="PNG", optimize=True)
-        shown = path.relative_to(relative_to).as_posix() if relative_to is not None else str(path.absolute())
-        rows.append({
-            "messages": [{"role": "user", "content": PLACEHOLDERS["images"] + QUESTION},
-                         {"role": "assistant", "content": name}],
-            "images": [shown],
-        })
+        rows.append(_row(path, relative_to, "images", QUESTION, name))
     return rows
 
 
@@ -96,19 +104,12 @@ def tones(folder: str | Path, n: int, *, seed: int, rate: int = 4000,
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
-    names = [list(PITCHES)[i % len(PITCHES)] for i in range(n)]
-    rng.shuffle(names)  # balanced, in an order the row index does not give away
     rows = []
-    for index, name in enumerate(names):
+    for index, name in enumerate(_balanced(list(PITCHES), n, rng)):
         pitch = PITCHES[name] * rng.uniform(0.95, 1.05)
         pieces = [(0.0, 0.0, round(rng.uniform(0.0, 0.08), 3)), (pitch, pitch, round(rng.uniform(0.15, 0.35), 3))]
         path = folder / f"tone_{seed}_{index:03d}.wav"
         write_tone(path, [piece for piece in pieces if piece[2] > 0], rate=rate, volume=rng.uniform(0.2, 0.6),
                    sample_width=1)
-        shown = path.relative_to(relative_to).as_posix() if relative_to is not None else str(path.absolute())
-        rows.append({
-            "messages": [{"role": "user", "content": PLACEHOLDERS["audios"] + TONE_QUESTION},
-                         {"role": "assistant", "content": name}],
-            "audios": [shown],
-        })
+        rows.append(_row(path, relative_to, "audios", TONE_QUESTION, name))
     return rows

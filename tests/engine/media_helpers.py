@@ -73,3 +73,16 @@ def ranking_pairs(folder: Path, name: str, rows: list[dict], answers: list[str],
                    "columns": {"messages": "conversations", "chosen": "chosen", "rejected": "rejected", kind: kind}}}
     (folder / "dataset_info.json").write_text(json.dumps(info), encoding="utf-8")
     return folder
+
+
+def lora_targets(model) -> tuple[list[str], list[str]]:
+    """`lora_target: all` of a media model: with the default freezing (encoder and projector fixed), and with
+    everything open."""
+    from engine.model.methods.weights import linear_targets
+    from engine.multimodal.parts import frozen_paths
+
+    default = config_from_dict({"model_name_or_path": "x"}).finetuning
+    open_all = config_from_dict({"model_name_or_path": "x", "freeze_vision_tower": False,
+                                 "freeze_multi_modal_projector": False}).finetuning
+    return (linear_targets(model, "all", "lora_target_not_found", frozen=frozen_paths(model, default)),
+            linear_targets(model, "all", "lora_target_not_found", frozen=frozen_paths(model, open_all)))

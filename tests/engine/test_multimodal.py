@@ -11,7 +11,16 @@ from PIL import Image
 
 from engine.config import config_from_dict
 from engine.errors import ConfigError, StudioError
-from tests.engine.media_helpers import DATA, accuracy, media_backend, media_plugin, ranking_pairs, sha, train_media
+from tests.engine.media_helpers import (
+    DATA,
+    accuracy,
+    lora_targets,
+    media_backend,
+    media_plugin,
+    ranking_pairs,
+    sha,
+    train_media,
+)
 
 
 def _plugin(model_dir: Path):
@@ -92,14 +101,11 @@ def test_lora_targets_only_the_parts_that_train(vision_model_dir: Path):
     from engine.multimodal.parts import frozen_paths
 
     model = AutoModelForImageTextToText.from_pretrained(vision_model_dir)
-    default = config_from_dict({"model_name_or_path": "x"}).finetuning
-    targets = linear_targets(model, "all", "lora_target_not_found", frozen=frozen_paths(model, default))
+    targets, everything = lora_targets(model)
     assert targets and all(".language_model." in name for name in targets)
-    open_all = config_from_dict({"model_name_or_path": "x", "freeze_vision_tower": False,
-                                 "freeze_multi_modal_projector": False}).finetuning
-    everything = linear_targets(model, "all", "lora_target_not_found", frozen=frozen_paths(model, open_all))
     assert any(".visual.blocks." in n for n in everything) and any(".visual.merger." in n for n in everything)
     assert all("." in name for name in everything)  # full names: a short `0` would also match whole blocks
+    default = config_from_dict({"model_name_or_path": "x"}).finetuning
     only_q = linear_targets(model, "q_proj", "lora_target_not_found", frozen=frozen_paths(model, default))
     assert only_q and all(name.endswith(".q_proj") for name in only_q)
 

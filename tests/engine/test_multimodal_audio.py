@@ -14,7 +14,16 @@ from PIL import Image
 
 from engine.config import config_from_dict
 from engine.errors import StudioError
-from tests.engine.media_helpers import DATA, accuracy, media_backend, media_plugin, ranking_pairs, sha, train_media
+from tests.engine.media_helpers import (
+    DATA,
+    accuracy,
+    lora_targets,
+    media_backend,
+    media_plugin,
+    ranking_pairs,
+    sha,
+    train_media,
+)
 from tests.engine.test_api_media import served
 
 RATE = 16000
@@ -115,16 +124,9 @@ def test_a_sampling_rate_the_model_does_not_hear_is_refused(audio_model_dir: Pat
 def test_lora_targets_only_the_parts_that_train(audio_model_dir: Path):
     from transformers import AutoModelForMultimodalLM
 
-    from engine.model.methods.weights import linear_targets
-    from engine.multimodal.parts import frozen_paths
-
     model = AutoModelForMultimodalLM.from_pretrained(audio_model_dir)
-    default = config_from_dict({"model_name_or_path": "x"}).finetuning
-    targets = linear_targets(model, "all", "lora_target_not_found", frozen=frozen_paths(model, default))
+    targets, everything = lora_targets(model)
     assert targets and all(".language_model." in name for name in targets)
-    open_all = config_from_dict({"model_name_or_path": "x", "freeze_vision_tower": False,
-                                 "freeze_multi_modal_projector": False}).finetuning
-    everything = linear_targets(model, "all", "lora_target_not_found", frozen=frozen_paths(model, open_all))
     assert any(".audio_tower.layers." in n for n in everything)
     assert any(".multi_modal_projector." in n for n in everything)
 
