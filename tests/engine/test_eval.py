@@ -66,20 +66,26 @@ def test_chinese_text_is_split_into_words_by_jieba():
 # ---------------------------------------------------------------- on the tiny model
 
 
-@pytest.mark.slow
-def test_sigterm_stops_between_batches_and_marks_aborted(tiny_model_dir: Path, tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch):
+def abort_after_first_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Send this process SIGTERM (what the studio's Abort sends) once an eval job logs its first step."""
     from engine.eval.progress import ProgressLog
-    from engine.eval.run import run_eval
 
     advance = ProgressLog.advance
 
     def advance_then_stop(self: ProgressLog) -> None:
         advance(self)
         if self.done == 1:
-            os.kill(os.getpid(), signal.SIGTERM)  # what the studio's Abort sends
+            os.kill(os.getpid(), signal.SIGTERM)
 
     monkeypatch.setattr(ProgressLog, "advance", advance_then_stop)
+
+
+@pytest.mark.slow
+def test_sigterm_stops_between_batches_and_marks_aborted(tiny_model_dir: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch):
+    from engine.eval.run import run_eval
+
+    abort_after_first_step(monkeypatch)
     out = tmp_path / "aborted"
     config = eval_config(tiny_model_dir, out, "eval_dataset=identity", "max_samples=6", "max_new_tokens=2",
                          "per_device_eval_batch_size=2", "do_sample=false")

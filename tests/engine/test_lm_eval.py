@@ -272,20 +272,10 @@ def test_offline_task_on_a_4bit_base_with_an_adapter(tiny_model_dir: Path, adapt
 @pytest.mark.slow
 def test_sigterm_stops_between_forward_passes_and_keeps_the_folder(tiny_model_dir: Path, tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch):
-    import os
-    import signal
-
-    from engine.eval.progress import ProgressLog
     from engine.eval.run import run_eval
+    from tests.engine.test_eval import abort_after_first_step
 
-    advance = ProgressLog.advance
-
-    def advance_then_stop(self: ProgressLog) -> None:
-        advance(self)
-        if self.done == 1:
-            os.kill(os.getpid(), signal.SIGTERM)  # what the studio's Abort sends
-
-    monkeypatch.setattr(ProgressLog, "advance", advance_then_stop)
+    abort_after_first_step(monkeypatch)
     out = tmp_path / "aborted"
     config = eval_config(tiny_model_dir, out, "task=studio_bench_test", "n_shot=0", "batch_size=4")
     assert run_eval(check_eval_config(config)) == 0

@@ -37,6 +37,7 @@ from engine.data.synthetic import COLORS, color_squares
 from engine.errors import DataError, error_from_json, error_to_json
 from engine.model import families
 from engine.templates import get_template
+from tests.engine.test_data import raises as data_raises
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "data"
@@ -45,12 +46,8 @@ RED, GREEN, BLUE = (220, 30, 30), (30, 160, 50), (30, 70, 220)
 
 
 def raises(key: str, fn, *args, **kwargs) -> DataError:
-    """Call fn, expect DataError `key` with every placeholder of its message filled."""
-    with pytest.raises(DataError) as info:
-        fn(*args, **kwargs)
-    err = info.value
-    assert err.key == key, str(err)
-    assert not re.search(r"\{[a-z_]+\}", str(err)), f"unfilled placeholder in: {err}"
+    """Call fn, expect DataError `key` with every placeholder of its message filled, in English and translated."""
+    err = data_raises(key, fn, *args, **kwargs)
     for lang in ("zh", "de"):
         assert not re.search(r"\{[a-z_]+\}", err.message(lang))
     return err
