@@ -86,3 +86,14 @@ def lora_targets(model) -> tuple[list[str], list[str]]:
                                  "freeze_multi_modal_projector": False}).finetuning
     return (linear_targets(model, "all", "lora_target_not_found", frozen=frozen_paths(model, default)),
             linear_targets(model, "all", "lora_target_not_found", frozen=frozen_paths(model, open_all)))
+
+
+def export_merged(model_dir: Path, run: Path, template: str, export_dir: Path) -> Path:
+    """Merge a LoRA run into its media base with `studio export`'s code; the export folder once it succeeded."""
+    from engine.export.run import run_export
+
+    config = config_from_dict({"model_name_or_path": str(model_dir), "template": template,
+                               "adapter_name_or_path": str(run), "finetuning_type": "lora",
+                               "export_dir": str(export_dir)})
+    assert run_export(config) == 0
+    return export_dir

@@ -14,6 +14,7 @@ from engine.errors import ConfigError, StudioError
 from tests.engine.media_helpers import (
     DATA,
     accuracy,
+    export_merged,
     lora_targets,
     media_backend,
     media_plugin,
@@ -195,13 +196,7 @@ def test_predict_answers_from_the_images(vision_model_dir: Path, colour_run: Pat
 
 @pytest.mark.slow
 def test_export_merges_a_vision_adapter(vision_model_dir: Path, colour_run: Path, tmp_path: Path):
-    from engine.export.run import run_export
-
-    export_dir = tmp_path / "merged"
-    config = config_from_dict({"model_name_or_path": str(vision_model_dir), "template": "qwen2_vl",
-                               "adapter_name_or_path": str(colour_run), "finetuning_type": "lora",
-                               "export_dir": str(export_dir)})
-    assert run_export(config) == 0
+    export_dir = export_merged(vision_model_dir, colour_run, "qwen2_vl", tmp_path / "merged")
     assert (export_dir / "preprocessor_config.json").is_file()
     rows = json.loads((DATA / "mllm_colors_eval.json").read_text(encoding="utf-8"))[:8]
     merged = _backend(model_name_or_path=str(export_dir), finetuning_type="full")

@@ -17,6 +17,7 @@ from engine.errors import StudioError
 from tests.engine.media_helpers import (
     DATA,
     accuracy,
+    export_merged,
     lora_targets,
     media_backend,
     media_plugin,
@@ -223,13 +224,7 @@ def test_the_api_answers_an_input_audio_part(audio_model_dir: Path, tone_run: Pa
 
 @pytest.mark.slow
 def test_export_merges_an_audio_adapter(audio_model_dir: Path, tone_run: Path, tmp_path: Path):
-    from engine.export.run import run_export
-
-    export_dir = tmp_path / "merged"
-    config = config_from_dict({"model_name_or_path": str(audio_model_dir), "template": "qwen2_audio",
-                               "adapter_name_or_path": str(tone_run), "finetuning_type": "lora",
-                               "export_dir": str(export_dir)})
-    assert run_export(config) == 0
+    export_dir = export_merged(audio_model_dir, tone_run, "qwen2_audio", tmp_path / "merged")
     assert sha(export_dir / "preprocessor_config.json") == sha(audio_model_dir / "preprocessor_config.json")
     merged = _backend(model_name_or_path=str(export_dir), finetuning_type="full")
     assert _accuracy(merged, _eval_rows()[:6]) >= 5 / 6
